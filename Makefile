@@ -1,0 +1,103 @@
+# funnelhouse: Kafka -> ClickHouse stream pipeline.
+#
+#   make build             bin/funnelhouse
+#   make test              go vet + go test against a throwaway ClickHouse, then a short fuzz run
+#   make demo              run the demo against the local ClickHouse in .local/clickhouse (left running)
+#   make bench             run the benchmark against the same local ClickHouse
+#   make clickhouse-start  start (or reuse) the local ClickHouse; prints its DSN
+#   make clickhouse-stop   stop it (same as make demo-stop)
+#   make clickhouse-status
+#   make clean             remove bin/
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+# Go may be installed in /usr/local/go without being on PATH.
+ifeq ($(shell command -v go 2>/dev/null),)
+ifneq ($(wildcard /usr/local/go/bin/go),)
+export PATH := /usr/local/go/bin:$(PATH)
+endif
+endif
+
+GO ?= go
+BIN := bin/funnelhouse
+CLICKHOUSE := bash deploy/clickhouse.sh
+# Persistent local server used by demo and bench.
+LOCAL_CH_DIR ?= .local/clickhouse
+# Database used by demo and bench on the local server.
+CH_DATABASE ?= funnelhouse
+FUZZTIME ?= 20s
+
+.PHONY: build test vet demo demo-stop bench clickhouse-start clickhouse-stop clickhouse-status clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/funnelhouse
+
+# A fresh ClickHouse in a temporary directory for each run; it is stopped and
+# removed whatever happens, and the exit code of the failing step is kept.
+test:
+	@ch_dir=$$(mktemp -d "$${TMPDIR:-/tmp}/funnelhouse-ch-test.XXXXXX"); \
+	cleanup() { \
+		{ rc=$$?; set +x; } 2>/dev/null; \
+		if [[ $$rc -ne 0 && -s $$ch_dir/log/clickhouse-server.err.log ]]; then \
+			echo "--- last lines of the test ClickHouse error log ---" >&2; \
+			tail -n 20 "$$ch_dir/log/clickhouse-server.err.log" >&2 || true; \
+		fi; \
+		$(CLICKHOUSE) stop "$$ch_dir" || true; \
+		rm -rf "$$ch_dir"; \
+		exit $$rc; \
+	}; \
+	trap cleanup EXIT; \
+	trap 'exit 130' INT; \
+	trap 'exit 143' TERM; \
+	dsn=$$($(CLICKHOUSE) start "$$ch_dir"); \
+	export FUNNELHOUSE_TEST_CLICKHOUSE="$$dsn"; \
+	echo "test ClickHouse: FUNNELHOUSE_TEST_CLICKHOUSE=$$dsn"; \
+	set -x; \
+	$(GO) vet ./...; \
+	$(GO) test -count=1 -timeout 20m ./...; \
+	{ set +x; } 2>/dev/null; \
+	if ! $(GO) test ./schemas -list '^FuzzDecode$$' | grep -x FuzzDecode >/dev/null; then \
+		echo "WARNING: no FuzzDecode in ./schemas; the fuzz step below does nothing" >&2; \
+	fi; \
+	set -x; \
+	$(GO) test ./schemas -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+
+vet:
+	$(GO) vet ./...
+
+clickhouse-start:
+	@$(CLICKHOUSE) start $(LOCAL_CH_DIR)
+
+clickhouse-stop:
+	@$(CLICKHOUSE) stop $(LOCAL_CH_DIR)
+
+clickhouse-status:
+	@$(CLICKHOUSE) status $(LOCAL_CH_DIR)
+
+demo-stop: clickhouse-stop
+
+# The DSN printed by deploy/clickhouse.sh ends in "/"; the database name is
+# appended to it. The database is created first so that the driver can
+# connect to it.
+demo: build
+	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
+	$(CLICKHOUSE) client $(LOCAL_CH_DIR) -q 'CREATE DATABASE IF NOT EXISTS $(CH_DATABASE)'; \
+	rc=0; \
+	echo "+ $(BIN) demo --clickhouse $${dsn}$(CH_DATABASE)"; \
+	$(BIN) demo --clickhouse "$${dsn}$(CH_DATABASE)" || rc=$$?; \
+	echo "ClickHouse is still running in $(LOCAL_CH_DIR) ($${dsn}$(CH_DATABASE)); stop it with: make demo-stop"; \
+	exit $$rc
+
+bench: build
+	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
+	$(CLICKHOUSE) client $(LOCAL_CH_DIR) -q 'CREATE DATABASE IF NOT EXISTS $(CH_DATABASE)'; \
+	rc=0; \
+	echo "+ $(BIN) bench --clickhouse $${dsn}$(CH_DATABASE)"; \
+	$(BIN) bench --clickhouse "$${dsn}$(CH_DATABASE)" || rc=$$?; \
+	echo "ClickHouse is still running in $(LOCAL_CH_DIR) ($${dsn}$(CH_DATABASE)); stop it with: make clickhouse-stop"; \
+	exit $$rc
+
+clean:
+	rm -rf bin

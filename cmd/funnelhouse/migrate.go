@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+	fhsql "github.com/funnelhouse/funnelhouse/sql"
+)
+
+func migrateCmd(ctx context.Context, args []string) error {
+	fs := newFlagSet("migrate", "Create or upgrade funnelhouse's ClickHouse database, tables and views.\nIdempotent: applies only the versions not yet recorded in <database>.schema_migrations.")
+	dsn := fs.String("clickhouse", defaultDSN, "ClickHouse DSN clickhouse://user[:password]@host:port/database")
+	password := fs.String("clickhouse-password", "", "ClickHouse password, overriding the DSN's (better set FUNNELHOUSE_CLICKHOUSE_PASSWORD)")
+	if err := parseWithEnv(fs, args); err != nil {
+		return err
+	}
+	return migrate(ctx, *dsn, *password)
+}
+
+func migrate(ctx context.Context, dsn, password string) error {
+	conn, db, err := chsink.Connect(ctx, dsn, password)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	applied, err := fhsql.Migrate(ctx, conn, db)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		fmt.Printf("database %s is up to date\n", db)
+	} else {
+		fmt.Printf("database %s: applied migrations %v\n", db, applied)
+	}
+	return nil
+}

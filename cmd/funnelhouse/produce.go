@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/funnelhouse/funnelhouse/bench/traffic"
+)
+
+// produceTraffic generates cfg's records and produces them to the brokers,
+// waiting until every one is acknowledged. keep, when not nil, sees each
+// record (its slices are only valid during the call).
+func produceTraffic(ctx context.Context, brokers []string, cfg traffic.Config, keep func(*traffic.Record)) (traffic.Stats, error) {
+	gen, err := traffic.New(cfg)
+	if err != nil {
+		return traffic.Stats{}, err
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.ProducerBatchCompression(kgo.Lz4Compression()),
+		kgo.ProducerLinger(0),
+		kgo.MaxBufferedRecords(100_000),
+	)
+	if err != nil {
+		return traffic.Stats{}, fmt.Errorf("cannot create Kafka producer for %v: %w", brokers, err)
+	}
+	defer cl.Close()
+	var (
+		acked    atomic.Int64
+		errOnce  sync.Once
+		firstErr error
+	)
+	prog := newProgress("produce", int64(float64(cfg.Events)*(1+cfg.DupRate+cfg.BadRate)))
+	var rec traffic.Record
+	n := int64(0)
+	for gen.Next(&rec) {
+		if ctx.Err() != nil {
+			return gen.Stats(), ctx.Err()
+		}
+		if keep != nil {
+			keep(&rec)
+		}
+		r := &kgo.Record{Topic: rec.Topic, Value: append([]byte(nil), rec.Value...)}
+		if rec.Key != nil {
+			r.Key = append([]byte(nil), rec.Key...)
+		}
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			if err != nil {
+				errOnce.Do(func() { firstErr = err })
+			}
+			acked.Add(1)
+		})
+		n++
+		prog.update(acked.Load())
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return gen.Stats(), err
+	}
+	prog.done(n)
+	if firstErr != nil {
+		return gen.Stats(), fmt.Errorf("cannot produce generated traffic: %w", firstErr)
+	}
+	return gen.Stats(), nil
+}

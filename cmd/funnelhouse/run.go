@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/funnelhouse/funnelhouse/pipeline"
+	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+)
+
+const defaultDSN = "clickhouse://default@127.0.0.1:9000/funnelhouse"
+
+// pipelineFlags are the flags of `run`, shared with `demo`.
+type pipelineFlags struct {
+	cfg         pipeline.Config
+	dsn         string
+	password    string
+	metricsAddr string
+}
+
+func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
+	r := pipeline.DefaultRules()
+	f.cfg.Rules = r
+	if withKafka {
+		f.cfg.Brokers = []string{"127.0.0.1:9092"}
+		fs.Var(listFlag{&f.cfg.Brokers}, "brokers", "Kafka bootstrap brokers, comma-separated host:port")
+		fs.StringVar(&f.cfg.Group, "group", "funnelhouse", "consumer group; all members share the partitions")
+		fs.StringVar(&f.cfg.ClickstreamTopic, "clickstream-topic", "clickstream", "input topic of clickstream events")
+		fs.StringVar(&f.cfg.TransactionsTopic, "transactions-topic", "transactions", "input topic of transaction events, co-partitioned with the clickstream topic")
+		fs.StringVar(&f.cfg.DLQTopic, "dlq-topic", "funnelhouse.dlq", "dead-letter topic for records that fail validation")
+	}
+	fs.StringVar(&f.dsn, "clickhouse", defaultDSN, "ClickHouse DSN clickhouse://user[:password]@host:port/database (native protocol)")
+	fs.StringVar(&f.password, "clickhouse-password", "", "ClickHouse password, overriding the DSN's (better set FUNNELHOUSE_CLICKHOUSE_PASSWORD)")
+	durationVar(fs, &f.cfg.Rules.SessionGap, "session-gap", r.SessionGap, "inactivity gap that ends a session (event time)")
+	durationVar(fs, &f.cfg.Rules.Lateness, "lateness", r.Lateness, "allowed lateness: events older than max ts seen minus this are late")
+	durationVar(fs, &f.cfg.Rules.ChurnAfter, "churn-after", r.ChurnAfter, "a customer inactive this long churns (accepts days, e.g. 90d)")
+	durationVar(fs, &f.cfg.Rules.IdleAdvance, "idle-advance", r.IdleAdvance, "an input idle this long (processing time) stops holding the watermark back")
+	fs.IntVar(&f.cfg.BatchRows, "batch-rows", 100_000, "flush to ClickHouse when this many rows are buffered")
+	durationVar(fs, &f.cfg.FlushInterval, "flush-interval", time.Second, "flush to ClickHouse at least this often")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9464", "listen address for /metrics, /healthz and /readyz (empty: off)")
+}
+
+func runCmd(ctx context.Context, args []string) error {
+	fs := newFlagSet("run", "Consume the clickstream and transactions topics as a member of a consumer group,\nsessionise events, attribute lifecycle stages and write the results to ClickHouse.\nEvery flag can also be set as FUNNELHOUSE_<FLAG>, e.g. FUNNELHOUSE_BROKERS.")
+	var f pipelineFlags
+	f.register(fs, true)
+	if err := parseWithEnv(fs, args); err != nil {
+		return err
+	}
+	return runPipeline(ctx, &f, nil)
+}
+
+// runPipeline opens the sink and runs the pipeline until ctx ends.
+func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.Pipeline)) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sink, err := chsink.Open(ctx, chsink.Config{DSN: f.dsn, Password: f.password, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	pl, err := pipeline.New(f.cfg, sink)
+	if err != nil {
+		return err
+	}
+	if f.metricsAddr != "" {
+		srv, err := serveMetrics(f.metricsAddr, reg, pl, sink)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
+	if onReady != nil {
+		onReady(pl)
+	}
+	slog.Info("pipeline starting", "brokers", f.cfg.Brokers, "group", f.cfg.Group, "database", sink.Database())
+	return pl.Run(ctx)
+}
+
+func serveMetrics(addr string, reg *prometheus.Registry, pl *pipeline.Pipeline, sink *chsink.Sink) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on --metrics-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !pl.Ready() {
+			http.Error(w, "not ready: partitions not assigned or ClickHouse unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return srv, nil
+}

@@ -1,0 +1,263 @@
+package pipeline
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/funnelhouse/funnelhouse/schemas"
+	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files' output sections")
+
+// Golden files (testdata/golden/*.txt) hold events in and rows out:
+//
+//	# comment
+//	<offset from 2025-01-01T00:00:00Z> <type> <visitor_id> <event_id> [field=value ...]
+//	idle            (processing clock jumps past --idle-advance: idle inputs stop holding the watermark)
+//	-- output --
+//	rows, sorted
+//
+// Lines are delivered in file order (arrival order); a line "-- permute --"
+// before the output repeats the run with the input lines in reverse order
+// (without directives), which must give the same rows. At the end every
+// input is drained and the watermark passes every deadline.
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/golden/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files: %v", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			g := readGolden(t, file)
+			got := runGolden(t, g.input)
+			if g.permute {
+				var reversed []string
+				for i := len(g.input) - 1; i >= 0; i-- {
+					if g.input[i] != "idle" {
+						reversed = append(reversed, g.input[i])
+					}
+				}
+				if again := runGolden(t, reversed); strings.Join(again, "\n") != strings.Join(got, "\n") {
+					t.Errorf("another arrival order gave other rows:\n%s\nwant\n%s", strings.Join(again, "\n"), strings.Join(got, "\n"))
+				}
+			}
+			if *update {
+				writeGolden(t, file, g, got)
+				return
+			}
+			if want := strings.Join(g.output, "\n"); strings.Join(got, "\n") != want {
+				t.Errorf("rows differ (run with -update to see the diff in git)\ngot:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
+			}
+		})
+	}
+}
+
+type golden struct {
+	header  []string // comments and input lines, verbatim
+	input   []string
+	permute bool
+	output  []string
+}
+
+func readGolden(t *testing.T, file string) golden {
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var g golden
+	inOutput := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "-- output --":
+			inOutput = true
+		case inOutput:
+			if line != "" {
+				g.output = append(g.output, line)
+			}
+		default:
+			g.header = append(g.header, line)
+			trimmed := strings.TrimSpace(line)
+			switch {
+			case trimmed == "-- permute --":
+				g.permute = true
+			case trimmed == "" || strings.HasPrefix(trimmed, "#"):
+			default:
+				g.input = append(g.input, trimmed)
+			}
+		}
+	}
+	return g
+}
+
+func writeGolden(t *testing.T, file string, g golden, rows []string) {
+	var b strings.Builder
+	for _, l := range g.header {
+		b.WriteString(l + "\n")
+	}
+	b.WriteString("-- output --\n")
+	for _, r := range rows {
+		b.WriteString(r + "\n")
+	}
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var goldenBase = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func goldenRules() Rules {
+	r := DefaultRules()
+	r.IdleAdvance = time.Hour
+	return r
+}
+
+// runGolden feeds the lines to one Processor and renders every row.
+func runGolden(t *testing.T, lines []string) []string {
+	t.Helper()
+	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { return clock }
+	p := NewProcessor("g", 0, [2]string{"clickstream", "transactions"}, goldenRules(), now)
+	var offsets [2]int64
+	var seenTopic [2]bool
+	for _, line := range lines {
+		clock = clock.Add(time.Second)
+		if line == "idle" {
+			for tp := range seenTopic {
+				if !seenTopic[tp] {
+					p.SetEnd(schemas.Topic(tp), 0)
+				}
+			}
+			clock = clock.Add(2 * goldenRules().IdleAdvance)
+			p.Advance(clock)
+			continue
+		}
+		topic, key, value := goldenRecord(t, line)
+		seenTopic[topic] = true
+		if err := p.Add(topic, key, value, offsets[topic], clock); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		offsets[topic]++
+		p.Advance(clock)
+	}
+	for tp := range offsets {
+		p.SetEnd(schemas.Topic(tp), offsets[tp])
+	}
+	clock = clock.Add(2 * goldenRules().IdleAdvance)
+	p.Advance(clock)
+	b, _ := p.Cut()
+	return renderRows(b)
+}
+
+// goldenRecord turns "<offset> <type> <visitor> <event_id> k=v..." into a
+// JSON record.
+func goldenRecord(t *testing.T, line string) (schemas.Topic, []byte, []byte) {
+	fields := strings.Fields(line)
+	if len(fields) < 4 {
+		t.Fatalf("bad golden line %q", line)
+	}
+	off, err := parseOffset(fields[0])
+	if err != nil {
+		t.Fatalf("bad offset in %q: %v", line, err)
+	}
+	typ := schemas.ParseType(fields[1])
+	if typ == 0 {
+		t.Fatalf("bad type in %q", line)
+	}
+	ts := goldenBase.Add(off).Format("2006-01-02T15:04:05.000Z07:00")
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"event_id":%q,"type":%q,"ts":%q,"visitor_id":%q`, fields[3], fields[1], ts, fields[2])
+	for _, kv := range fields[4:] {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "amount", "rating", "nps", "csat":
+			fmt.Fprintf(&b, `,%q:%s`, k, v)
+		default:
+			fmt.Fprintf(&b, `,%q:%q`, k, v)
+		}
+	}
+	b.WriteString("}")
+	return typ.Topic(), []byte(fields[2]), []byte(b.String())
+}
+
+// parseOffset reads "30m", "90d" or "90d+1ms".
+func parseOffset(s string) (time.Duration, error) {
+	days, rest, ok := strings.Cut(s, "d+")
+	if !ok {
+		return ParseDuration(s)
+	}
+	d, err := ParseDuration(days + "d")
+	if err != nil {
+		return 0, err
+	}
+	r, err := time.ParseDuration(rest)
+	return d + r, err
+}
+
+func goldenTime(ms int64) string {
+	d := time.UnixMilli(ms).UTC().Sub(goldenBase)
+	return formatOffset(d)
+}
+
+// formatOffset writes an offset from goldenBase as e.g. "1d2h30m0.001s".
+func formatOffset(d time.Duration) string {
+	days := d / (24 * time.Hour)
+	rest := d - days*24*time.Hour
+	s := rest.String()
+	if days != 0 {
+		s = strconv.Itoa(int(days)) + "d+" + s
+	}
+	return s
+}
+
+func renderRows(b *chsink.Batch) []string {
+	var out []string
+	ids := map[string]string{} // session id → readable name
+	name := func(id string) string {
+		if id == "" {
+			return "-"
+		}
+		if n, ok := ids[id]; ok {
+			return n
+		}
+		n := "S" + strconv.Itoa(len(ids)+1)
+		ids[id] = n
+		return n
+	}
+	s := &b.Sessions
+	order := make([]int, s.Len())
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, c int) bool { return s.SessionID[order[a]] < s.SessionID[order[c]] })
+	for _, i := range order {
+		out = append(out, fmt.Sprintf("session %s visitor=%s customer=%s start=%s end=%s duration=%gs events=%d page_views=%d entry=%s exit=%s source=%s medium=%s campaign=%s bounce=%d orders=%d revenue=%s",
+			name(s.SessionID[i]), s.VisitorID[i], s.CustomerID[i], goldenTime(int64(s.StartMs[i])), goldenTime(int64(s.EndMs[i])), s.DurationS[i],
+			s.Events[i], s.PageViews[i], s.EntryURL[i], s.ExitURL[i], s.Source[i], s.Medium[i], s.Campaign[i], s.IsBounce[i], s.Orders[i], s.Revenue[i]))
+	}
+	tr := &b.Transitions
+	for i := 0; i < tr.Len(); i++ {
+		out = append(out, fmt.Sprintf("transition %s %s ts=%s customer=%s cohort=%s source=%s event=%s",
+			tr.VisitorID[i], chsink.StageNames[tr.Stage[i]], goldenTime(int64(tr.TsMs[i])), tr.CustomerID[i],
+			time.Unix(tr.CohortDay[i], 0).UTC().Format("2006-01-02"), tr.Source[i], tr.EventID[i]))
+	}
+	ev := &b.Events
+	for i := 0; i < ev.Len(); i++ {
+		out = append(out, fmt.Sprintf("event %s %s %s at=%s session=%s stage=%s late=%d source=%s",
+			ev.VisitorID[i], ev.EventID[i], schemas.Type(ev.Type[i]), goldenTime(int64(ev.TsMs[i])), name(ev.SessionID[i]),
+			chsink.StageNames[ev.Stage[i]], ev.Late[i], ev.Source[i]))
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,349 @@
+package pipeline
+
+import (
+	"math"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/funnelhouse/funnelhouse/schemas"
+	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+)
+
+// Stats counts what a Processor did; the owner turns them into metrics.
+type Stats struct {
+	Partitions     int       // processors summed into these stats
+	Records        [2]uint64 // by input topic
+	Events         [schemas.NumTypes]uint64
+	DeadLetters    map[schemas.Reason]uint64
+	Duplicates     uint64
+	Late           uint64
+	SessionsClosed uint64
+	Transitions    [8]uint64 // by chsink.Stage*
+}
+
+// input is one of the partition's two topic-partitions.
+type input struct {
+	name     string // topic name, for events.kafka_topic
+	maxTs    int64  // max event ts seen; math.MinInt64 before any
+	next     int64  // offset after the last record added; -1 before any
+	end      int64  // last known end offset (high watermark); -1 unknown
+	lastSeen time.Time
+}
+
+// Processor is the state of one partition number p: inputs clickstream[p]
+// and transactions[p], the watermark, events held until the watermark
+// passes them, visitors with their open sessions, and recent event ids. It
+// is deterministic given its inputs and clock, and not safe for concurrent
+// use: one owner goroutine drives it.
+type Processor struct {
+	group      string
+	partition  int32
+	gap        int64 // ms
+	lateness   int64
+	churnAfter int64
+	idle       time.Duration
+
+	decoder   *schemas.Decoder
+	inputs    [2]input
+	watermark int64 // ms; math.MinInt64 until known
+
+	pending  pendingQueue
+	visitors map[string]*visitor
+	dirty    []*visitor
+	sessions deadlineQueue
+	churns   deadlineQueue
+	seen     dedup
+
+	epoch uint64
+	out   *chsink.Batch
+	stats Stats
+}
+
+// NewProcessor returns an empty processor for partition p. now is the
+// processing clock (ts validation and idle advance).
+func NewProcessor(group string, partition int32, topics [2]string, r Rules, now func() time.Time) *Processor {
+	p := &Processor{
+		group:      group,
+		partition:  partition,
+		gap:        r.SessionGap.Milliseconds(),
+		lateness:   r.Lateness.Milliseconds(),
+		churnAfter: r.ChurnAfter.Milliseconds(),
+		idle:       r.IdleAdvance,
+		decoder:    schemas.NewDecoder(now),
+		watermark:  math.MinInt64,
+		visitors:   map[string]*visitor{},
+		seen:       dedup{ids: map[uint64]struct{}{}},
+		out:        new(chsink.Batch),
+	}
+	p.stats.DeadLetters = map[schemas.Reason]uint64{}
+	p.stats.Partitions = 1
+	start := now()
+	for t := range p.inputs {
+		p.inputs[t] = input{name: topics[t], maxTs: math.MinInt64, next: -1, end: -1, lastSeen: start}
+	}
+	return p
+}
+
+// Add takes one record of input topic t. A record that fails decoding is
+// returned as an error for the dead-letter topic; everything else is
+// counted as a duplicate, written as late, or held until the watermark
+// passes it. Add does not advance the watermark: call Advance after a run
+// of records.
+func (p *Processor) Add(t schemas.Topic, key, value []byte, offset int64, now time.Time) *schemas.Error {
+	in := &p.inputs[t]
+	in.next = offset + 1
+	in.lastSeen = now
+	p.stats.Records[t]++
+	h := &held{topic: t, offset: offset}
+	if err := p.decoder.Decode(t, key, value, &h.ev); err != nil {
+		p.stats.DeadLetters[err.Reason]++
+		return err
+	}
+	if !p.seen.add(h.ev.VisitorID, h.ev.EventID, h.ev.TsMs) {
+		p.stats.Duplicates++
+		return nil
+	}
+	p.stats.Events[h.ev.Type]++
+	if h.ev.TsMs > in.maxTs {
+		in.maxTs = h.ev.TsMs
+	}
+	if h.ev.TsMs < p.watermark {
+		p.writeLate(h)
+		return nil
+	}
+	p.pending.push(h)
+	return nil
+}
+
+// SetEnd records input t's end offset (the partition's high watermark), so
+// that Advance knows whether the input has unread records.
+func (p *Processor) SetEnd(t schemas.Topic, end int64) { p.inputs[t].end = end }
+
+// Next is the offset of the next record to read from input t, or -1.
+func (p *Processor) Next(t schemas.Topic) int64 { return p.inputs[t].next }
+
+// Watermark is the partition's event-time watermark in epoch ms.
+func (p *Processor) Watermark() int64 { return p.watermark }
+
+// Stats returns the counters so far.
+func (p *Processor) Stats() *Stats { return &p.stats }
+
+// Held is the number of events waiting for the watermark.
+func (p *Processor) Held() int { return len(p.pending) }
+
+// OpenSessions and Visitors size the state.
+func (p *Processor) OpenSessions() int { return len(p.sessions) }
+func (p *Processor) Visitors() int     { return len(p.visitors) }
+
+// Drained reports whether both inputs are read to their end and nothing is
+// held: every event released and every session closed.
+func (p *Processor) Drained() bool {
+	for _, in := range p.inputs {
+		if !(in.end == 0 || in.end > 0 && in.next >= in.end) {
+			return false
+		}
+	}
+	return len(p.pending) == 0 && len(p.sessions) == 0
+}
+
+// Rows is the number of rows buffered for the next checkpoint.
+func (p *Processor) Rows() int { return p.out.Rows() }
+
+// Advance recomputes the watermark (SPEC §3) at processing time now and
+// releases, in processing order, every held event and deadline it passed.
+func (p *Processor) Advance(now time.Time) {
+	w, active := int64(math.MaxInt64), false
+	for t := range p.inputs {
+		in := &p.inputs[t]
+		caughtUp := in.end >= 0 && in.next >= in.end || in.end == 0
+		if caughtUp && now.Sub(in.lastSeen) >= p.idle {
+			continue // idle: left out of the min
+		}
+		active = true
+		if in.maxTs == math.MinInt64 {
+			w = math.MinInt64
+		} else {
+			w = min(w, in.maxTs-p.lateness)
+		}
+	}
+	if !active {
+		w = now.UnixMilli() - p.lateness
+	}
+	if w > p.watermark {
+		p.watermark = w
+	}
+	p.release()
+	p.seen.expire(p.watermark, p.gap)
+}
+
+// release processes held events and deadlines earlier than the watermark in
+// time order; a deadline fires after the events at its own ts.
+func (p *Processor) release() {
+	for {
+		e := p.pending.peek()
+		if e != nil && e.ev.TsMs >= p.watermark {
+			e = nil
+		}
+		sd, sok := p.sessions.next()
+		cd, cok := p.churns.next()
+		d, dok := int64(math.MaxInt64), false
+		if sok && sd < p.watermark {
+			d, dok = sd, true
+		}
+		if cok && cd < p.watermark && cd < d {
+			d, dok = cd, true
+		}
+		switch {
+		case e != nil && (!dok || e.ev.TsMs <= d):
+			p.processEvent(p.pending.pop())
+		case dok && sok && sd == d:
+			p.fireSessionClose(p.sessions.pop())
+		case dok:
+			p.fireChurn(p.churns.pop())
+		default:
+			return
+		}
+	}
+}
+
+// touch marks v as changed since the last checkpoint.
+func (p *Processor) touch(v *visitor) {
+	if !v.dirty {
+		v.dirty = true
+		p.dirty = append(p.dirty, v)
+	}
+}
+
+const dayMs = 24 * 3600 * 1000
+
+// processEvent applies one released event: session, lifecycle, event row.
+func (p *Processor) processEvent(h *held) {
+	e := &h.ev
+	v := p.visitors[e.VisitorID]
+	isNew := v == nil
+	if isNew {
+		v = &visitor{id: e.VisitorID, source: Source(e), cohortDayMs: floorDiv(e.TsMs, dayMs) * dayMs}
+		p.visitors[e.VisitorID] = v
+	}
+	p.touch(v)
+	if e.CustomerID != "" {
+		v.customerID = e.CustomerID
+	}
+	if isNew {
+		p.enter(v, chsink.StageAwareness, e.TsMs, e.EventID)
+	}
+	s := p.sessionOf(v, h)
+	p.applyLifecycle(v, e)
+	src, medium, campaign := "", "", ""
+	sessionID := ""
+	if s != nil {
+		sessionID, src, medium, campaign = s.id, s.source, s.medium, s.campaign
+	} else {
+		src, medium, campaign = Source(e), e.UTMMedium, e.UTMCampaign
+	}
+	p.out.Events.Append(e, sessionID, v.stage, src, medium, campaign, false, p.inputs[h.topic].name, p.partition, h.offset)
+}
+
+// sessionOf puts a clickstream event into the visitor's session (extending
+// it or starting one) and finds the session a transaction belongs to.
+func (p *Processor) sessionOf(v *visitor, h *held) *session {
+	e := &h.ev
+	s := v.session
+	if h.topic == schemas.Transactions {
+		if s == nil || !s.covers(e.TsMs, p.gap) {
+			return nil
+		}
+		if e.Type == schemas.OrderCompleted {
+			s.orders++
+			s.revenue += e.Amount
+		}
+		return s
+	}
+	if s != nil && e.TsMs-s.endMs > p.gap {
+		panic("BUG: session deadline did not fire before a later event")
+	}
+	if s != nil {
+		s.extend(e, v.customerID)
+		return s
+	}
+	s = newSession(e, v.customerID)
+	v.session = s
+	if !v.sessionQueued {
+		v.sessionQueued = true
+		p.sessions.push(s.endMs+p.gap, v)
+	}
+	return s
+}
+
+// writeLate stores a late event (SPEC §3): no session, no state change.
+func (p *Processor) writeLate(h *held) {
+	p.stats.Late++
+	var stage int8
+	if v := p.visitors[h.ev.VisitorID]; v != nil {
+		stage = v.stage
+	}
+	e := &h.ev
+	p.out.Events.Append(e, "", stage, Source(e), e.UTMMedium, e.UTMCampaign, true, p.inputs[h.topic].name, p.partition, h.offset)
+}
+
+// dedup remembers (visitor, event id) hashes of recent events, in arrival
+// order so that the oldest expire first once the watermark is past their
+// ts + gap. A 64-bit hash collision within that window would drop an event
+// as a duplicate: about 1 in 10^8 for a million ids in the window.
+type dedup struct {
+	ids   map[uint64]struct{}
+	order []seenID // FIFO ring: order[head:]
+	head  int
+}
+
+type seenID struct {
+	hash uint64
+	ts   int64
+}
+
+func (d *dedup) add(visitorID, eventID string, ts int64) bool {
+	h := xxhash.Sum64String(visitorID + "\x00" + eventID)
+	if _, ok := d.ids[h]; ok {
+		return false
+	}
+	d.ids[h] = struct{}{}
+	d.order = append(d.order, seenID{h, ts})
+	return true
+}
+
+// expire forgets ids whose ts + gap is before the watermark.
+func (d *dedup) expire(watermark, gap int64) {
+	for d.head < len(d.order) && d.order[d.head].ts+gap < watermark {
+		delete(d.ids, d.order[d.head].hash)
+		d.head++
+	}
+	if d.head > 4096 && d.head*2 > len(d.order) {
+		n := copy(d.order, d.order[d.head:])
+		d.order = d.order[:n]
+		d.head = 0
+	}
+}
+
+// Add sums o into s.
+func (s *Stats) Add(o *Stats) {
+	s.Partitions += o.Partitions
+	for i := range s.Records {
+		s.Records[i] += o.Records[i]
+	}
+	for i := range s.Events {
+		s.Events[i] += o.Events[i]
+	}
+	if s.DeadLetters == nil {
+		s.DeadLetters = map[schemas.Reason]uint64{}
+	}
+	for r, n := range o.DeadLetters {
+		s.DeadLetters[r] += n
+	}
+	s.Duplicates += o.Duplicates
+	s.Late += o.Late
+	s.SessionsClosed += o.SessionsClosed
+	for i := range s.Transitions {
+		s.Transitions[i] += o.Transitions[i]
+	}
+}

@@ -1,0 +1,290 @@
+package pipeline
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/funnelhouse/funnelhouse/schemas"
+	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+)
+
+// A checkpoint is the partition's whole state after the records before
+// its offsets: one 'checkpoint' row (watermark, input offsets, held events,
+// recent event ids) and one 'visitor' row per visitor changed since the
+// previous checkpoint (lifecycle and open session). Both go to
+// pipeline_state in the same insert as the checkpoint's last rows, so a
+// restore never sees half of one, and the input offsets say exactly which
+// records the state already reflects: replayed records are not applied
+// twice.
+
+const snapshotVersion = 1
+
+// Offsets are the next offsets to read per input topic; -1 means none read.
+type Offsets [2]int64
+
+// Cut ends the current checkpoint interval. It appends the state rows to
+// the buffered rows and returns them and the offsets they cover; the
+// processor continues with an empty batch. The caller owns the returned
+// batch.
+func (p *Processor) Cut() (*chsink.Batch, Offsets) {
+	p.epoch++
+	for _, v := range p.dirty {
+		v.dirty = false
+		p.out.State.Append(p.group, p.partition, chsink.StateVisitor, v.id, p.epoch, string(encodeVisitor(nil, v)))
+	}
+	p.dirty = p.dirty[:0]
+	p.out.State.Append(p.group, p.partition, chsink.StateCheckpoint, "", p.epoch, string(p.encodeCheckpoint(nil)))
+	b := p.out
+	p.out = new(chsink.Batch)
+	return b, Offsets{p.inputs[0].next, p.inputs[1].next}
+}
+
+// Epoch is the number of the last checkpoint cut or restored.
+func (p *Processor) Epoch() uint64 { return p.epoch }
+
+// Restore loads the newest checkpoint's rows into an empty processor and
+// returns the offsets to resume from (-1: no checkpoint for that input).
+func (p *Processor) Restore(rows []chsink.StateRow) (Offsets, error) {
+	off := Offsets{-1, -1}
+	if len(p.visitors) > 0 || p.epoch > 0 {
+		return off, errors.New("BUG: Restore into a used processor")
+	}
+	for _, r := range rows {
+		switch r.Kind {
+		case chsink.StateVisitor:
+			v, err := decodeVisitor(r.Key, r.Data)
+			if err != nil {
+				return off, fmt.Errorf("cannot restore visitor %q of partition %d: %w", r.Key, p.partition, err)
+			}
+			p.visitors[v.id] = v
+			if v.session != nil {
+				v.sessionQueued = true
+				p.sessions.push(v.session.endMs+p.gap, v)
+			}
+			if v.customer() && !v.churned {
+				v.churnQueued = true
+				p.churns.push(v.lastMs+p.churnAfter, v)
+			}
+		case chsink.StateCheckpoint:
+			if err := p.decodeCheckpoint(r.Data); err != nil {
+				return off, fmt.Errorf("cannot restore checkpoint of partition %d: %w", p.partition, err)
+			}
+			p.epoch = r.Epoch
+		}
+	}
+	return Offsets{p.inputs[0].next, p.inputs[1].next}, nil
+}
+
+func (p *Processor) encodeCheckpoint(b []byte) []byte {
+	b = append(b, snapshotVersion)
+	b = binary.AppendVarint(b, p.watermark)
+	for _, in := range p.inputs {
+		b = binary.AppendVarint(b, in.maxTs)
+		b = binary.AppendVarint(b, in.next)
+	}
+	b = binary.AppendUvarint(b, uint64(len(p.pending)))
+	for _, h := range p.pending {
+		b = append(b, byte(h.topic))
+		b = binary.AppendVarint(b, h.offset)
+		b = encodeEvent(b, &h.ev)
+	}
+	live := p.seen.order[p.seen.head:]
+	b = binary.AppendUvarint(b, uint64(len(live)))
+	for _, s := range live {
+		b = binary.LittleEndian.AppendUint64(b, s.hash)
+		b = binary.AppendVarint(b, s.ts)
+	}
+	return b
+}
+
+func (p *Processor) decodeCheckpoint(data []byte) error {
+	r := reader{b: data}
+	if v := r.byte(); v != snapshotVersion {
+		return fmt.Errorf("unknown checkpoint version %d", v)
+	}
+	p.watermark = r.varint()
+	for t := range p.inputs {
+		p.inputs[t].maxTs = r.varint()
+		p.inputs[t].next = r.varint()
+	}
+	n := r.count()
+	p.pending = make(pendingQueue, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		h := &held{topic: schemas.Topic(r.byte()), offset: r.varint()}
+		decodeEvent(&r, &h.ev)
+		p.pending.push(h)
+	}
+	n = r.count()
+	for i := 0; i < n && r.err == nil; i++ {
+		s := seenID{hash: r.uint64(), ts: r.varint()}
+		p.seen.ids[s.hash] = struct{}{}
+		p.seen.order = append(p.seen.order, s)
+	}
+	return r.done()
+}
+
+func encodeVisitor(b []byte, v *visitor) []byte {
+	b = append(b, snapshotVersion)
+	b = appendString(b, v.customerID)
+	b = append(b, byte(v.stage), boolByte(v.churned))
+	b = binary.AppendVarint(b, v.cohortDayMs)
+	b = appendString(b, v.source)
+	b = appendString(b, v.firstOrderID)
+	b = binary.AppendVarint(b, v.lastMs)
+	s := v.session
+	if s == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1, boolByte(s.firstIsPageView))
+	for _, str := range []string{s.id, s.firstEventID, s.entryURL, s.exitURL, s.source, s.medium, s.campaign, s.customerID} {
+		b = appendString(b, str)
+	}
+	b = binary.AppendVarint(b, s.startMs)
+	b = binary.AppendVarint(b, s.endMs)
+	b = binary.AppendUvarint(b, uint64(s.events))
+	b = binary.AppendUvarint(b, uint64(s.pageViews))
+	b = binary.AppendUvarint(b, uint64(s.orders))
+	return binary.AppendVarint(b, int64(s.revenue))
+}
+
+func decodeVisitor(id string, data []byte) (*visitor, error) {
+	r := reader{b: data}
+	if ver := r.byte(); ver != snapshotVersion {
+		return nil, fmt.Errorf("unknown visitor state version %d", ver)
+	}
+	v := &visitor{id: id}
+	v.customerID = r.string()
+	v.stage = int8(r.byte())
+	v.churned = r.byte() == 1
+	v.cohortDayMs = r.varint()
+	v.source = r.string()
+	v.firstOrderID = r.string()
+	v.lastMs = r.varint()
+	if r.byte() == 1 {
+		s := &session{firstIsPageView: r.byte() == 1}
+		for _, str := range []*string{&s.id, &s.firstEventID, &s.entryURL, &s.exitURL, &s.source, &s.medium, &s.campaign, &s.customerID} {
+			*str = r.string()
+		}
+		s.startMs = r.varint()
+		s.endMs = r.varint()
+		s.events = uint32(r.uvarint())
+		s.pageViews = uint32(r.uvarint())
+		s.orders = uint32(r.uvarint())
+		s.revenue = schemas.Amount(r.varint())
+		v.session = s
+	}
+	return v, r.done()
+}
+
+func encodeEvent(b []byte, e *schemas.Event) []byte {
+	b = append(b, byte(e.Type), byte(e.Rating), byte(e.NPS), byte(e.CSAT))
+	b = binary.AppendVarint(b, e.TsMs)
+	b = binary.AppendVarint(b, int64(e.Amount))
+	for _, s := range eventStrings(e) {
+		b = appendString(b, *s)
+	}
+	return b
+}
+
+func decodeEvent(r *reader, e *schemas.Event) {
+	e.Type = schemas.Type(r.byte())
+	e.Rating, e.NPS, e.CSAT = int8(r.byte()), int8(r.byte()), int8(r.byte())
+	e.TsMs = r.varint()
+	e.Amount = schemas.Amount(r.varint())
+	for _, s := range eventStrings(e) {
+		*s = r.string()
+	}
+}
+
+func eventStrings(e *schemas.Event) []*string {
+	return []*string{&e.EventID, &e.VisitorID, &e.CustomerID, &e.URL, &e.Referrer, &e.UTMSource,
+		&e.UTMMedium, &e.UTMCampaign, &e.Device, &e.Country, &e.OrderID, &e.Currency, &e.Props}
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// reader decodes what the append functions above wrote; the first error
+// sticks and later reads return zero values.
+type reader struct {
+	b   []byte
+	err error
+}
+
+var errShort = errors.New("state truncated")
+
+func (r *reader) byte() byte {
+	if r.err != nil || len(r.b) == 0 {
+		r.err = errShort
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if r.err != nil || n <= 0 {
+		r.err = errShort
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if r.err != nil || n <= 0 {
+		r.err = errShort
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) count() int {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) { // every element takes at least a byte
+		r.err = errShort
+		return 0
+	}
+	return int(n)
+}
+
+func (r *reader) uint64() uint64 {
+	if r.err != nil || len(r.b) < 8 {
+		r.err = errShort
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *reader) string() string {
+	n := r.count()
+	if r.err != nil {
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) done() error {
+	if r.err == nil && len(r.b) > 0 {
+		r.err = fmt.Errorf("%d bytes of state left over", len(r.b))
+	}
+	return r.err
+}

@@ -1,0 +1,366 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
+
+	"github.com/funnelhouse/funnelhouse/schemas"
+	fhsql "github.com/funnelhouse/funnelhouse/sql"
+)
+
+// DefaultDatabase is used when the DSN names none.
+const DefaultDatabase = "funnelhouse"
+
+// Config configures a Sink.
+type Config struct {
+	// DSN is clickhouse://user:password@host:port/database (native protocol).
+	DSN string
+	// Password, when set, overrides the DSN's password, so that it need not
+	// appear on a command line.
+	Password string
+	// BackoffMin and BackoffMax bound the wait between retries of a failed
+	// insert (defaults 100ms and 5s); the wait doubles each attempt.
+	BackoffMin, BackoffMax time.Duration
+	// Registerer receives the sink's metrics; nil means none.
+	Registerer prometheus.Registerer
+	// Logger, nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Sink inserts Batches into one ClickHouse database. Write may be called
+// from one goroutine at a time.
+type Sink struct {
+	conn    driver.Conn
+	db      string
+	cfg     Config
+	log     *slog.Logger
+	healthy atomic.Bool
+
+	insertSeconds *prometheus.HistogramVec
+	batchRows     *prometheus.HistogramVec
+	retries       *prometheus.CounterVec
+}
+
+// Connect opens a native connection to the DSN's server without selecting
+// the database (it may not exist yet) and returns it with the database name.
+func Connect(ctx context.Context, dsn, password string) (driver.Conn, string, error) {
+	opts, err := ch.ParseDSN(dsn)
+	if err != nil {
+		return nil, "", fmt.Errorf("invalid --clickhouse DSN: %w", err)
+	}
+	db := opts.Auth.Database
+	if db == "" {
+		db = DefaultDatabase
+	}
+	if err := fhsql.ValidateIdentifier("database", db); err != nil {
+		return nil, "", fmt.Errorf("invalid --clickhouse DSN: %w", err)
+	}
+	opts.Auth.Database = ""
+	if password != "" {
+		opts.Auth.Password = password
+	}
+	if opts.DialTimeout == 0 || opts.DialTimeout > 5*time.Second {
+		opts.DialTimeout = 5 * time.Second
+	}
+	conn, err := ch.Open(opts)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot open ClickHouse connection to %s: %w", strings.Join(opts.Addr, ","), err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, "", fmt.Errorf("cannot reach ClickHouse at %s: %w", strings.Join(opts.Addr, ","), err)
+	}
+	return conn, db, nil
+}
+
+// Open connects to ClickHouse and checks that the migrations are applied.
+func Open(ctx context.Context, cfg Config) (*Sink, error) {
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = 100 * time.Millisecond
+	}
+	if cfg.BackoffMax < cfg.BackoffMin {
+		cfg.BackoffMax = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	conn, db, err := Connect(ctx, cfg.DSN, cfg.Password)
+	if err != nil {
+		return nil, err
+	}
+	pending, err := fhsql.Pending(ctx, conn, db)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if len(pending) > 0 {
+		conn.Close()
+		return nil, fmt.Errorf("database %s lacks %d migration(s), the first %04d_%s: run `funnelhouse migrate --clickhouse ...` first", db, len(pending), pending[0].Version, pending[0].Name)
+	}
+	s := &Sink{conn: conn, db: db, cfg: cfg, log: cfg.Logger}
+	s.healthy.Store(true)
+	s.insertSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "funnelhouse_sink_insert_duration_seconds", Help: "Time to insert one batch into a table, retries included.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+	}, []string{"table"})
+	s.batchRows = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "funnelhouse_sink_batch_rows", Help: "Rows per inserted batch.",
+		Buckets: prometheus.ExponentialBuckets(10, 4, 9),
+	}, []string{"table"})
+	s.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "funnelhouse_sink_retries_total", Help: "Failed insert attempts that were retried.",
+	}, []string{"table"})
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.insertSeconds, s.batchRows, s.retries} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				conn.Close()
+				return nil, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// Database is the database the sink writes to.
+func (s *Sink) Database() string { return s.db }
+
+// Conn is the underlying connection, for queries.
+func (s *Sink) Conn() driver.Conn { return s.conn }
+
+// Healthy reports whether the last insert or ping succeeded.
+func (s *Sink) Healthy() bool { return s.healthy.Load() }
+
+// Ping checks the server and updates Healthy.
+func (s *Sink) Ping(ctx context.Context) error {
+	err := s.conn.Ping(ctx)
+	s.healthy.Store(err == nil)
+	return err
+}
+
+// Close closes the connection.
+func (s *Sink) Close() error { return s.conn.Close() }
+
+// Write inserts every row of the batches: events, sessions and
+// lifecycle_transitions, then pipeline_state last, so that a checkpoint is
+// stored only after the rows derived before it. It blocks until ClickHouse
+// acknowledged each insert, retrying failed inserts with backoff until ctx
+// ends. The tables are replay-safe, so a retried insert that had in fact
+// succeeded changes no number. Write only reads the batches.
+func (s *Sink) Write(ctx context.Context, batches []*Batch) error {
+	for _, t := range tables {
+		if err := s.insertWithRetry(ctx, t, batches); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Sink) insertWithRetry(ctx context.Context, t table, batches []*Batch) error {
+	rows := 0
+	for _, b := range batches {
+		rows += t.rows(b)
+	}
+	if rows == 0 {
+		return nil
+	}
+	start := time.Now()
+	wait := s.cfg.BackoffMin
+	for attempt := 1; ; attempt++ {
+		err := s.insert(ctx, t, batches)
+		if err == nil {
+			s.healthy.Store(true)
+			s.insertSeconds.WithLabelValues(t.name).Observe(time.Since(start).Seconds())
+			s.batchRows.WithLabelValues(t.name).Observe(float64(rows))
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("cannot insert %d rows into %s: %w", rows, t.name, errors.Join(ctx.Err(), err))
+		}
+		s.healthy.Store(false)
+		s.retries.WithLabelValues(t.name).Inc()
+		s.log.Warn("insert failed, retrying", "table", t.name, "rows", rows, "attempt", attempt, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot insert %d rows into %s: %w", rows, t.name, errors.Join(ctx.Err(), err))
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, s.cfg.BackoffMax)
+	}
+}
+
+func (s *Sink) insert(ctx context.Context, t table, batches []*Batch) error {
+	names := make([]string, len(t.columns))
+	for i, c := range t.columns {
+		names[i] = "`" + c.name + "`"
+	}
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db+"."+t.name+" ("+strings.Join(names, ", ")+")")
+	if err != nil {
+		return err
+	}
+	defer batch.Abort()
+	for i, c := range t.columns {
+		for _, b := range batches {
+			if t.rows(b) == 0 {
+				continue
+			}
+			if err := batch.Column(i).Append(c.values(b)); err != nil {
+				return fmt.Errorf("column %s: %w", c.name, err)
+			}
+		}
+	}
+	return batch.Send()
+}
+
+type column struct {
+	name   string
+	values func(*Batch) any // a typed slice the driver's column accepts
+}
+
+type table struct {
+	name    string
+	rows    func(*Batch) int
+	columns []column
+}
+
+// tables in insert order: pipeline_state must stay last (see Write).
+var tables = []table{
+	{"events", func(b *Batch) int { return b.Events.Len() }, []column{
+		{"event_id", func(b *Batch) any { return b.Events.EventID }},
+		{"ts", func(b *Batch) any { return b.Events.Ts }},
+		{"ts_ms", func(b *Batch) any { return b.Events.TsMs }},
+		{"type", func(b *Batch) any { return b.Events.Type }},
+		{"visitor_id", func(b *Batch) any { return b.Events.VisitorID }},
+		{"customer_id", func(b *Batch) any { return b.Events.CustomerID }},
+		{"session_id", func(b *Batch) any { return b.Events.SessionID }},
+		{"stage", func(b *Batch) any { return b.Events.Stage }},
+		{"url", func(b *Batch) any { return b.Events.URL }},
+		{"referrer", func(b *Batch) any { return b.Events.Referrer }},
+		{"source", func(b *Batch) any { return b.Events.Source }},
+		{"medium", func(b *Batch) any { return b.Events.Medium }},
+		{"campaign", func(b *Batch) any { return b.Events.Campaign }},
+		{"device", func(b *Batch) any { return b.Events.Device }},
+		{"country", func(b *Batch) any { return b.Events.Country }},
+		{"order_id", func(b *Batch) any { return b.Events.OrderID }},
+		{"amount", func(b *Batch) any { return decimals(b.Events.Amount) }},
+		{"currency", func(b *Batch) any { return b.Events.Currency }},
+		{"rating", func(b *Batch) any { return nullableSmall(b.Events.Rating) }},
+		{"nps", func(b *Batch) any { return nullableSmall(b.Events.NPS) }},
+		{"csat", func(b *Batch) any { return nullableSmall(b.Events.CSAT) }},
+		{"props", func(b *Batch) any { return b.Events.Props }},
+		{"late", func(b *Batch) any { return b.Events.Late }},
+		{"kafka_topic", func(b *Batch) any { return b.Events.KafkaTopic }},
+		{"kafka_partition", func(b *Batch) any { return b.Events.KafkaPart }},
+		{"kafka_offset", func(b *Batch) any { return b.Events.KafkaOffset }},
+	}},
+	{"sessions", func(b *Batch) int { return b.Sessions.Len() }, []column{
+		{"session_id", func(b *Batch) any { return b.Sessions.SessionID }},
+		{"visitor_id", func(b *Batch) any { return b.Sessions.VisitorID }},
+		{"customer_id", func(b *Batch) any { return b.Sessions.CustomerID }},
+		{"start", func(b *Batch) any { return b.Sessions.Start }},
+		{"end", func(b *Batch) any { return b.Sessions.End }},
+		{"start_ms", func(b *Batch) any { return b.Sessions.StartMs }},
+		{"end_ms", func(b *Batch) any { return b.Sessions.EndMs }},
+		{"duration_s", func(b *Batch) any { return b.Sessions.DurationS }},
+		{"events", func(b *Batch) any { return b.Sessions.Events }},
+		{"page_views", func(b *Batch) any { return b.Sessions.PageViews }},
+		{"entry_url", func(b *Batch) any { return b.Sessions.EntryURL }},
+		{"exit_url", func(b *Batch) any { return b.Sessions.ExitURL }},
+		{"source", func(b *Batch) any { return b.Sessions.Source }},
+		{"medium", func(b *Batch) any { return b.Sessions.Medium }},
+		{"campaign", func(b *Batch) any { return b.Sessions.Campaign }},
+		{"is_bounce", func(b *Batch) any { return b.Sessions.IsBounce }},
+		{"orders", func(b *Batch) any { return b.Sessions.Orders }},
+		{"revenue", func(b *Batch) any { return decimals(b.Sessions.Revenue) }},
+	}},
+	{"lifecycle_transitions", func(b *Batch) int { return b.Transitions.Len() }, []column{
+		{"visitor_id", func(b *Batch) any { return b.Transitions.VisitorID }},
+		{"customer_id", func(b *Batch) any { return b.Transitions.CustomerID }},
+		{"stage", func(b *Batch) any { return b.Transitions.Stage }},
+		{"ts", func(b *Batch) any { return b.Transitions.Ts }},
+		{"ts_ms", func(b *Batch) any { return b.Transitions.TsMs }},
+		{"cohort_day", func(b *Batch) any { return dates(b.Transitions.CohortDay) }},
+		{"source", func(b *Batch) any { return b.Transitions.Source }},
+		{"event_id", func(b *Batch) any { return b.Transitions.EventID }},
+	}},
+	{"pipeline_state", func(b *Batch) int { return b.State.Len() }, []column{
+		{"consumer_group", func(b *Batch) any { return b.State.Group }},
+		{"kafka_partition", func(b *Batch) any { return b.State.Partition }},
+		{"kind", func(b *Batch) any { return b.State.Kind }},
+		{"key", func(b *Batch) any { return b.State.Key }},
+		{"epoch", func(b *Batch) any { return b.State.Epoch }},
+		{"data", func(b *Batch) any { return b.State.Data }},
+	}},
+}
+
+func decimals(a []schemas.Amount) []decimal.Decimal {
+	out := make([]decimal.Decimal, len(a))
+	for i, v := range a {
+		out[i] = decimal.New(int64(v), -4)
+	}
+	return out
+}
+
+func nullableSmall(v []int8) []*uint8 {
+	out := make([]*uint8, len(v))
+	vals := make([]uint8, len(v))
+	for i, x := range v {
+		if x != schemas.Absent {
+			vals[i] = uint8(x)
+			out[i] = &vals[i]
+		}
+	}
+	return out
+}
+
+func dates(secs []int64) []time.Time {
+	out := make([]time.Time, len(secs))
+	for i, s := range secs {
+		out[i] = time.Unix(s, 0).UTC()
+	}
+	return out
+}
+
+// StateRow is a pipeline_state row read back to restore a partition.
+type StateRow struct {
+	Kind  int8
+	Key   string
+	Epoch uint64
+	Data  []byte
+}
+
+// LoadState reads the newest state rows of one consumer group's partition.
+func (s *Sink) LoadState(ctx context.Context, group string, partition int32) ([]StateRow, error) {
+	rows, err := s.conn.Query(ctx, "SELECT kind, key, epoch, data FROM "+s.db+".pipeline_state FINAL WHERE consumer_group = ? AND kafka_partition = ?", group, partition)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load state of partition %d: %w", partition, err)
+	}
+	defer rows.Close()
+	var out []StateRow
+	for rows.Next() {
+		var r StateRow
+		var kind string
+		var data string
+		if err := rows.Scan(&kind, &r.Key, &r.Epoch, &data); err != nil {
+			return nil, fmt.Errorf("cannot load state of partition %d: %w", partition, err)
+		}
+		r.Data = []byte(data)
+		switch kind {
+		case "checkpoint":
+			r.Kind = StateCheckpoint
+		case "visitor":
+			r.Kind = StateVisitor
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
