@@ -43,7 +43,10 @@ type e2eRun struct {
 
 // run does it all; the broker is left running for inspection until
 // r.broker.Close.
-func (r *e2eRun) run(ctx context.Context) error {
+func (r *e2eRun) run(ctx context.Context) error { return r.runWith(ctx, nil) }
+
+// runWith is run with keep seeing every generated record.
+func (r *e2eRun) runWith(ctx context.Context, keep func(*traffic.Record)) error {
 	cfg := &r.pf.cfg
 	if err := resetDatabase(ctx, r.pf.dsn, r.pf.password); err != nil {
 		return err
@@ -63,6 +66,9 @@ func (r *e2eRun) run(ctx context.Context) error {
 	start := time.Now()
 	r.produced, err = produceTraffic(ctx, cfg.Brokers, r.traffic, func(rec *traffic.Record) {
 		r.expect.add(rec.Topic, rec.Key, rec.Value)
+		if keep != nil {
+			keep(rec)
+		}
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/funnelhouse/funnelhouse/bench/expected"
+	"github.com/funnelhouse/funnelhouse/bench/traffic"
+	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+)
+
+// testDSN returns a DSN for a database of the test's own on the ClickHouse
+// that `make test` started (FUNNELHOUSE_TEST_CLICKHOUSE).
+func testDSN(t *testing.T, name string) string {
+	t.Helper()
+	base := os.Getenv("FUNNELHOUSE_TEST_CLICKHOUSE")
+	if base == "" {
+		t.Skip("FUNNELHOUSE_TEST_CLICKHOUSE is not set: run `make test`, which starts a local ClickHouse")
+	}
+	base = strings.TrimRight(base, "/")
+	if i := strings.LastIndex(base, "/"); i > len("clickhouse://") {
+		base = base[:i]
+	}
+	return fmt.Sprintf("%s/%s_%d", base, name, os.Getpid())
+}
+
+// TestEndToEnd runs the whole pipeline in-process on the embedded broker
+// and the real ClickHouse over generated traffic with out-of-order
+// delivery, duplicates and malformed records, and checks every view, the
+// sessions, transitions and events tables against the independent expected
+// computation, and the dead-letter topic against the malformed records.
+func TestEndToEnd(t *testing.T) {
+	var r e2eRun
+	r.pf.dsn = testDSN(t, "fh_e2e")
+	r.pf.cfg.Rules.SessionGap = 30 * time.Minute
+	r.pf.cfg.Rules.Lateness = 10 * time.Minute
+	r.pf.cfg.Rules.ChurnAfter = 90 * 24 * time.Hour
+	r.pf.cfg.Rules.IdleAdvance = 2 * time.Second
+	r.pf.cfg.Group = "e2e"
+	r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic, r.pf.cfg.DLQTopic = "e2e.clickstream", "e2e.transactions", "e2e.dlq"
+	r.pf.cfg.FlushInterval = 500 * time.Millisecond
+	r.pf.cfg.BatchRows = 50_000
+	r.partitions = 4
+	r.quiet = true
+	r.traffic = traffic.Config{Seed: 7, Events: 200_000}.WithDefaults()
+	r.traffic.BadRate = 0.002
+	var malformed []traffic.Record
+	ctx := context.Background()
+	err := r.runWith(ctx, func(rec *traffic.Record) {
+		if rec.Kind == traffic.Malformed {
+			malformed = append(malformed, traffic.Record{Topic: rec.Topic, Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Reason: rec.Reason})
+		}
+	})
+	if r.broker != nil {
+		defer r.broker.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.expect.events) < 190_000 || r.expect.duplicates == 0 || len(malformed) < 100 {
+		t.Fatalf("traffic too small to prove anything: %d events, %d duplicates, %d malformed", len(r.expect.events), r.expect.duplicates, len(malformed))
+	}
+	t.Logf("%d records: %d events, %d duplicates, %d malformed; consumed in %s, drained in %s",
+		r.expect.records, len(r.expect.events), r.expect.duplicates, len(malformed), r.consumeTime, r.drainTime)
+
+	// Every record is accounted for exactly once.
+	st := r.stats
+	var dead uint64
+	for _, n := range st.DeadLetters {
+		dead += n
+	}
+	if got := st.Records[0] + st.Records[1]; got != uint64(r.expect.records) {
+		t.Errorf("pipeline read %d records, %d were produced", got, r.expect.records)
+	}
+	if st.Duplicates != uint64(r.expect.duplicates) || dead != uint64(len(malformed)) || st.Late != 0 {
+		t.Errorf("pipeline counted %d duplicates, %d dead letters, %d late; want %d, %d, 0", st.Duplicates, dead, st.Late, r.expect.duplicates, len(malformed))
+	}
+
+	checkDeadLetters(t, r.broker.Addrs(), r.pf.cfg.DLQTopic, malformed)
+
+	// The check must be able to fail: one extra transition breaks it.
+	conn, db, err := chsink.Connect(ctx, r.pf.dsn, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Exec(ctx, "INSERT INTO "+db+".lifecycle_transitions SELECT visitor_id, customer_id, 'advocacy', ts, ts_ms, cohort_day, source, event_id FROM "+db+".lifecycle_transitions WHERE stage = 'awareness' LIMIT 1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := verifyViews(ctx, conn, db, r.want, len(r.expect.events)); err == nil {
+		t.Error("verifyViews passed after a bogus transition was inserted")
+	}
+}
+
+// checkDeadLetters reads the dead-letter topic and compares it with the
+// malformed records: same keys and values, each with its reason header.
+func checkDeadLetters(t *testing.T, brokers []string, topic string, want []traffic.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	key := func(k, v []byte, reason string) string { return fmt.Sprintf("%q %q %s", k, v, reason) }
+	var wantKeys, gotKeys []string
+	for _, r := range want {
+		wantKeys = append(wantKeys, key(r.Key, r.Value, string(r.Reason)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for len(gotKeys) < len(want) && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			h := map[string]string{}
+			for _, x := range r.Headers {
+				h[x.Key] = string(x.Value)
+			}
+			if h["funnelhouse.detail"] == "" || h["funnelhouse.topic"] == "" || h["funnelhouse.offset"] == "" || h["funnelhouse.partition"] == "" {
+				t.Errorf("dead letter without source headers: %v", h)
+			}
+			gotKeys = append(gotKeys, key(r.Key, r.Value, h["funnelhouse.reason"]))
+		})
+	}
+	slices.Sort(wantKeys)
+	slices.Sort(gotKeys)
+	if !slices.Equal(gotKeys, wantKeys) {
+		t.Errorf("dead-letter topic holds %d records, want the %d malformed ones", len(gotKeys), len(wantKeys))
+	}
+}
+
+// TestKcatInterop produces the same kind of traffic with kcat (librdkafka)
+// to `funnelhouse broker` running as its own process, runs `funnelhouse
+// migrate` and `funnelhouse run` as processes, and checks the exact result.
+func TestKcatInterop(t *testing.T) {
+	dsn := testDSN(t, "fh_kcat")
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatal("kcat is not installed (apt-get install kcat): it proves interop with librdkafka")
+	}
+	bin := buildBinary(t)
+	addr := freeAddr(t)
+	startProcess(t, bin, "broker", "--listen", addr, "--partitions", "3", "--topics", "kc.clickstream,kc.transactions,kc.dlq")
+	waitListening(t, addr)
+
+	// Write the generated records as kcat input: key, \x1f, value, \x1e.
+	cfg := traffic.Config{Seed: 11, Events: 30_000, ClickstreamTopic: "kc.clickstream", TransactionsTopic: "kc.transactions"}.WithDefaults()
+	gen, err := traffic.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := map[string]*bytes.Buffer{"kc.clickstream": {}, "kc.transactions": {}}
+	expect := newExpectation("kc.clickstream", "kc.transactions", time.Now)
+	var rec traffic.Record
+	var malformed []traffic.Record
+	skipped := 0
+	for gen.Next(&rec) {
+		if bytes.ContainsAny(rec.Value, "\x1e\x1f") || bytes.ContainsAny(rec.Key, "\x1e\x1f") || len(rec.Key) == 0 || len(rec.Value) == 0 {
+			skipped++ // kcat's delimiters cannot frame these; nil keys and empty values need -Z
+			continue
+		}
+		expect.add(rec.Topic, rec.Key, rec.Value)
+		if rec.Kind == traffic.Malformed {
+			malformed = append(malformed, traffic.Record{Topic: rec.Topic, Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Reason: rec.Reason})
+		}
+		b := files[rec.Topic]
+		b.Write(rec.Key)
+		b.WriteByte(0x1f)
+		b.Write(rec.Value)
+		b.WriteByte(0x1e)
+	}
+	for topic, b := range files {
+		path := filepath.Join(dir, topic)
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(kcat, "-P", "-b", addr, "-t", topic, "-K", `\x1f`, "-D", `\x1e`, "-z", "lz4", "-l", path).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kcat -P %s: %v\n%s", topic, err, out)
+		}
+	}
+	t.Logf("kcat produced %d records (%d skipped that its delimiters cannot frame)", expect.records, skipped)
+
+	if out, err := exec.Command(bin, "migrate", "--clickhouse", dsn).CombinedOutput(); err != nil {
+		t.Fatalf("funnelhouse migrate: %v\n%s", err, out)
+	}
+	run := startProcess(t, bin, "run", "--brokers", addr, "--clickhouse", dsn, "--group", "kc",
+		"--clickstream-topic", "kc.clickstream", "--transactions-topic", "kc.transactions", "--dlq-topic", "kc.dlq",
+		"--idle-advance", "2s", "--flush-interval", "500ms", "--metrics-addr", "")
+
+	want := expected.Compute(expect.events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
+	conn, db, err := chsink.Connect(context.Background(), dsn, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Drained when every record is committed and the tables hold what the
+	// expected computation says (sessions and churns come last).
+	w, err := newCommitWatcher([]string{addr}, "kc", "kc.clickstream", "kc.transactions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		n, _ := w.records(context.Background())
+		var sessions, transitions uint64
+		_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".sessions FINAL").Scan(&sessions)
+		_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".lifecycle_transitions FINAL").Scan(&transitions)
+		if n >= expect.records && sessions == uint64(len(want.Sessions)) && transitions == uint64(len(want.Transitions)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not drained after 3 min: %d/%d records committed, %d/%d sessions, %d/%d transitions",
+				n, expect.records, sessions, len(want.Sessions), transitions, len(want.Transitions))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	stopProcess(t, run)
+	if err := verifyViews(context.Background(), conn, db, want, len(expect.events)); err != nil {
+		t.Fatal(err)
+	}
+	if len(malformed) == 0 {
+		t.Fatal("no malformed records went through kcat")
+	}
+	checkDeadLetters(t, []string{addr}, "kc.dlq", malformed)
+}
+
+var builtBinary string
+
+// buildBinary builds funnelhouse once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if builtBinary != "" {
+		return builtBinary
+	}
+	dir, err := os.MkdirTemp("", "funnelhouse-bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "funnelhouse")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	builtBinary = bin
+	return bin
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %s", addr)
+}
+
+// startProcess runs the binary in the background, logging its output to a
+// file that is shown if the test fails, and kills it at the end.
+func startProcess(t *testing.T, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	logFile, err := os.CreateTemp(t.TempDir(), args[0]+"-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		if t.Failed() {
+			out, _ := os.ReadFile(logFile.Name())
+			t.Logf("%s output:\n%s", args[0], tail(out, 4000))
+		}
+	})
+	return cmd
+}
+
+// stopProcess sends SIGTERM and waits for a clean exit.
+func stopProcess(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s exited with %v after SIGINT", cmd.Args[1], err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Errorf("%s did not exit within 60s of SIGINT", cmd.Args[1])
+		_ = cmd.Process.Kill()
+	}
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+
