@@ -42,6 +42,7 @@ type Config struct {
 	Rules             Rules
 	BatchRows         int           // flush when this many rows are buffered; default 100,000
 	FlushInterval     time.Duration // flush at least this often; default 1s
+	ShutdownTimeout   time.Duration // give up writing the last rows after this; default 60s
 	Now               func() time.Time
 	Logger            *slog.Logger
 	// KafkaOpts are extra franz-go options: TLS, SASL, timeouts.
@@ -69,6 +70,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 60 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -112,6 +116,8 @@ type Pipeline struct {
 	assigned atomic.Bool
 	dlqErr   atomic.Pointer[error]
 	totals   Stats // of stopped owners, guarded by mu
+	writeCtx context.Context
+	failed   error // the first failed checkpoint, guarded by cpMu
 }
 
 // New validates cfg and returns a pipeline; Run starts it.
@@ -232,6 +238,12 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		return err
 	}
 
+	// Checkpoint writes are not cancelled with ctx: a cut batch that is not
+	// written is lost, so shutdown waits for the write in flight, up to
+	// ShutdownTimeout, and only then aborts it.
+	var abortWrites context.CancelFunc
+	pl.writeCtx, abortWrites = context.WithCancel(context.Background())
+	defer abortWrites()
 	loopCtx, stopLoops := context.WithCancel(context.Background())
 	var loops sync.WaitGroup
 	loops.Add(2)
@@ -241,15 +253,23 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 
 	runErr := pl.poll(ctx, cpErr)
 
-	// Shutdown, in order: stop the periodic checkpoints so the final one is
-	// the last; checkpoint everything processed (rows, DLQ, state, commit);
-	// then leave the group, which revokes partitions that are by then empty.
+	// Shutdown, in order: stop the periodic checkpoints, letting the one in
+	// flight finish, so the final one is the last; checkpoint everything
+	// processed (rows, DLQ, state, commit); then leave the group, which
+	// revokes partitions that are by then empty.
+	hardStop := time.AfterFunc(pl.cfg.ShutdownTimeout, abortWrites)
+	defer hardStop.Stop()
 	stopLoops()
 	loops.Wait()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	select {
+	case err := <-cpErr:
+		if runErr == nil {
+			runErr = err
+		}
+	default:
+	}
 	if runErr == nil {
-		runErr = pl.checkpoint(shutdownCtx, nil)
+		runErr = pl.checkpoint(nil)
 	}
 	pl.stopOwners(nil)
 	cl.Close()
@@ -321,10 +341,7 @@ func (pl *Pipeline) checkpointLoop(ctx context.Context) error {
 		case <-t.C:
 		case <-pl.flushNow:
 		}
-		if err := pl.checkpoint(ctx, nil); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		if err := pl.checkpoint(nil); err != nil {
 			return err
 		}
 	}
@@ -332,10 +349,22 @@ func (pl *Pipeline) checkpointLoop(ctx context.Context) error {
 
 // checkpoint cuts the given partitions (all when nil), writes their rows
 // and state, and commits their offsets. Nothing is committed before
-// ClickHouse acknowledged the rows and the state that cover it.
-func (pl *Pipeline) checkpoint(ctx context.Context, partitions []int32) error {
+// ClickHouse acknowledged the rows and the state that cover it. A failed
+// checkpoint loses the cut rows from memory, so it fails every later
+// checkpoint too: the member must stop and be restarted from the last
+// stored checkpoint.
+func (pl *Pipeline) checkpoint(partitions []int32) (err error) {
 	pl.cpMu.Lock()
 	defer pl.cpMu.Unlock()
+	if pl.failed != nil {
+		return pl.failed
+	}
+	defer func() {
+		if err != nil {
+			pl.failed = err
+		}
+	}()
+	ctx := pl.writeCtx
 	owners := pl.ownersOf(partitions)
 	if len(owners) == 0 {
 		return nil
@@ -522,7 +551,7 @@ func (pl *Pipeline) adjustOffsets(_ context.Context, offsets map[string]map[int3
 // onRevoked checkpoints the revoked partitions, then stops their owners.
 func (pl *Pipeline) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	ps := partitionsOf(revoked)
-	if err := pl.checkpoint(ctx, ps); err != nil {
+	if err := pl.checkpoint(ps); err != nil {
 		pl.log.Error("cannot checkpoint revoked partitions; the next owner replays them", "partitions", ps, "err", err)
 	}
 	pl.stopOwners(ps)

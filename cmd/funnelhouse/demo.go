@@ -27,7 +27,8 @@ type e2eRun struct {
 	pf         pipelineFlags
 	traffic    traffic.Config
 	partitions int
-	quiet      bool // no progress output
+	quiet      bool      // no progress output
+	restartAt  []float64 // stop and restart the pipeline once this share of the records is committed
 
 	// results
 	broker      *kafka.Broker
@@ -88,23 +89,11 @@ func (r *e2eRun) runWith(ctx context.Context, keep func(*traffic.Record)) error 
 }
 
 // runPipeline runs the pipeline until it has drained the produced records,
-// then shuts it down gracefully.
+// then shuts it down gracefully. For each value in r.restartAt it stops the
+// pipeline gracefully once that share of the records is committed and starts a
+// new one, which resumes from the checkpoint.
 func (r *e2eRun) runPipeline(ctx context.Context) error {
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	total := r.expect.records
-	var pl *pipeline.Pipeline
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() {
-		done <- runPipeline(runCtx, &r.pf, func(p *pipeline.Pipeline) { pl = p; close(ready) })
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-ready:
-	}
 	committed, err := newCommitWatcher(r.pf.cfg.Brokers, r.pf.cfg.Group, r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic)
 	if err != nil {
 		return err
@@ -114,35 +103,66 @@ func (r *e2eRun) runPipeline(ctx context.Context) error {
 	if r.quiet {
 		prog.every = time.Hour
 	}
-	consumed := false
+	start := time.Now()
+	restarts := r.restartAt
 	for {
-		select {
-		case err := <-done:
-			return fmt.Errorf("pipeline stopped early: %w", err)
-		case <-time.After(50 * time.Millisecond):
+		stopAt := int64(-1) // -1: run until drained
+		if len(restarts) > 0 {
+			stopAt, restarts = int64(restarts[0]*float64(total)), restarts[1:]
 		}
-		n, err := committed.records(ctx)
-		if err == nil {
-			prog.update(n)
-			if n >= total && !consumed {
-				consumed = true
-				r.consumeTime = time.Since(start)
-			}
-		}
-		if consumed && pl.Drained() {
+		stats, err := r.runUntil(ctx, committed, prog, start, stopAt)
+		r.stats.Add(&stats)
+		if err != nil || stopAt < 0 {
 			break
 		}
 	}
-	r.drainTime = time.Since(start)
-	cancel()
-	if err := <-done; err != nil {
-		return err
-	}
-	r.stats = pl.Totals()
 	if !r.quiet {
 		prog.done(total)
 	}
-	return nil
+	return err
+}
+
+// runUntil runs one pipeline until stopAt records are committed, or until
+// drained when stopAt < 0, and returns its stats.
+func (r *e2eRun) runUntil(ctx context.Context, committed *commitWatcher, prog *progress, start time.Time, stopAt int64) (pipeline.Stats, error) {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var pl *pipeline.Pipeline
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- runPipeline(runCtx, &r.pf, func(p *pipeline.Pipeline) { pl = p; close(ready) })
+	}()
+	select {
+	case err := <-done:
+		return pipeline.Stats{}, err
+	case <-ready:
+	}
+	for {
+		select {
+		case err := <-done:
+			return pl.Totals(), fmt.Errorf("pipeline stopped early: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		n, err := committed.records(ctx)
+		if err != nil {
+			continue
+		}
+		prog.update(n)
+		if stopAt >= 0 && n >= stopAt {
+			break
+		}
+		if n >= r.expect.records && r.consumeTime == 0 {
+			r.consumeTime = time.Since(start)
+		}
+		if stopAt < 0 && r.consumeTime > 0 && pl.Drained() {
+			r.drainTime = time.Since(start)
+			break
+		}
+	}
+	cancel()
+	err := <-done
+	return pl.Totals(), err
 }
 
 // commitWatcher reads how many input records a group has committed.
