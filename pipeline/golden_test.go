@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/funnelhouse/funnelhouse/bench/expected"
 	"github.com/funnelhouse/funnelhouse/schemas"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
@@ -50,6 +52,9 @@ func TestGolden(t *testing.T) {
 					t.Errorf("another arrival order gave other rows:\n%s\nwant\n%s", strings.Join(again, "\n"), strings.Join(got, "\n"))
 				}
 			}
+			if !g.late {
+				crossCheck(t, g.input, got)
+			}
 			if *update {
 				writeGolden(t, file, g, got)
 				return
@@ -65,6 +70,7 @@ type golden struct {
 	header  []string // comments and input lines, verbatim
 	input   []string
 	permute bool
+	late    bool // has late events, which the expected computation does not model
 	output  []string
 }
 
@@ -92,6 +98,9 @@ func readGolden(t *testing.T, file string) golden {
 			switch {
 			case trimmed == "-- permute --":
 				g.permute = true
+			case trimmed == "idle":
+				g.late = true
+				g.input = append(g.input, trimmed)
 			case trimmed == "" || strings.HasPrefix(trimmed, "#"):
 			default:
 				g.input = append(g.input, trimmed)
@@ -260,4 +269,45 @@ func renderRows(b *chsink.Batch) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// crossCheck compares the sessions and transitions with the independent
+// expected computation (bench/expected) on the same events.
+func crossCheck(t *testing.T, lines []string, got []string) {
+	t.Helper()
+	dec := schemas.NewDecoder(func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) })
+	seen := map[string]bool{}
+	var events []schemas.Event
+	for _, line := range lines {
+		topic, key, value := goldenRecord(t, line)
+		var e schemas.Event
+		if err := dec.Decode(topic, key, value, &e); err != nil {
+			t.Fatal(err)
+		}
+		if k := expected.EventKey(e.VisitorID, e.EventID); !seen[k] {
+			seen[k] = true
+			events = append(events, e)
+		}
+	}
+	want := expected.Compute(events, expected.DefaultConfig())
+	var b chsink.Batch
+	for _, s := range want.Sessions {
+		b.Sessions.Append(&chsink.SessionRow{SessionID: s.SessionID, VisitorID: s.VisitorID, CustomerID: s.CustomerID,
+			StartMs: s.StartMs, EndMs: s.EndMs, Events: s.Events, PageViews: s.PageViews, EntryURL: s.EntryURL, ExitURL: s.ExitURL,
+			Source: s.Source, Medium: s.Medium, Campaign: s.Campaign, IsBounce: s.IsBounce, Orders: s.Orders, Revenue: s.Revenue})
+	}
+	for _, tr := range want.Transitions {
+		day, _ := time.Parse("2006-01-02", tr.CohortDay)
+		b.Transitions.Append(tr.VisitorID, tr.CustomerID, int8(slices.Index(chsink.StageNames[:], tr.Stage)), tr.TsMs, day.UnixMilli(), tr.Source, tr.EventID)
+	}
+	wantRows := renderRows(&b)
+	var gotRows []string
+	for _, r := range got {
+		if !strings.HasPrefix(r, "event ") {
+			gotRows = append(gotRows, r)
+		}
+	}
+	if strings.Join(gotRows, "\n") != strings.Join(wantRows, "\n") {
+		t.Errorf("the pipeline and bench/expected disagree:\npipeline:\n%s\nexpected:\n%s", strings.Join(gotRows, "\n"), strings.Join(wantRows, "\n"))
+	}
 }

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"strings"
+
 	"github.com/funnelhouse/funnelhouse/schemas"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
@@ -35,7 +37,7 @@ func (p *Processor) applyLifecycle(v *visitor, e *schemas.Event) {
 		switch {
 		case !v.customer():
 			p.enter(v, chsink.StageConversion, e.TsMs, e.EventID)
-			v.firstOrderID = e.OrderID
+			v.firstOrderID = strings.Clone(e.OrderID)
 		case v.stage == chsink.StageConversion && e.OrderID != v.firstOrderID:
 			p.enter(v, chsink.StageRetention, e.TsMs, e.EventID)
 		}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"math"
+	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -223,12 +224,14 @@ func (p *Processor) processEvent(h *held) {
 	v := p.visitors[e.VisitorID]
 	isNew := v == nil
 	if isNew {
-		v = &visitor{id: e.VisitorID, source: Source(e), cohortDayMs: floorDiv(e.TsMs, dayMs) * dayMs}
-		p.visitors[e.VisitorID] = v
+		// Clones: the decoder's strings share one buffer per event, which
+		// long-lived state must not keep alive.
+		v = &visitor{id: strings.Clone(e.VisitorID), source: strings.Clone(Source(e)), cohortDayMs: floorDiv(e.TsMs, dayMs) * dayMs}
+		p.visitors[v.id] = v
 	}
 	p.touch(v)
-	if e.CustomerID != "" {
-		v.customerID = e.CustomerID
+	if e.CustomerID != "" && e.CustomerID != v.customerID {
+		v.customerID = strings.Clone(e.CustomerID)
 	}
 	if isNew {
 		p.enter(v, chsink.StageAwareness, e.TsMs, e.EventID)

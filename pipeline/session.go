@@ -29,17 +29,17 @@ type session struct {
 func newSession(e *schemas.Event, customerID string) *session {
 	return &session{
 		id:              SessionID(e.VisitorID, e.EventID, e.TsMs),
-		firstEventID:    e.EventID,
+		firstEventID:    strings.Clone(e.EventID),
 		startMs:         e.TsMs,
 		endMs:           e.TsMs,
 		events:          1,
 		pageViews:       b2u(e.Type == schemas.PageView),
 		firstIsPageView: e.Type == schemas.PageView,
-		entryURL:        e.URL,
-		exitURL:         e.URL,
-		source:          Source(e),
-		medium:          e.UTMMedium,
-		campaign:        e.UTMCampaign,
+		entryURL:        strings.Clone(e.URL),
+		exitURL:         strings.Clone(e.URL),
+		source:          strings.Clone(Source(e)),
+		medium:          strings.Clone(e.UTMMedium),
+		campaign:        strings.Clone(e.UTMCampaign),
 		customerID:      customerID,
 	}
 }
@@ -48,7 +48,9 @@ func (s *session) extend(e *schemas.Event, customerID string) {
 	s.endMs = e.TsMs
 	s.events++
 	s.pageViews += b2u(e.Type == schemas.PageView)
-	s.exitURL = e.URL
+	if e.URL != s.exitURL {
+		s.exitURL = strings.Clone(e.URL)
+	}
 	s.customerID = customerID
 }
 
