@@ -1,0 +1,87 @@
+package sql_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+	fhsql "github.com/funnelhouse/funnelhouse/sql"
+)
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	base := os.Getenv("FUNNELHOUSE_TEST_CLICKHOUSE")
+	if base == "" {
+		t.Skip("FUNNELHOUSE_TEST_CLICKHOUSE is not set: run `make test`")
+	}
+	ctx := context.Background()
+	conn, _, err := chsink.Connect(ctx, base, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	db := fmt.Sprintf("fh_migrate_%d", os.Getpid())
+	defer conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
+
+	all, err := fhsql.Migrations()
+	if err != nil || len(all) == 0 {
+		t.Fatalf("migrations: %v, %d", err, len(all))
+	}
+	applied, err := fhsql.Migrate(ctx, conn, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != len(all) {
+		t.Fatalf("first run applied %v, want all %d", applied, len(all))
+	}
+	objects := func() string {
+		var names []string
+		rows, err := conn.Query(ctx, "SELECT name, engine FROM system.tables WHERE database = ? ORDER BY name", db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n, e string
+			if err := rows.Scan(&n, &e); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, n+":"+e)
+		}
+		return strings.Join(names, " ")
+	}
+	before := objects()
+	for _, want := range []string{"events:ReplacingMergeTree", "sessions:ReplacingMergeTree", "lifecycle_transitions:ReplacingMergeTree",
+		"funnel_daily:View", "bounce_daily:View", "churn_monthly:View", "revenue_daily:View", "funnel_daily_mv:MaterializedView"} {
+		if !strings.Contains(before, want) {
+			t.Errorf("after migrate, %s is missing from: %s", want, before)
+		}
+	}
+	applied, err = fhsql.Migrate(ctx, conn, db)
+	if err != nil || len(applied) != 0 {
+		t.Fatalf("second run applied %v, %v; want nothing", applied, err)
+	}
+	if after := objects(); after != before {
+		t.Errorf("second run changed the objects:\n%s\nwas\n%s", after, before)
+	}
+	var recorded uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".schema_migrations").Scan(&recorded); err != nil || recorded != uint64(len(all)) {
+		t.Errorf("schema_migrations holds %d rows (%v), want %d", recorded, err, len(all))
+	}
+}
+
+func TestValidateIdentifier(t *testing.T) {
+	for _, name := range []string{"funnelhouse", "_x", "a1_b2"} {
+		if err := fhsql.ValidateIdentifier("database", name); err != nil {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
+	for _, name := range []string{"", "1db", "a-b", "a;DROP TABLE x", "a b", "a.b", strings.Repeat("x", 65)} {
+		err := fhsql.ValidateIdentifier("database", name)
+		if err == nil || !strings.Contains(err.Error(), "invalid database name") {
+			t.Errorf("%q: got %v, want an invalid database name error", name, err)
+		}
+	}
+}
