@@ -48,7 +48,7 @@ func generateCmd(ctx context.Context, args []string) error {
 	var tf trafficFlags
 	tf.register(fs, traffic.DefaultEvents)
 	brokers := []string{"127.0.0.1:9092"}
-	fs.Var(listFlag{&brokers}, "brokers", "Kafka bootstrap brokers, comma-separated host:port")
+	fs.Var(listFlag{&brokers}, "brokers", "Kafka bootstrap brokers, a comma-separated list of `host:port`")
 	clickstream := fs.String("clickstream-topic", "clickstream", "topic for clickstream events")
 	transactions := fs.String("transactions-topic", "transactions", "topic for transaction events")
 	if err := parseWithEnv(fs, args); err != nil {

@@ -33,7 +33,7 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 	f.cfg.Rules = r
 	if withKafka {
 		f.cfg.Brokers = []string{"127.0.0.1:9092"}
-		fs.Var(listFlag{&f.cfg.Brokers}, "brokers", "Kafka bootstrap brokers, comma-separated host:port")
+		fs.Var(listFlag{&f.cfg.Brokers}, "brokers", "Kafka bootstrap brokers, a comma-separated list of `host:port`")
 		fs.StringVar(&f.cfg.Group, "group", "funnelhouse", "consumer group; all members share the partitions")
 		fs.StringVar(&f.cfg.ClickstreamTopic, "clickstream-topic", "clickstream", "input topic of clickstream events")
 		fs.StringVar(&f.cfg.TransactionsTopic, "transactions-topic", "transactions", "input topic of transaction events, co-partitioned with the clickstream topic")
@@ -41,12 +41,12 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 	}
 	fs.StringVar(&f.dsn, "clickhouse", defaultDSN, "ClickHouse DSN clickhouse://user[:password]@host:port/database (native protocol)")
 	fs.StringVar(&f.password, "clickhouse-password", "", "ClickHouse password, overriding the DSN's (better set FUNNELHOUSE_CLICKHOUSE_PASSWORD)")
-	durationVar(fs, &f.cfg.Rules.SessionGap, "session-gap", r.SessionGap, "inactivity gap that ends a session (event time)")
-	durationVar(fs, &f.cfg.Rules.Lateness, "lateness", r.Lateness, "allowed lateness: events older than max ts seen minus this are late")
-	durationVar(fs, &f.cfg.Rules.ChurnAfter, "churn-after", r.ChurnAfter, "a customer inactive this long churns (accepts days, e.g. 90d)")
-	durationVar(fs, &f.cfg.Rules.IdleAdvance, "idle-advance", r.IdleAdvance, "an input idle this long (processing time) stops holding the watermark back")
+	durationVar(fs, &f.cfg.Rules.SessionGap, "session-gap", r.SessionGap, "inactivity gap that ends a session (event time) (a `duration`: 30m, 2160h, 90d)")
+	durationVar(fs, &f.cfg.Rules.Lateness, "lateness", r.Lateness, "allowed lateness: events older than max ts seen minus this are late (a `duration`: 30m, 2160h, 90d)")
+	durationVar(fs, &f.cfg.Rules.ChurnAfter, "churn-after", r.ChurnAfter, "a customer inactive this long churns (a `duration`: 30m, 2160h, 90d)")
+	durationVar(fs, &f.cfg.Rules.IdleAdvance, "idle-advance", r.IdleAdvance, "an input idle this long (processing time) stops holding the watermark back (a `duration`: 30m, 2160h, 90d)")
 	fs.IntVar(&f.cfg.BatchRows, "batch-rows", 100_000, "flush to ClickHouse when this many rows are buffered")
-	durationVar(fs, &f.cfg.FlushInterval, "flush-interval", time.Second, "flush to ClickHouse at least this often")
+	durationVar(fs, &f.cfg.FlushInterval, "flush-interval", time.Second, "flush to ClickHouse at least this often (a `duration`: 30m, 2160h, 90d)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9464", "listen address for /metrics, /healthz and /readyz (empty: off)")
 }
 
