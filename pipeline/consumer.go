@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -45,6 +46,8 @@ type Config struct {
 	ShutdownTimeout   time.Duration // give up writing the last rows after this; default 60s
 	Now               func() time.Time
 	Logger            *slog.Logger
+	// Registerer receives the pipeline's metrics; nil means none.
+	Registerer prometheus.Registerer
 	// KafkaOpts are extra franz-go options: TLS, SASL, timeouts.
 	KafkaOpts []kgo.Opt
 }
@@ -118,6 +121,7 @@ type Pipeline struct {
 	totals   Stats // of stopped owners, guarded by mu
 	writeCtx context.Context
 	failed   error // the first failed checkpoint, guarded by cpMu
+	metrics  *metrics
 }
 
 // New validates cfg and returns a pipeline; Run starts it.
@@ -133,6 +137,7 @@ func New(cfg Config, store Store) (*Pipeline, error) {
 		topics:   [2]string{cfg.ClickstreamTopic, cfg.TransactionsTopic},
 		owners:   map[int32]*owner{},
 		flushNow: make(chan struct{}, 1),
+		metrics:  newMetrics(cfg.Registerer),
 	}, nil
 }
 
@@ -389,9 +394,19 @@ func (pl *Pipeline) checkpoint(partitions []int32) (err error) {
 	if err := pl.dlqErr.Load(); err != nil {
 		return fmt.Errorf("cannot write to --dlq-topic %q: %w", pl.cfg.DLQTopic, *err)
 	}
+	start := time.Now()
 	if err := pl.store.Write(ctx, batches); err != nil {
 		return err
 	}
+	pl.metrics.checkpointSec.Observe(time.Since(start).Seconds())
+	for i, o := range owners {
+		n := 0
+		for _, d := range batches[i].State.Data {
+			n += len(d)
+		}
+		pl.metrics.stateBytes.WithLabelValues(strconv.Itoa(int(o.partition))).Set(float64(n))
+	}
+	start = time.Now()
 	commit := map[string]map[int32]kgo.EpochOffset{}
 	for i, o := range owners {
 		for t, next := range cuts[i].offsets {
@@ -416,6 +431,7 @@ func (pl *Pipeline) checkpoint(partitions []int32) (err error) {
 			}
 		}
 	})
+	pl.metrics.commitSec.Observe(time.Since(start).Seconds())
 	if commitErr != nil {
 		// Not fatal: the state in ClickHouse holds the offsets, and a
 		// restarted member resumes from there (see adjustOffsets).
@@ -574,6 +590,7 @@ func (pl *Pipeline) stopOwners(partitions []int32) {
 		pl.mu.Lock()
 		pl.totals.Add(o.proc.Stats())
 		pl.mu.Unlock()
+		pl.metrics.forget(o.partition, pl.topics)
 	}
 	pl.mu.Lock()
 	if len(pl.owners) == 0 {
@@ -593,6 +610,7 @@ type owner struct {
 	ends      [2]atomic.Int64
 	rows      int // rows buffered in proc, as counted in pl.buffered
 	drained   atomic.Bool
+	published Stats // proc's stats as last added to the metrics
 }
 
 type ownerMsg struct {
@@ -609,6 +627,7 @@ type cutResult struct {
 
 func newOwner(pl *Pipeline, p int32, proc *Processor, restored Offsets) *owner {
 	o := &owner{pl: pl, partition: p, proc: proc, restored: restored, in: make(chan ownerMsg, 4), done: make(chan struct{})}
+	o.published = proc.Stats().clone() // restored counts were published by an earlier owner
 	o.ends[0].Store(-1)
 	o.ends[1].Store(-1)
 	return o
@@ -616,6 +635,7 @@ func newOwner(pl *Pipeline, p int32, proc *Processor, restored Offsets) *owner {
 
 func (o *owner) run() {
 	defer close(o.done)
+	defer o.publish()
 	tick := time.NewTicker(min(o.pl.cfg.Rules.IdleAdvance/4, 250*time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -630,6 +650,7 @@ func (o *owner) run() {
 				b, off := o.proc.Cut()
 				o.rows = 0
 				m.cut <- cutResult{b, off, counted}
+				o.publish()
 				continue
 			}
 			o.add(m)
@@ -638,10 +659,15 @@ func (o *owner) run() {
 				o.proc.SetEnd(schemas.Topic(t), o.ends[t].Load())
 			}
 			o.proc.Advance(o.pl.cfg.Now())
+			o.publish()
 		}
 		o.account()
 		o.drained.Store(o.proc.Drained())
 	}
+}
+
+func (o *owner) publish() {
+	o.pl.metrics.publish(o.partition, o.pl.topics, o.proc, &o.published, o.pl.cfg.Now())
 }
 
 func (o *owner) add(m ownerMsg) {

@@ -328,6 +328,15 @@ func (d *dedup) expire(watermark, gap int64) {
 	}
 }
 
+func (s *Stats) clone() Stats {
+	c := *s
+	c.DeadLetters = make(map[schemas.Reason]uint64, len(s.DeadLetters))
+	for r, n := range s.DeadLetters {
+		c.DeadLetters[r] = n
+	}
+	return c
+}
+
 // Add sums o into s.
 func (s *Stats) Add(o *Stats) {
 	s.Partitions += o.Partitions

@@ -95,7 +95,61 @@ func (p *Processor) encodeCheckpoint(b []byte) []byte {
 		b = binary.LittleEndian.AppendUint64(b, s.hash)
 		b = binary.AppendVarint(b, s.ts)
 	}
+	return encodeStats(b, &p.stats)
+}
+
+// The counters travel with the state, so that they count every record
+// exactly once across restarts, like the rows do.
+func encodeStats(b []byte, s *Stats) []byte {
+	var counts []uint64
+	counts = append(counts, s.Records[:]...)
+	counts = append(counts, s.Events[:]...)
+	counts = append(counts, s.Transitions[:]...)
+	counts = append(counts, s.Duplicates, s.Late, s.SessionsClosed)
+	for _, r := range schemas.Reasons {
+		counts = append(counts, s.DeadLetters[r])
+	}
+	b = binary.AppendUvarint(b, uint64(len(counts)))
+	for _, c := range counts {
+		b = binary.AppendUvarint(b, c)
+	}
 	return b
+}
+
+func decodeStats(r *reader, s *Stats) {
+	n := r.count()
+	counts := make([]uint64, n)
+	for i := range counts {
+		counts[i] = r.uvarint()
+	}
+	want := len(s.Records) + len(s.Events) + len(s.Transitions) + 3 + len(schemas.Reasons)
+	if r.err != nil || n != want {
+		if r.err == nil {
+			r.err = fmt.Errorf("checkpoint has %d counters, want %d", n, want)
+		}
+		return
+	}
+	i := copy(s.Records[:], counts)
+	i += copy(s.Events[:], counts[i:])
+	i += copy(s.Transitions[:], counts[i:])
+	s.Duplicates, s.Late, s.SessionsClosed = counts[i], counts[i+1], counts[i+2]
+	i += 3
+	for _, reason := range schemas.Reasons {
+		if counts[i] > 0 {
+			s.DeadLetters[reason] = counts[i]
+		}
+		i++
+	}
+}
+
+// CheckpointStats decodes the counters of a 'checkpoint' row of
+// pipeline_state: what the partition processed up to that checkpoint.
+func CheckpointStats(data []byte) (Stats, error) {
+	p := &Processor{visitors: map[string]*visitor{}, seen: dedup{ids: map[uint64]struct{}{}}}
+	p.stats.DeadLetters = map[schemas.Reason]uint64{}
+	err := p.decodeCheckpoint(data)
+	p.stats.Partitions = 1
+	return p.stats, err
 }
 
 func (p *Processor) decodeCheckpoint(data []byte) error {
@@ -121,6 +175,7 @@ func (p *Processor) decodeCheckpoint(data []byte) error {
 		p.seen.ids[s.hash] = struct{}{}
 		p.seen.order = append(p.seen.order, s)
 	}
+	decodeStats(&r, &p.stats)
 	return r.done()
 }
 

@@ -110,8 +110,9 @@ func (r *e2eRun) runPipeline(ctx context.Context) error {
 		if len(restarts) > 0 {
 			stopAt, restarts = int64(restarts[0]*float64(total)), restarts[1:]
 		}
-		stats, err := r.runUntil(ctx, committed, prog, start, stopAt)
-		r.stats.Add(&stats)
+		// Counters are restored with the state, so the last run's are
+		// cumulative over all of them.
+		r.stats, err = r.runUntil(ctx, committed, prog, start, stopAt)
 		if err != nil || stopAt < 0 {
 			break
 		}

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +99,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 	defer conn.Close()
 
+	if err := checkAccounting(ctx, conn, db, r.pf.cfg.Group, r.expect); err != nil {
+		t.Error(err)
+	}
+
 	// Replay-safe: inserting every row of the pipeline's tables a second
 	// time (as a replay after a crash would) changes no number.
 	for _, table := range []string{"events", "sessions", "lifecycle_transitions"} {
@@ -141,6 +148,14 @@ func TestRestartResumes(t *testing.T) {
 	}
 	if got := r.stats.Records[0] + r.stats.Records[1]; got != uint64(r.expect.records) {
 		t.Errorf("the pipeline read %d records over three runs, %d were produced: a restart re-read or skipped some", got, r.expect.records)
+	}
+	conn, db, err := chsink.Connect(context.Background(), r.pf.dsn, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := checkAccounting(context.Background(), conn, db, r.pf.cfg.Group, r.expect); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -242,9 +257,10 @@ func TestKcatInterop(t *testing.T) {
 	if out, err := exec.Command(bin, "migrate", "--clickhouse", dsn).CombinedOutput(); err != nil {
 		t.Fatalf("funnelhouse migrate: %v\n%s", err, out)
 	}
+	metricsAddr := freeAddr(t)
 	run := startProcess(t, bin, "run", "--brokers", addr, "--clickhouse", dsn, "--group", "kc",
 		"--clickstream-topic", "kc.clickstream", "--transactions-topic", "kc.transactions", "--dlq-topic", "kc.dlq",
-		"--idle-advance", "2s", "--flush-interval", "500ms", "--metrics-addr", "")
+		"--idle-advance", "2s", "--flush-interval", "500ms", "--metrics-addr", metricsAddr)
 
 	want := expected.Compute(expect.events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
 	conn, db, err := chsink.Connect(context.Background(), dsn, "")
@@ -274,14 +290,73 @@ func TestKcatInterop(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	checkMetrics(t, metricsAddr, expect, uint64(len(want.Sessions)))
 	stopProcess(t, run)
 	if err := verifyViews(context.Background(), conn, db, want, len(expect.events)); err != nil {
 		t.Fatal(err)
+	}
+	if err := checkAccounting(context.Background(), conn, db, "kc", expect); err != nil {
+		t.Error(err)
 	}
 	if len(malformed) == 0 {
 		t.Fatal("no malformed records went through kcat")
 	}
 	checkDeadLetters(t, []string{addr}, "kc.dlq", malformed)
+}
+
+// checkMetrics scrapes /metrics and /readyz of a drained `run` and checks
+// that the counters match what was processed.
+func checkMetrics(t *testing.T, addr string, x *expectation, sessions uint64) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz answered %d while the pipeline runs", resp.StatusCode)
+	}
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	sums := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if i := strings.IndexByte(name, '{'); i >= 0 {
+			name = name[:i]
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err == nil {
+			sums[name] += v
+		}
+	}
+	for name, want := range map[string]float64{
+		"funnelhouse_pipeline_records_total":         float64(x.records),
+		"funnelhouse_pipeline_events_total":          float64(len(x.events)),
+		"funnelhouse_pipeline_duplicates_total":      float64(x.duplicates),
+		"funnelhouse_pipeline_dead_letters_total":    float64(x.rejectedTotal()),
+		"funnelhouse_pipeline_sessions_closed_total": float64(sessions),
+		"funnelhouse_pipeline_open_sessions":         0,
+		"funnelhouse_pipeline_consumer_lag_records":  0,
+	} {
+		if got, ok := sums[name]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)
+		}
+	}
+	for _, name := range []string{"funnelhouse_sink_insert_duration_seconds_count", "funnelhouse_pipeline_checkpoint_duration_seconds_count", "funnelhouse_pipeline_stage_transitions_total"} {
+		if sums[name] == 0 {
+			t.Errorf("%s is missing or zero", name)
+		}
+	}
 }
 
 var builtBinary string

@@ -69,7 +69,9 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 		return err
 	}
 	defer sink.Close()
-	pl, err := pipeline.New(f.cfg, sink)
+	cfg := f.cfg
+	cfg.Registerer = reg
+	pl, err := pipeline.New(cfg, sink)
 	if err != nil {
 		return err
 	}
