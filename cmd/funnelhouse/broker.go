@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/funnelhouse/funnelhouse/deploy/kafka"
 )
@@ -12,13 +13,15 @@ func brokerCmd(ctx context.Context, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:9092", "loopback host:port to listen on (port 0 picks a free one)")
 	partitions := fs.Int("partitions", 12, "partitions of each created topic")
 	dataDir := fs.String("data-dir", "", "keep records and offsets in this directory across restarts (default: memory only)")
+	var minSession time.Duration
+	durationVar(fs, &minSession, "min-session-timeout", 6*time.Second, "smallest consumer group session timeout the broker accepts (Kafka's default 6s; lower it for fast failover tests)")
 	var topics []string
 	topics = []string{"clickstream", "transactions", "funnelhouse.dlq"}
 	fs.Var(listFlag{&topics}, "topics", "topics to create, comma-separated")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
-	b, err := kafka.Start(ctx, kafka.Config{Listen: *listen, DataDir: *dataDir, Topics: topics, Partitions: *partitions})
+	b, err := kafka.Start(ctx, kafka.Config{Listen: *listen, DataDir: *dataDir, Topics: topics, Partitions: *partitions, MinSessionTimeout: minSession})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/funnelhouse/funnelhouse/pipeline"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
@@ -22,10 +23,11 @@ const defaultDSN = "clickhouse://default@127.0.0.1:9000/funnelhouse"
 
 // pipelineFlags are the flags of `run`, shared with `demo`.
 type pipelineFlags struct {
-	cfg         pipeline.Config
-	dsn         string
-	password    string
-	metricsAddr string
+	cfg            pipeline.Config
+	dsn            string
+	password       string
+	metricsAddr    string
+	sessionTimeout time.Duration
 }
 
 func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
@@ -48,6 +50,7 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 	fs.IntVar(&f.cfg.BatchRows, "batch-rows", 100_000, "flush to ClickHouse when this many rows are buffered")
 	durationVar(fs, &f.cfg.FlushInterval, "flush-interval", time.Second, "flush to ClickHouse at least this often (a `duration`: 30m, 2160h, 90d)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9464", "listen address for /metrics, /healthz and /readyz (empty: off)")
+	durationVar(fs, &f.sessionTimeout, "session-timeout", 45*time.Second, "consumer group session timeout: a member silent this long is dropped and its partitions move (the broker's minimum applies)")
 }
 
 func runCmd(ctx context.Context, args []string) error {
@@ -64,13 +67,20 @@ func runCmd(ctx context.Context, args []string) error {
 func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.Pipeline)) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	sink, err := chsink.Open(ctx, chsink.Config{DSN: f.dsn, Password: f.password, Registerer: reg})
+	hook, err := killHook()
+	if err != nil {
+		return err
+	}
+	sink, err := chsink.Open(ctx, chsink.Config{DSN: f.dsn, Password: f.password, Registerer: reg, Hook: hook})
 	if err != nil {
 		return err
 	}
 	defer sink.Close()
 	cfg := f.cfg
 	cfg.Registerer = reg
+	if f.sessionTimeout > 0 {
+		cfg.KafkaOpts = append(cfg.KafkaOpts, kgo.SessionTimeout(f.sessionTimeout), kgo.HeartbeatInterval(max(f.sessionTimeout/10, 100*time.Millisecond)))
+	}
 	pl, err := pipeline.New(cfg, sink)
 	if err != nil {
 		return err

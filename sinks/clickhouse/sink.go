@@ -35,6 +35,11 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger, nil means slog.Default().
 	Logger *slog.Logger
+	// Hook, when set, is called at "during-insert:<table>" (the INSERT is
+	// sent and its rows appended, not yet committed) and at
+	// "after-insert:<table>" (acknowledged). Fault tests kill the process
+	// there.
+	Hook func(point string)
 }
 
 // Sink inserts Batches into one ClickHouse database. Write may be called
@@ -218,7 +223,18 @@ func (s *Sink) insert(ctx context.Context, t table, batches []*Batch) error {
 			}
 		}
 	}
-	return batch.Send()
+	s.hook("during-insert:" + t.name)
+	if err := batch.Send(); err != nil {
+		return err
+	}
+	s.hook("after-insert:" + t.name)
+	return nil
+}
+
+func (s *Sink) hook(point string) {
+	if s.cfg.Hook != nil {
+		s.cfg.Hook(point)
+	}
 }
 
 type column struct {
