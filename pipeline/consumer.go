@@ -130,7 +130,7 @@ func New(cfg Config, store Store) (*Pipeline, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Pipeline{
+	pl := &Pipeline{
 		cfg:      cfg,
 		store:    store,
 		log:      cfg.Logger,
@@ -138,8 +138,19 @@ func New(cfg Config, store Store) (*Pipeline, error) {
 		owners:   map[int32]*owner{},
 		flushNow: make(chan struct{}, 1),
 		metrics:  newMetrics(cfg.Registerer),
-	}, nil
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "funnelhouse_pipeline_buffered_rows",
+			Help: "Rows processed but not yet acknowledged by ClickHouse; fetching pauses above 2 x --batch-rows.",
+		}, func() float64 { return float64(pl.buffered.Load()) }))
+	}
+	return pl, nil
 }
+
+// heldLimit is the number of held events per partition above which an
+// input running ahead is paused.
+func (pl *Pipeline) heldLimit() int { return max(pl.cfg.BatchRows/2, 10_000) }
 
 // Drained reports whether this member has partitions, has read all of
 // them to their end, holds no event or open session, and has written every
@@ -228,6 +239,10 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(pl.onRevoked),
 		kgo.OnPartitionsLost(pl.onLost),
 		kgo.ProducerLinger(5 * time.Millisecond),
+		// Bound what is fetched ahead of processing (default 50 MiB), and
+		// let a resumed partition be fetched soon (default wait 5s).
+		kgo.FetchMaxBytes(16 << 20),
+		kgo.FetchMaxWait(time.Second),
 	}
 	cl, err := kgo.NewClient(append(opts, pl.cfg.KafkaOpts...)...)
 	if err != nil {
@@ -283,7 +298,7 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 
 // poll fetches records and hands them to partition owners.
 func (pl *Pipeline) poll(ctx context.Context, cpErr <-chan error) error {
-	limit := int64(4 * pl.cfg.BatchRows)
+	limit := int64(2 * pl.cfg.BatchRows)
 	for {
 		// Backpressure: while ClickHouse is slow or down, rows pile up in
 		// checkpoints that cannot be written; stop fetching until they drain.
@@ -611,6 +626,7 @@ type owner struct {
 	rows      int // rows buffered in proc, as counted in pl.buffered
 	drained   atomic.Bool
 	published Stats // proc's stats as last added to the metrics
+	paused    int   // input whose fetching align paused, or -1
 }
 
 type ownerMsg struct {
@@ -628,6 +644,7 @@ type cutResult struct {
 func newOwner(pl *Pipeline, p int32, proc *Processor, restored Offsets) *owner {
 	o := &owner{pl: pl, partition: p, proc: proc, restored: restored, in: make(chan ownerMsg, 4), done: make(chan struct{})}
 	o.published = proc.Stats().clone() // restored counts were published by an earlier owner
+	o.paused = -1
 	o.ends[0].Store(-1)
 	o.ends[1].Store(-1)
 	return o
@@ -636,6 +653,7 @@ func newOwner(pl *Pipeline, p int32, proc *Processor, restored Offsets) *owner {
 func (o *owner) run() {
 	defer close(o.done)
 	defer o.publish()
+	defer o.resume()
 	tick := time.NewTicker(min(o.pl.cfg.Rules.IdleAdvance/4, 250*time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -662,7 +680,34 @@ func (o *owner) run() {
 			o.publish()
 		}
 		o.account()
+		o.align()
 		o.drained.Store(o.proc.Drained())
+	}
+}
+
+// align pauses fetching of an input that runs ahead in event time while the
+// other input still has unread records (a fetch may return one topic long
+// before the other): the watermark follows the slower input, so the faster
+// one's events would pile up as held events. Resumed once the held events
+// halve or the other input has caught up. This is watermark alignment; it
+// keeps memory bounded without changing any result.
+func (o *owner) align() {
+	held, limit := o.proc.Held(), o.pl.heldLimit()
+	switch {
+	case o.paused < 0 && held > limit:
+		if t := o.proc.aheadInput(); t >= 0 {
+			o.paused = t
+			o.pl.cl.PauseFetchPartitions(map[string][]int32{o.pl.topics[t]: {o.partition}})
+		}
+	case o.paused >= 0 && (held < limit/2 || o.proc.aheadInput() != o.paused):
+		o.resume()
+	}
+}
+
+func (o *owner) resume() {
+	if o.paused >= 0 {
+		o.pl.cl.ResumeFetchPartitions(map[string][]int32{o.pl.topics[o.paused]: {o.partition}})
+		o.paused = -1
 	}
 }
 

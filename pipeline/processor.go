@@ -137,6 +137,19 @@ func (p *Processor) Held() int { return len(p.pending) }
 func (p *Processor) OpenSessions() int { return len(p.sessions) }
 func (p *Processor) Visitors() int     { return len(p.visitors) }
 
+// aheadInput returns the input whose max event time is ahead of the
+// other's while the other still has unread records, or -1.
+func (p *Processor) aheadInput() int {
+	for t := range p.inputs {
+		other := &p.inputs[1-t]
+		unread := other.end < 0 || other.next < other.end && other.end > 0
+		if p.inputs[t].maxTs > other.maxTs && unread {
+			return t
+		}
+	}
+	return -1
+}
+
 // Drained reports whether both inputs are read to their end and nothing is
 // held: every event released and every session closed.
 func (p *Processor) Drained() bool {
