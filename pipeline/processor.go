@@ -21,6 +21,7 @@ type Stats struct {
 	Late           uint64
 	SessionsClosed uint64
 	Transitions    [8]uint64 // by chsink.Stage*
+	Held           uint64    // events held for the watermark (CheckpointStats only)
 }
 
 // input is one of the partition's two topic-partitions.
@@ -367,6 +368,7 @@ func (s *Stats) Add(o *Stats) {
 	}
 	s.Duplicates += o.Duplicates
 	s.Late += o.Late
+	s.Held += o.Held
 	s.SessionsClosed += o.SessionsClosed
 	for i := range s.Transitions {
 		s.Transitions[i] += o.Transitions[i]

@@ -149,6 +149,7 @@ func CheckpointStats(data []byte) (Stats, error) {
 	p.stats.DeadLetters = map[schemas.Reason]uint64{}
 	err := p.decodeCheckpoint(data)
 	p.stats.Partitions = 1
+	p.stats.Held = uint64(len(p.pending))
 	return p.stats, err
 }
 

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/funnelhouse/funnelhouse/bench/expected"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
@@ -90,15 +92,35 @@ func (r *faultRig) runArgs(extra ...string) []string {
 
 // start starts a `run` member with extra environment variables.
 func (r *faultRig) start(env []string, extra ...string) *member {
-	cmd := startProcessEnv(r.t, env, r.bin, r.runArgs(extra...)...)
-	m := &member{cmd: cmd, exited: make(chan error, 1)}
+	cmd, log := startProcessEnv(r.t, env, r.bin, r.runArgs(extra...)...)
+	m := &member{cmd: cmd, log: log, exited: make(chan error, 1)}
 	go func() { m.exited <- cmd.Wait() }()
 	return m
 }
 
 type member struct {
 	cmd    *exec.Cmd
+	log    string // the member's output file
 	exited chan error
+}
+
+// restores returns the partitions the member restored and the longest
+// restore, from its "partition assigned" log lines.
+func (m *member) restores(t *testing.T) (partitions int, longest time.Duration) {
+	t.Helper()
+	out, _ := os.ReadFile(m.log)
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.Contains(line, "partition assigned") {
+			continue
+		}
+		partitions++
+		if _, d, ok := strings.Cut(line, "restore="); ok {
+			if v, err := time.ParseDuration(strings.Fields(d)[0]); err == nil && v > longest {
+				longest = v
+			}
+		}
+	}
+	return partitions, longest
 }
 
 // stop sends SIGTERM and expects a clean exit within the timeout.
@@ -244,8 +266,9 @@ func TestCrashRecovery(t *testing.T) {
 	r.verify()
 }
 
-// startProcessEnv is startProcess with extra environment variables.
-func startProcessEnv(t *testing.T, env []string, bin string, args ...string) *exec.Cmd {
+// startProcessEnv is startProcess with extra environment variables; it
+// also returns the path of the process's output file.
+func startProcessEnv(t *testing.T, env []string, bin string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
 	logFile, err := os.CreateTemp(t.TempDir(), args[0]+"-*.log")
 	if err != nil {
@@ -271,7 +294,7 @@ func startProcessEnv(t *testing.T, env []string, bin string, args ...string) *ex
 			t.Logf("%s output:\n%s", args[0], tail(out, 3000))
 		}
 	})
-	return cmd
+	return cmd, logFile.Name()
 }
 
 // ownClickHouse starts a ClickHouse server of the test's own (the outage
@@ -421,4 +444,105 @@ func TestClickHouseOutage(t *testing.T) {
 	}
 	m.stop(t, 30*time.Second)
 	r.verify()
+}
+
+// TestScaleOut runs three members in one group over 12 partitions: two
+// start, a third joins late, and one of the first two is killed mid-run and
+// not restarted. Partitions move with their checkpoints; the result is
+// exact.
+func TestScaleOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1M events")
+	}
+	r := newFaultRig(t, "scale", 1_000_000, 12)
+	a, b := r.start(nil), r.start(nil)
+	waitCommitted(t, r, r.expect.records/4)
+	c := r.start(nil)
+	waitCommitted(t, r, r.expect.records/2)
+	if n, _ := c.restores(t); n == 0 {
+		t.Error("the late member was assigned no partition")
+	}
+	killedAt := time.Now()
+	b.kill()
+	before := r.committed()
+	for r.committed() == before {
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("member killed at %d committed records; commits resumed after %s", before, time.Since(killedAt).Round(time.Millisecond))
+	r.waitDrained(3 * time.Minute)
+	for name, m := range map[string]*member{"a": a, "c": c} {
+		n, longest := m.restores(t)
+		t.Logf("member %s: %d partition assignments, longest restore %s", name, n, longest)
+		m.stop(t, 30*time.Second)
+	}
+	r.verify()
+}
+
+func waitCommitted(t *testing.T, r *faultRig, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for r.committed() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than %d records committed after 2 min", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestGracefulShutdown sends SIGTERM mid-run: the member must flush,
+// commit and leave the group within 10 s, its checkpoint must cover exactly
+// the records it read, and a restarted member must read only the rest.
+func TestGracefulShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1M events")
+	}
+	r := newFaultRig(t, "graceful", 1_000_000, 4)
+	first := r.start(nil)
+	waitCommitted(t, r, r.expect.records/3)
+	took := first.stop(t, 10*time.Second)
+	committed := r.committed()
+	stored, err := storedCounts(context.Background(), r.conn, r.db, r.group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := int64(stored.Records[0] + stored.Records[1])
+	t.Logf("SIGTERM: exited in %s; %d records read, checkpointed and committed", took.Round(time.Millisecond), committed)
+	if read != committed {
+		t.Errorf("after SIGTERM the checkpoint covers %d records but %d are committed", read, committed)
+	}
+	var rows uint64
+	_ = r.conn.QueryRow(context.Background(), "SELECT count() FROM "+r.db+".events").Scan(&rows)
+	var events uint64
+	for _, n := range stored.Events {
+		events += n
+	}
+	if rows+stored.Held != events {
+		t.Errorf("after SIGTERM events holds %d rows (before merges) and the checkpoint %d held events; it counts %d events", rows, stored.Held, events)
+	}
+	if members := groupMembers(t, r); members != 0 {
+		t.Errorf("the group still has %d members after SIGTERM: the member did not leave", members)
+	}
+
+	metricsAddr := freeAddr(t)
+	second := r.start(nil, "--metrics-addr", metricsAddr)
+	r.waitDrained(3 * time.Minute)
+	if got := scrape(t, metricsAddr)["funnelhouse_pipeline_records_total"]; int64(got) != r.expect.records-committed {
+		t.Errorf("the restarted member read %v records, want the %d not yet committed", got, r.expect.records-committed)
+	}
+	second.stop(t, 10*time.Second)
+	r.verify()
+}
+
+func groupMembers(t *testing.T, r *faultRig) int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokerAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	groups, err := kadm.NewClient(cl).DescribeGroups(context.Background(), r.group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(groups[r.group].Members)
 }
