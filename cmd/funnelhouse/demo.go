@@ -27,8 +27,9 @@ type e2eRun struct {
 	pf         pipelineFlags
 	traffic    traffic.Config
 	partitions int
-	quiet      bool      // no progress output
-	restartAt  []float64 // stop and restart the pipeline once this share of the records is committed
+	quiet      bool             // no progress output
+	restartAt  []float64        // stop and restart the pipeline once this share of the records is committed
+	extra      []traffic.Record // produced before the generated traffic
 
 	// results
 	broker      *kafka.Broker
@@ -64,6 +65,12 @@ func (r *e2eRun) runWith(ctx context.Context, keep func(*traffic.Record)) error 
 	r.traffic.ClickstreamTopic, r.traffic.TransactionsTopic = cfg.ClickstreamTopic, cfg.TransactionsTopic
 
 	r.expect = newExpectation(cfg.ClickstreamTopic, cfg.TransactionsTopic, time.Now)
+	if err := produceRecords(ctx, cfg.Brokers, r.extra); err != nil {
+		return err
+	}
+	for _, rec := range r.extra {
+		r.expect.add(rec.Topic, rec.Key, rec.Value)
+	}
 	start := time.Now()
 	r.produced, err = produceTraffic(ctx, cfg.Brokers, r.traffic, func(rec *traffic.Record) {
 		r.expect.add(rec.Topic, rec.Key, rec.Value)

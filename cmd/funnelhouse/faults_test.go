@@ -22,6 +22,8 @@ import (
 
 	"github.com/funnelhouse/funnelhouse/bench/expected"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
+	"github.com/funnelhouse/funnelhouse/pipeline"
+	"github.com/funnelhouse/funnelhouse/schemas"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
@@ -545,4 +547,114 @@ func groupMembers(t *testing.T, r *faultRig) int {
 		t.Fatal(err)
 	}
 	return len(groups[r.group].Members)
+}
+
+// badInputCorpus reads testdata/bad_input.txt and adds the classes that are
+// easier to build than to write down.
+func badInputCorpus(t *testing.T, clickstream, transactions string) []traffic.Record {
+	t.Helper()
+	text, err := os.ReadFile("testdata/bad_input.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics := map[string]string{"clickstream": clickstream, "transactions": transactions}
+	var out []traffic.Record
+	for i, line := range strings.Split(string(text), "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		reason, rest, _ := strings.Cut(line, " ")
+		topic, rest, _ := strings.Cut(rest, " ")
+		keyText, valueText, _ := strings.Cut(rest, " ")
+		var key []byte
+		if keyText != "-" {
+			k, err := strconv.Unquote(keyText)
+			if err != nil {
+				t.Fatalf("bad_input.txt:%d: key: %v", i+1, err)
+			}
+			key = []byte(k)
+		}
+		value, err := strconv.Unquote(valueText)
+		if err != nil || topics[topic] == "" {
+			t.Fatalf("bad_input.txt:%d: value %v or topic %q", i+1, err, topic)
+		}
+		out = append(out, traffic.Record{Topic: topics[topic], Key: key, Value: []byte(value), Reason: schemas.Reason(reason)})
+	}
+	head := `{"event_id":"bx","type":"page_view","ts":"2025-01-01T00:00:00Z","visitor_id":"vbad8"`
+	out = append(out,
+		traffic.Record{Topic: clickstream, Key: []byte("vbad8"), Reason: schemas.ReasonBadJSON,
+			Value: []byte(head + `,"props":` + strings.Repeat("[", 400) + strings.Repeat("]", 400) + "}")},
+		traffic.Record{Topic: clickstream, Key: []byte("vbad8"), Reason: schemas.ReasonTooLarge,
+			Value: []byte(head + `,"url":"/` + strings.Repeat("x", 3000) + `"}`)},
+		traffic.Record{Topic: clickstream, Key: []byte("vbad8"), Reason: schemas.ReasonTooLarge,
+			Value: []byte(head + `,"url":"/` + incompressible(900_000) + `"}`)},
+	)
+	return out
+}
+
+// incompressible returns n bytes of base-36 text that lz4 cannot shrink
+// much, so that the record is near the broker's 1 MB limit on the wire too.
+func incompressible(n int) string {
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = "0123456789abcdefghijklmnopqrstuvwxyz"[rng.IntN(36)]
+	}
+	return string(b)
+}
+
+// TestBadInput sends a corpus of malformed records of many classes before
+// generated traffic: each lands in the dead-letter topic with its reason,
+// is counted by reason, and the partitions keep flowing (the traffic after
+// them is exact).
+func TestBadInput(t *testing.T) {
+	var r e2eRun
+	r.pf.dsn = testDSN(t, "fh_bad")
+	r.pf.cfg.Rules = pipeline.DefaultRules()
+	r.pf.cfg.Rules.IdleAdvance = 2 * time.Second
+	r.pf.cfg.Group = "bad"
+	r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic, r.pf.cfg.DLQTopic = "bad.clickstream", "bad.transactions", "bad.dlq"
+	r.pf.cfg.FlushInterval = 300 * time.Millisecond
+	r.partitions = 3
+	r.quiet = true
+	r.traffic = traffic.Config{Seed: 5, Events: 20_000}.WithDefaults()
+	r.extra = badInputCorpus(t, r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic)
+	wantByReason := map[schemas.Reason]uint64{}
+	for _, rec := range r.extra {
+		wantByReason[rec.Reason]++
+	}
+	if len(r.extra) < 20 {
+		t.Fatalf("the corpus has %d records, want at least 20 classes", len(r.extra))
+	}
+	var malformed []traffic.Record
+	malformed = append(malformed, r.extra...)
+	err := r.runWith(context.Background(), func(rec *traffic.Record) {
+		if rec.Kind == traffic.Malformed {
+			malformed = append(malformed, traffic.Record{Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Reason: rec.Reason})
+			wantByReason[rec.Reason]++
+		}
+	})
+	if r.broker != nil {
+		defer r.broker.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each corpus record is rejected with its own reason (the decoder agrees
+	// with the corpus), and the pipeline counted the same by reason.
+	dec := schemas.NewDecoder(time.Now)
+	topicOf := map[string]schemas.Topic{r.pf.cfg.ClickstreamTopic: schemas.Clickstream, r.pf.cfg.TransactionsTopic: schemas.Transactions}
+	for i, rec := range r.extra {
+		var e schemas.Event
+		if err := dec.Decode(topicOf[rec.Topic], rec.Key, rec.Value, &e); err == nil || err.Reason != rec.Reason {
+			t.Errorf("corpus record %d (%.60q): decoder says %v, corpus says %s", i+1, rec.Value, err, rec.Reason)
+		}
+	}
+	for reason, want := range wantByReason {
+		if got := r.stats.DeadLetters[reason]; got != want {
+			t.Errorf("dead letters with reason %s: counted %d, want %d", reason, got, want)
+		}
+	}
+	checkDeadLetters(t, r.broker.Addrs(), r.pf.cfg.DLQTopic, malformed)
+	t.Logf("%d corpus records over %d reasons, %d generated malformed records; all dead-lettered", len(r.extra), len(wantByReason), len(malformed)-len(r.extra))
 }

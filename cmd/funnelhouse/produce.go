@@ -66,3 +66,20 @@ func produceTraffic(ctx context.Context, brokers []string, cfg traffic.Config, k
 	}
 	return gen.Stats(), nil
 }
+
+// produceRecords produces records synchronously, in order.
+func produceRecords(ctx context.Context, brokers []string, recs []traffic.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerBatchCompression(kgo.Lz4Compression()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	krecs := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		krecs[i] = &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}
+	}
+	return cl.ProduceSync(ctx, krecs...).FirstErr()
+}
