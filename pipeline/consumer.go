@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -255,7 +256,7 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 	cancel()
 	if err != nil {
 		cl.Close()
-		return err
+		return fmt.Errorf("--brokers %s: %w", strings.Join(pl.cfg.Brokers, ","), err)
 	}
 
 	// Checkpoint writes are not cancelled with ctx: a cut batch that is not

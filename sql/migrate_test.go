@@ -17,7 +17,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 		t.Skip("FUNNELHOUSE_TEST_CLICKHOUSE is not set: run `make test`")
 	}
 	ctx := context.Background()
-	conn, _, err := chsink.Connect(ctx, base, "")
+	conn, _, err := chsink.Connect(ctx, chsink.Endpoint{DSN: base})
 	if err != nil {
 		t.Fatal(err)
 	}

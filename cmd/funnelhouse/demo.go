@@ -30,6 +30,7 @@ type e2eRun struct {
 	quiet      bool             // no progress output
 	restartAt  []float64        // stop and restart the pipeline once this share of the records is committed
 	extra      []traffic.Record // produced before the generated traffic
+	brokerCfg  kafka.Config     // extra settings of the embedded broker (TLS, SASL)
 
 	// results
 	broker      *kafka.Broker
@@ -50,13 +51,17 @@ func (r *e2eRun) run(ctx context.Context) error { return r.runWith(ctx, nil) }
 // runWith is run with keep seeing every generated record.
 func (r *e2eRun) runWith(ctx context.Context, keep func(*traffic.Record)) error {
 	cfg := &r.pf.cfg
-	if err := resetDatabase(ctx, r.pf.dsn, r.pf.password); err != nil {
+	endpoint, err := r.pf.endpoint()
+	if err != nil {
 		return err
 	}
-	b, err := kafka.Start(ctx, kafka.Config{
-		Listen: "127.0.0.1:0", Partitions: r.partitions,
-		Topics: []string{cfg.ClickstreamTopic, cfg.TransactionsTopic, cfg.DLQTopic},
-	})
+	if err := resetDatabase(ctx, endpoint); err != nil {
+		return err
+	}
+	bc := r.brokerCfg
+	bc.Listen, bc.Partitions = "127.0.0.1:0", r.partitions
+	bc.Topics = []string{cfg.ClickstreamTopic, cfg.TransactionsTopic, cfg.DLQTopic}
+	b, err := kafka.Start(ctx, bc)
 	if err != nil {
 		return err
 	}
@@ -65,7 +70,7 @@ func (r *e2eRun) runWith(ctx context.Context, keep func(*traffic.Record)) error 
 	r.traffic.ClickstreamTopic, r.traffic.TransactionsTopic = cfg.ClickstreamTopic, cfg.TransactionsTopic
 
 	r.expect = newExpectation(cfg.ClickstreamTopic, cfg.TransactionsTopic, time.Now)
-	if err := produceRecords(ctx, cfg.Brokers, r.extra); err != nil {
+	if err := produceRecords(ctx, cfg.Brokers, r.extra, bc.ClientOpts...); err != nil {
 		return err
 	}
 	for _, rec := range r.extra {
@@ -77,7 +82,7 @@ func (r *e2eRun) runWith(ctx context.Context, keep func(*traffic.Record)) error 
 		if keep != nil {
 			keep(rec)
 		}
-	})
+	}, bc.ClientOpts...)
 	if err != nil {
 		return err
 	}
@@ -86,7 +91,7 @@ func (r *e2eRun) runWith(ctx context.Context, keep func(*traffic.Record)) error 
 		return err
 	}
 	r.want = expected.Compute(r.expect.events, expected.Config{SessionGap: cfg.Rules.SessionGap, ChurnAfter: cfg.Rules.ChurnAfter, HorizonMs: time.Now().Add(-cfg.Rules.Lateness).UnixMilli()})
-	conn, db, err := chsink.Connect(ctx, r.pf.dsn, r.pf.password)
+	conn, db, err := chsink.Connect(ctx, endpoint)
 	if err != nil {
 		return err
 	}
@@ -101,7 +106,7 @@ func (r *e2eRun) runWith(ctx context.Context, keep func(*traffic.Record)) error 
 // new one, which resumes from the checkpoint.
 func (r *e2eRun) runPipeline(ctx context.Context) error {
 	total := r.expect.records
-	committed, err := newCommitWatcher(r.pf.cfg.Brokers, r.pf.cfg.Group, r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic)
+	committed, err := newCommitWatcher(r.pf.cfg.Brokers, r.brokerCfg.ClientOpts, r.pf.cfg.Group, r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic)
 	if err != nil {
 		return err
 	}
@@ -181,8 +186,8 @@ type commitWatcher struct {
 	topics map[string]bool
 }
 
-func newCommitWatcher(brokers []string, group string, topics ...string) (*commitWatcher, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+func newCommitWatcher(brokers []string, opts []kgo.Opt, group string, topics ...string) (*commitWatcher, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -213,8 +218,8 @@ func (w *commitWatcher) close() { w.cl.Close() }
 
 // resetDatabase drops and re-creates the DSN's database: demo and bench
 // start from nothing, as their broker does.
-func resetDatabase(ctx context.Context, dsn, password string) error {
-	conn, db, err := chsink.Connect(ctx, dsn, password)
+func resetDatabase(ctx context.Context, e chsink.Endpoint) error {
+	conn, db, err := chsink.Connect(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -222,7 +227,7 @@ func resetDatabase(ctx context.Context, dsn, password string) error {
 	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
 		return fmt.Errorf("cannot drop database %s: %w", db, err)
 	}
-	return migrate(ctx, dsn, password)
+	return migrate(ctx, e)
 }
 
 func demoCmd(ctx context.Context, args []string) error {
@@ -258,7 +263,11 @@ func demoCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	conn, db, err := chsink.Connect(ctx, r.pf.dsn, r.pf.password)
+	endpoint, err := r.pf.endpoint()
+	if err != nil {
+		return err
+	}
+	conn, db, err := chsink.Connect(ctx, endpoint)
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,7 @@ func TestEndToEnd(t *testing.T) {
 
 	checkDeadLetters(t, r.broker.Addrs(), r.pf.cfg.DLQTopic, malformed)
 
-	conn, db, err := chsink.Connect(ctx, r.pf.dsn, "")
+	conn, db, err := chsink.Connect(ctx, chsink.Endpoint{DSN: r.pf.dsn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestRestartResumes(t *testing.T) {
 	if got := r.stats.Records[0] + r.stats.Records[1]; got != uint64(r.expect.records) {
 		t.Errorf("the pipeline read %d records over three runs, %d were produced: a restart re-read or skipped some", got, r.expect.records)
 	}
-	conn, db, err := chsink.Connect(context.Background(), r.pf.dsn, "")
+	conn, db, err := chsink.Connect(context.Background(), chsink.Endpoint{DSN: r.pf.dsn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,14 +275,14 @@ func TestKcatInterop(t *testing.T) {
 		"--idle-advance", "2s", "--flush-interval", "500ms", "--metrics-addr", metricsAddr)
 
 	want := expected.Compute(expect.events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
-	conn, db, err := chsink.Connect(context.Background(), dsn, "")
+	conn, db, err := chsink.Connect(context.Background(), chsink.Endpoint{DSN: dsn})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	// Drained when every record is committed and the tables hold what the
 	// expected computation says (sessions and churns come last).
-	w, err := newCommitWatcher([]string{addr}, "kc", "kc.clickstream", "kc.transactions")
+	w, err := newCommitWatcher([]string{addr}, nil, "kc", "kc.clickstream", "kc.transactions")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func newFaultRigOn(t *testing.T, dsn, name string, events, partitions int) *faul
 	startProcess(t, r.bin, "broker", "--listen", r.brokerAddr, "--partitions", fmt.Sprint(partitions),
 		"--topics", r.cs+","+r.tx+","+r.dlq, "--min-session-timeout", "500ms")
 	waitListening(t, r.brokerAddr)
-	if err := resetDatabase(context.Background(), r.dsn, ""); err != nil {
+	if err := resetDatabase(context.Background(), chsink.Endpoint{DSN: r.dsn}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := traffic.Config{Seed: int64(len(name)), Events: events, ClickstreamTopic: r.cs, TransactionsTopic: r.tx}.WithDefaults()
@@ -76,7 +76,7 @@ func newFaultRigOn(t *testing.T, dsn, name string, events, partitions int) *faul
 	}
 	r.want = expected.Compute(r.expect.events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
 	var err error
-	r.conn, r.db, err = chsink.Connect(context.Background(), r.dsn, "")
+	r.conn, r.db, err = chsink.Connect(context.Background(), chsink.Endpoint{DSN: r.dsn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func killedBySignal(err error) bool {
 
 // committed is the number of input records the group has committed.
 func (r *faultRig) committed() int64 {
-	w, err := newCommitWatcher([]string{r.brokerAddr}, r.group, r.cs, r.tx)
+	w, err := newCommitWatcher([]string{r.brokerAddr}, nil, r.group, r.cs, r.tx)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func (r *faultRig) committed() int64 {
 // the expected numbers of sessions and transitions (the last to arrive).
 func (r *faultRig) waitDrained(timeout time.Duration) {
 	r.t.Helper()
-	w, err := newCommitWatcher([]string{r.brokerAddr}, r.group, r.cs, r.tx)
+	w, err := newCommitWatcher([]string{r.brokerAddr}, nil, r.group, r.cs, r.tx)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -303,11 +303,17 @@ func startProcessEnv(t *testing.T, env []string, bin string, args ...string) (*e
 // test stops it, which must not disturb the other tests), returning its
 // base DSN and a function that stops or starts it on the same ports.
 func ownClickHouse(t *testing.T) (dsn string, stop, start func()) {
+	dsn, _, stop, start = ownClickHouseDir(t)
+	return dsn, stop, start
+}
+
+// ownClickHouseDir is ownClickHouse that also returns the server's directory.
+func ownClickHouseDir(t *testing.T) (dsn, dir string, stop, start func()) {
 	t.Helper()
 	if os.Getenv("FUNNELHOUSE_TEST_CLICKHOUSE") == "" {
 		t.Skip("FUNNELHOUSE_TEST_CLICKHOUSE is not set: run `make test`")
 	}
-	dir := t.TempDir()
+	dir = t.TempDir()
 	script := "../../deploy/clickhouse.sh"
 	run := func(env []string, args ...string) string {
 		cmd := exec.Command("bash", append([]string{script}, args...)...)
@@ -325,7 +331,7 @@ func ownClickHouse(t *testing.T) (dsn string, stop, start func()) {
 	native, _ := os.ReadFile(dir + "/native.port")
 	httpPort, _ := os.ReadFile(dir + "/http.port")
 	ports := []string{"CH_NATIVE_PORT=" + string(bytes.TrimSpace(native)), "CH_HTTP_PORT=" + string(bytes.TrimSpace(httpPort))}
-	return dsn, func() { run(nil, "stop", dir) }, func() { run(ports, "start", dir) }
+	return dsn, dir, func() { run(nil, "stop", dir) }, func() { run(ports, "start", dir) }
 }
 
 // scrape returns the sum of each metric's samples at a /metrics address.

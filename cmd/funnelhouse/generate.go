@@ -51,14 +51,20 @@ func generateCmd(ctx context.Context, args []string) error {
 	fs.Var(listFlag{&brokers}, "brokers", "Kafka bootstrap brokers, a comma-separated list of `host:port`")
 	clickstream := fs.String("clickstream-topic", "clickstream", "topic for clickstream events")
 	transactions := fs.String("transactions-topic", "transactions", "topic for transaction events")
+	var ks kafkaSecurity
+	ks.register(fs)
 	if err := parseWithEnv(fs, args); err != nil {
+		return err
+	}
+	opts, err := ks.opts()
+	if err != nil {
 		return err
 	}
 	cfg, err := tf.config(*clickstream, *transactions)
 	if err != nil {
 		return err
 	}
-	stats, err := produceTraffic(ctx, brokers, cfg, nil)
+	stats, err := produceTraffic(ctx, brokers, cfg, nil, opts...)
 	if err != nil {
 		return err
 	}

@@ -10,16 +10,20 @@ import (
 
 func migrateCmd(ctx context.Context, args []string) error {
 	fs := newFlagSet("migrate", "Create or upgrade funnelhouse's ClickHouse database, tables and views.\nIdempotent: applies only the versions not yet recorded in <database>.schema_migrations.")
-	dsn := fs.String("clickhouse", defaultDSN, "ClickHouse DSN clickhouse://user[:password]@host:port/database")
-	password := fs.String("clickhouse-password", "", "ClickHouse password, overriding the DSN's (better set FUNNELHOUSE_CLICKHOUSE_PASSWORD)")
+	var f clickhouseFlags
+	f.register(fs)
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
-	return migrate(ctx, *dsn, *password)
+	e, err := f.endpoint()
+	if err != nil {
+		return err
+	}
+	return migrate(ctx, e)
 }
 
-func migrate(ctx context.Context, dsn, password string) error {
-	conn, db, err := chsink.Connect(ctx, dsn, password)
+func migrate(ctx context.Context, e chsink.Endpoint) error {
+	conn, db, err := chsink.Connect(ctx, e)
 	if err != nil {
 		return err
 	}

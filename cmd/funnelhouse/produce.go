@@ -14,17 +14,17 @@ import (
 // produceTraffic generates cfg's records and produces them to the brokers,
 // waiting until every one is acknowledged. keep, when not nil, sees each
 // record (its slices are only valid during the call).
-func produceTraffic(ctx context.Context, brokers []string, cfg traffic.Config, keep func(*traffic.Record)) (traffic.Stats, error) {
+func produceTraffic(ctx context.Context, brokers []string, cfg traffic.Config, keep func(*traffic.Record), opts ...kgo.Opt) (traffic.Stats, error) {
 	gen, err := traffic.New(cfg)
 	if err != nil {
 		return traffic.Stats{}, err
 	}
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(brokers...),
 		kgo.ProducerBatchCompression(kgo.Lz4Compression()),
 		kgo.ProducerLinger(0),
 		kgo.MaxBufferedRecords(100_000),
-	)
+	}, opts...)...)
 	if err != nil {
 		return traffic.Stats{}, fmt.Errorf("cannot create Kafka producer for %v: %w", brokers, err)
 	}
@@ -68,11 +68,11 @@ func produceTraffic(ctx context.Context, brokers []string, cfg traffic.Config, k
 }
 
 // produceRecords produces records synchronously, in order.
-func produceRecords(ctx context.Context, brokers []string, recs []traffic.Record) error {
+func produceRecords(ctx context.Context, brokers []string, recs []traffic.Record, opts ...kgo.Opt) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerBatchCompression(kgo.Lz4Compression()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ProducerBatchCompression(kgo.Lz4Compression())}, opts...)...)
 	if err != nil {
 		return err
 	}

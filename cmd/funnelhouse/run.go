@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,11 +23,38 @@ import (
 
 const defaultDSN = "clickhouse://default@127.0.0.1:9000/funnelhouse"
 
+// clickhouseFlags say how to reach ClickHouse.
+type clickhouseFlags struct {
+	dsn          string
+	password     string
+	passwordFile string
+	tls          tlsFlags
+}
+
+func (f *clickhouseFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.dsn, "clickhouse", defaultDSN, "ClickHouse `DSN` clickhouse://user@host:port/database (native protocol; the database is created by migrate)")
+	fs.StringVar(&f.password, "clickhouse-password", "", "ClickHouse password, overriding the DSN's; prefer FUNNELHOUSE_CLICKHOUSE_PASSWORD or --clickhouse-password-file")
+	fs.StringVar(&f.passwordFile, "clickhouse-password-file", "", "read the ClickHouse password from this `file` (e.g. a mounted Secret)")
+	f.tls.register(fs, "clickhouse-", "ClickHouse")
+}
+
+func (f *clickhouseFlags) endpoint() (chsink.Endpoint, error) {
+	password, err := secret("clickhouse-password", f.password, f.passwordFile)
+	if err != nil {
+		return chsink.Endpoint{}, err
+	}
+	tc, err := f.tls.config("clickhouse-")
+	if err != nil {
+		return chsink.Endpoint{}, err
+	}
+	return chsink.Endpoint{DSN: f.dsn, Password: password, TLS: tc}, nil
+}
+
 // pipelineFlags are the flags of `run`, shared with `demo`.
 type pipelineFlags struct {
-	cfg            pipeline.Config
-	dsn            string
-	password       string
+	cfg pipeline.Config
+	clickhouseFlags
+	kafka          kafkaSecurity
 	metricsAddr    string
 	sessionTimeout time.Duration
 }
@@ -41,9 +69,9 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 		fs.StringVar(&f.cfg.ClickstreamTopic, "clickstream-topic", "clickstream", "input topic of clickstream events")
 		fs.StringVar(&f.cfg.TransactionsTopic, "transactions-topic", "transactions", "input topic of transaction events, co-partitioned with the clickstream topic")
 		fs.StringVar(&f.cfg.DLQTopic, "dlq-topic", "funnelhouse.dlq", "dead-letter topic for records that fail validation")
+		f.kafka.register(fs)
 	}
-	fs.StringVar(&f.dsn, "clickhouse", defaultDSN, "ClickHouse DSN clickhouse://user[:password]@host:port/database (native protocol)")
-	fs.StringVar(&f.password, "clickhouse-password", "", "ClickHouse password, overriding the DSN's (better set FUNNELHOUSE_CLICKHOUSE_PASSWORD)")
+	f.clickhouseFlags.register(fs)
 	durationVar(fs, &f.cfg.Rules.SessionGap, "session-gap", r.SessionGap, "inactivity gap that ends a session (event time) (a `duration`: 30m, 2160h, 90d)")
 	durationVar(fs, &f.cfg.Rules.Lateness, "lateness", r.Lateness, "allowed lateness: events older than max ts seen minus this are late (a `duration`: 30m, 2160h, 90d)")
 	durationVar(fs, &f.cfg.Rules.ChurnAfter, "churn-after", r.ChurnAfter, "a customer inactive this long churns (a `duration`: 30m, 2160h, 90d)")
@@ -72,13 +100,26 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 	if err != nil {
 		return err
 	}
-	sink, err := chsink.Open(ctx, chsink.Config{DSN: f.dsn, Password: f.password, Registerer: reg, Hook: hook})
+	endpoint, err := f.endpoint()
+	if err != nil {
+		return err
+	}
+	kafkaOpts, err := f.kafka.opts()
+	if err != nil {
+		return err
+	}
+	if err := validateNames(f.cfg.Group, map[string]string{"clickstream-topic": f.cfg.ClickstreamTopic,
+		"transactions-topic": f.cfg.TransactionsTopic, "dlq-topic": f.cfg.DLQTopic}); err != nil {
+		return err
+	}
+	sink, err := chsink.Open(ctx, chsink.Config{Endpoint: endpoint, Registerer: reg, Hook: hook})
 	if err != nil {
 		return err
 	}
 	defer sink.Close()
 	cfg := f.cfg
 	cfg.Registerer = reg
+	cfg.KafkaOpts = append(cfg.KafkaOpts, kafkaOpts...)
 	if f.sessionTimeout > 0 {
 		cfg.KafkaOpts = append(cfg.KafkaOpts, kgo.SessionTimeout(f.sessionTimeout), kgo.HeartbeatInterval(max(f.sessionTimeout/10, 100*time.Millisecond)))
 	}
@@ -97,7 +138,13 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 		onReady(pl)
 	}
 	slog.Info("pipeline starting", "brokers", f.cfg.Brokers, "group", f.cfg.Group, "database", sink.Database())
-	return pl.Run(ctx)
+	err = pl.Run(ctx)
+	if err != nil && f.kafka.mechanism != "" && strings.Contains(err.Error(), "EOF") {
+		// Brokers often close the connection without a word on a failed
+		// SASL handshake; say what to check.
+		err = fmt.Errorf("%w (with SASL %s as user %q: a connection closed by the broker usually means a wrong user, password or mechanism)", err, f.kafka.mechanism, f.kafka.user)
+	}
+	return err
 }
 
 func serveMetrics(addr string, reg *prometheus.Registry, pl *pipeline.Pipeline, sink *chsink.Sink) (*http.Server, error) {

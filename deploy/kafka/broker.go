@@ -6,6 +6,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -32,6 +33,15 @@ type Config struct {
 	// MinSessionTimeout lowers the broker's minimum group session timeout
 	// (Kafka's default 6s) so tests can detect dead members quickly.
 	MinSessionTimeout time.Duration
+	// TLS, when set, makes the broker speak TLS only.
+	TLS *tls.Config
+	// Users, when set, enables SASL with these superusers; a user is
+	// {mechanism, name, password} with mechanism PLAIN, SCRAM-SHA-256 or
+	// SCRAM-SHA-512.
+	Users [][3]string
+	// ClientOpts are what clients need to reach the broker (TLS, SASL); the
+	// broker uses them to create its topics.
+	ClientOpts []kgo.Opt
 }
 
 // Broker is a running embedded broker.
@@ -62,12 +72,21 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.MinSessionTimeout > 0 {
 		opts = append(opts, kfake.GroupMinSessionTimeout(cfg.MinSessionTimeout))
 	}
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS))
+	}
+	if len(cfg.Users) > 0 {
+		opts = append(opts, kfake.EnableSASL())
+		for _, u := range cfg.Users {
+			opts = append(opts, kfake.Superuser(u[0], u[1], u[2]))
+		}
+	}
 	cluster, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot start the embedded broker on %s: %w", cfg.Listen, err)
 	}
 	b := &Broker{cluster: cluster}
-	if err := CreateTopics(ctx, b.Addrs(), cfg.Partitions, cfg.Topics...); err != nil {
+	if err := CreateTopics(ctx, b.Addrs(), cfg.Partitions, cfg.Topics, cfg.ClientOpts...); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -82,8 +101,8 @@ func (b *Broker) Close() { b.cluster.Close() }
 
 // CreateTopics creates topics with the given partition count; a topic that
 // already exists with that count is fine, with another count an error.
-func CreateTopics(ctx context.Context, brokers []string, partitions int, topics ...string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+func CreateTopics(ctx context.Context, brokers []string, partitions int, topics []string, opts ...kgo.Opt) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
 	if err != nil {
 		return err
 	}

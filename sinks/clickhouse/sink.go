@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,13 +22,21 @@ import (
 // DefaultDatabase is used when the DSN names none.
 const DefaultDatabase = "funnelhouse"
 
-// Config configures a Sink.
-type Config struct {
+// Endpoint says how to reach ClickHouse.
+type Endpoint struct {
 	// DSN is clickhouse://user:password@host:port/database (native protocol).
 	DSN string
 	// Password, when set, overrides the DSN's password, so that it need not
 	// appear on a command line.
 	Password string
+	// TLS, when set, encrypts the connection (the server's secure native
+	// port).
+	TLS *tls.Config
+}
+
+// Config configures a Sink.
+type Config struct {
+	Endpoint
 	// BackoffMin and BackoffMax bound the wait between retries of a failed
 	// insert (defaults 100ms and 5s); the wait doubles each attempt.
 	BackoffMin, BackoffMax time.Duration
@@ -58,8 +67,8 @@ type Sink struct {
 
 // Connect opens a native connection to the DSN's server without selecting
 // the database (it may not exist yet) and returns it with the database name.
-func Connect(ctx context.Context, dsn, password string) (driver.Conn, string, error) {
-	opts, err := ch.ParseDSN(dsn)
+func Connect(ctx context.Context, e Endpoint) (driver.Conn, string, error) {
+	opts, err := ch.ParseDSN(e.DSN)
 	if err != nil {
 		return nil, "", fmt.Errorf("invalid --clickhouse DSN: %w", err)
 	}
@@ -71,8 +80,11 @@ func Connect(ctx context.Context, dsn, password string) (driver.Conn, string, er
 		return nil, "", fmt.Errorf("invalid --clickhouse DSN: %w", err)
 	}
 	opts.Auth.Database = ""
-	if password != "" {
-		opts.Auth.Password = password
+	if e.Password != "" {
+		opts.Auth.Password = e.Password
+	}
+	if e.TLS != nil {
+		opts.TLS = e.TLS
 	}
 	if opts.DialTimeout == 0 || opts.DialTimeout > 5*time.Second {
 		opts.DialTimeout = 5 * time.Second
@@ -99,7 +111,7 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	conn, db, err := Connect(ctx, cfg.DSN, cfg.Password)
+	conn, db, err := Connect(ctx, cfg.Endpoint)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// tlsFlags configure TLS to Kafka or ClickHouse.
+type tlsFlags struct {
+	enabled            bool
+	caFile             string
+	certFile, keyFile  string
+	serverName         string
+	insecureSkipVerify bool
+}
+
+func (f *tlsFlags) register(fs *flag.FlagSet, prefix, what string) {
+	fs.BoolVar(&f.enabled, prefix+"tls", false, "connect to "+what+" over TLS")
+	fs.StringVar(&f.caFile, prefix+"tls-ca", "", "PEM `file` of the CA that signed "+what+"'s certificate (default: the system's)")
+	fs.StringVar(&f.certFile, prefix+"tls-cert", "", "PEM `file` of a client certificate, for mutual TLS (with --"+prefix+"tls-key)")
+	fs.StringVar(&f.keyFile, prefix+"tls-key", "", "PEM `file` of the client certificate's key")
+	fs.StringVar(&f.serverName, prefix+"tls-server-name", "", "server name to verify (default: the host dialled)")
+	fs.BoolVar(&f.insecureSkipVerify, prefix+"tls-insecure-skip-verify", false, "do not verify "+what+"'s certificate (testing only)")
+}
+
+// config returns the TLS configuration, nil when TLS is off. Errors name
+// the flag and the file.
+func (f *tlsFlags) config(prefix string) (*tls.Config, error) {
+	if !f.enabled {
+		if f.caFile != "" || f.certFile != "" || f.keyFile != "" || f.insecureSkipVerify {
+			return nil, fmt.Errorf("--%stls-* options are set but --%stls is not", prefix, prefix)
+		}
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.serverName, InsecureSkipVerify: f.insecureSkipVerify}
+	if f.caFile != "" {
+		pem, err := os.ReadFile(f.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read --%stls-ca: %w", prefix, err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--%stls-ca %s holds no PEM certificate", prefix, f.caFile)
+		}
+	}
+	if (f.certFile == "") != (f.keyFile == "") {
+		return nil, fmt.Errorf("--%stls-cert and --%stls-key go together: give both or neither", prefix, prefix)
+	}
+	if f.certFile != "" {
+		cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot load --%stls-cert/--%stls-key: %w", prefix, prefix, err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// kafkaSecurity are the flags for TLS and SASL to Kafka.
+type kafkaSecurity struct {
+	tls          tlsFlags
+	mechanism    string
+	user         string
+	password     string
+	passwordFile string
+}
+
+func (k *kafkaSecurity) register(fs *flag.FlagSet) {
+	k.tls.register(fs, "kafka-", "the Kafka brokers")
+	fs.StringVar(&k.mechanism, "kafka-sasl-mechanism", "", "SASL `mechanism`: plain, scram-sha-256 or scram-sha-512 (default: no SASL)")
+	fs.StringVar(&k.user, "kafka-sasl-user", "", "SASL user name")
+	fs.StringVar(&k.password, "kafka-sasl-password", "", "SASL password; prefer FUNNELHOUSE_KAFKA_SASL_PASSWORD or --kafka-sasl-password-file, which stay out of process listings")
+	fs.StringVar(&k.passwordFile, "kafka-sasl-password-file", "", "read the SASL password from this `file` (e.g. a mounted Secret)")
+}
+
+// opts returns the franz-go options for TLS and SASL.
+func (k *kafkaSecurity) opts() ([]kgo.Opt, error) {
+	var opts []kgo.Opt
+	tc, err := k.tls.config("kafka-")
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	mech := strings.ToLower(k.mechanism)
+	if mech == "" {
+		if k.user != "" || k.password != "" || k.passwordFile != "" {
+			return nil, errors.New("--kafka-sasl-user or a password is set but --kafka-sasl-mechanism is not")
+		}
+		return opts, nil
+	}
+	password, err := secret("kafka-sasl-password", k.password, k.passwordFile)
+	if err != nil {
+		return nil, err
+	}
+	if k.user == "" || password == "" {
+		return nil, fmt.Errorf("--kafka-sasl-mechanism %s needs --kafka-sasl-user and a password (FUNNELHOUSE_KAFKA_SASL_PASSWORD or --kafka-sasl-password-file)", k.mechanism)
+	}
+	switch mech {
+	case "plain":
+		opts = append(opts, kgo.SASL(plain.Auth{User: k.user, Pass: password}.AsMechanism()))
+	case "scram-sha-256":
+		opts = append(opts, kgo.SASL(scram.Auth{User: k.user, Pass: password}.AsSha256Mechanism()))
+	case "scram-sha-512":
+		opts = append(opts, kgo.SASL(scram.Auth{User: k.user, Pass: password}.AsSha512Mechanism()))
+	default:
+		return nil, fmt.Errorf("invalid --kafka-sasl-mechanism %q: want plain, scram-sha-256 or scram-sha-512", k.mechanism)
+	}
+	return opts, nil
+}
+
+// secret returns a password given directly or in a file (trailing newline
+// removed); giving both is an error.
+func secret(flagName, value, file string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	if value != "" {
+		return "", fmt.Errorf("--%s and --%s-file are both set: give one", flagName, flagName)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("cannot read --%s-file: %w", flagName, err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
+// validateNames checks topic and group names before they reach a broker.
+func validateNames(group string, topics map[string]string) error {
+	var errs []error
+	if strings.TrimSpace(group) == "" {
+		errs = append(errs, errors.New("--group is empty"))
+	}
+	for flagName, t := range topics {
+		if !topicName.MatchString(t) || t == "." || t == ".." {
+			errs = append(errs, fmt.Errorf("invalid --%s %q: a Kafka topic name has 1-249 letters, digits, '.', '_' or '-'", flagName, t))
+		}
+	}
+	return errors.Join(errs...)
+}

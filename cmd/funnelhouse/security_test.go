@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/funnelhouse/funnelhouse/bench/traffic"
+	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+)
+
+// TestSecurityFlagErrors checks the errors a user sees for wrong security
+// settings: each names the flag at fault.
+func TestSecurityFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwFile, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notPEM := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string // "" = valid
+	}{
+		{nil, nil, ""},
+		{[]string{"--kafka-sasl-mechanism", "plain", "--kafka-sasl-user", "u"}, map[string]string{"FUNNELHOUSE_KAFKA_SASL_PASSWORD": "p"}, ""},
+		{[]string{"--kafka-sasl-mechanism", "scram-sha-512", "--kafka-sasl-user", "u", "--kafka-sasl-password-file", pwFile}, nil, ""},
+		{[]string{"--kafka-sasl-mechanism", "gssapi", "--kafka-sasl-user", "u", "--kafka-sasl-password", "p"}, nil, `invalid --kafka-sasl-mechanism "gssapi"`},
+		{[]string{"--kafka-sasl-mechanism", "plain"}, nil, "--kafka-sasl-mechanism plain needs --kafka-sasl-user and a password"},
+		{[]string{"--kafka-sasl-user", "u"}, nil, "--kafka-sasl-mechanism is not"},
+		{[]string{"--kafka-sasl-mechanism", "plain", "--kafka-sasl-user", "u", "--kafka-sasl-password", "p", "--kafka-sasl-password-file", pwFile}, nil, "--kafka-sasl-password and --kafka-sasl-password-file are both set"},
+		{[]string{"--kafka-sasl-mechanism", "plain", "--kafka-sasl-user", "u", "--kafka-sasl-password-file", filepath.Join(dir, "missing")}, nil, "cannot read --kafka-sasl-password-file"},
+		{[]string{"--kafka-tls-ca", notPEM}, nil, "--kafka-tls-* options are set but --kafka-tls is not"},
+		{[]string{"--kafka-tls", "--kafka-tls-ca", notPEM}, nil, "--kafka-tls-ca " + notPEM + " holds no PEM certificate"},
+		{[]string{"--kafka-tls", "--kafka-tls-cert", notPEM}, nil, "--kafka-tls-cert and --kafka-tls-key go together"},
+		{[]string{"--clickhouse-tls", "--clickhouse-tls-ca", filepath.Join(dir, "missing")}, nil, "cannot read --clickhouse-tls-ca"},
+		{[]string{"--clickstream-topic", "bad topic"}, nil, `invalid --clickstream-topic "bad topic"`},
+		{[]string{"--dlq-topic", ".."}, nil, `invalid --dlq-topic ".."`},
+		{[]string{"--clickhouse", "clickhouse://default@127.0.0.1:1/bad-db"}, nil, `invalid database name "bad-db"`},
+	} {
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		err := checkRunFlags(tc.args)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: unexpected error %v", tc.args, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v: got error %v, want one containing %q", tc.args, err, tc.want)
+		}
+		for k := range tc.env {
+			os.Unsetenv(k)
+		}
+	}
+}
+
+// checkRunFlags parses run's flags and builds what run builds from them,
+// without connecting anywhere.
+func checkRunFlags(args []string) error {
+	fs := newFlagSet("run", "")
+	var f pipelineFlags
+	f.register(fs, true)
+	if err := parseWithEnv(fs, args); err != nil {
+		return err
+	}
+	if _, err := f.kafka.opts(); err != nil {
+		return err
+	}
+	e, err := f.endpoint()
+	if err != nil {
+		return err
+	}
+	if err := validateNames(f.cfg.Group, map[string]string{"clickstream-topic": f.cfg.ClickstreamTopic,
+		"transactions-topic": f.cfg.TransactionsTopic, "dlq-topic": f.cfg.DLQTopic}); err != nil {
+		return err
+	}
+	if strings.Contains(e.DSN, "bad-db") { // Connect validates the name before dialling
+		_, _, err := chsink.Connect(context.Background(), e)
+		return err
+	}
+	return nil
+}
+
+// selfSigned returns a server TLS config for 127.0.0.1 and the PEM of its
+// certificate, to trust as a CA.
+func selfSigned(t *testing.T) (*tls.Config, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "funnelhouse test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	cert, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, certPEM
+}
+
+// TestKafkaTLSAndSASL runs the pipeline against a broker that speaks only
+// TLS and requires SASL, configured through run's own flags with the
+// password from the environment, for PLAIN and SCRAM-SHA-256; and checks
+// that a wrong password fails with a clear error.
+func TestKafkaTLSAndSASL(t *testing.T) {
+	serverTLS, caPEM := selfSigned(t)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	clientTLS := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	for _, mech := range []struct {
+		flag, kfake string
+		sasl        kgo.Opt
+	}{
+		{"plain", "PLAIN", kgo.SASL(plain.Auth{User: "fh", Pass: "s3cret"}.AsMechanism())},
+		{"scram-sha-256", "SCRAM-SHA-256", kgo.SASL(scram.Auth{User: "fh", Pass: "s3cret"}.AsSha256Mechanism())},
+	} {
+		t.Run(mech.flag, func(t *testing.T) {
+			var r e2eRun
+			fs := newFlagSet("run", "")
+			r.pf.register(fs, true)
+			t.Setenv("FUNNELHOUSE_KAFKA_SASL_PASSWORD", "s3cret")
+			args := []string{"--clickhouse", testDSN(t, "fh_sasl_"+strings.ReplaceAll(mech.flag, "-", "_")),
+				"--kafka-tls", "--kafka-tls-ca", caFile, "--kafka-sasl-mechanism", mech.flag, "--kafka-sasl-user", "fh",
+				"--idle-advance", "2s", "--flush-interval", "300ms", "--metrics-addr", "", "--group", "sasl"}
+			if err := parseWithEnv(fs, args); err != nil {
+				t.Fatal(err)
+			}
+			r.partitions = 2
+			r.quiet = true
+			r.traffic = traffic.Config{Seed: 9, Events: 5_000}.WithDefaults()
+			r.brokerCfg.TLS = serverTLS
+			r.brokerCfg.Users = [][3]string{{mech.kfake, "fh", "s3cret"}}
+			r.brokerCfg.ClientOpts = []kgo.Opt{kgo.DialTLSConfig(clientTLS), mech.sasl}
+			err := r.run(context.Background())
+			if r.broker != nil {
+				defer r.broker.Close()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			// A wrong password fails within the start-up check, naming the
+			// brokers and hinting at the credentials.
+			t.Setenv("FUNNELHOUSE_KAFKA_SASL_PASSWORD", "wrong")
+			var bad pipelineFlags
+			fs = newFlagSet("run", "")
+			bad.register(fs, true)
+			if err := parseWithEnv(fs, append(args, "--brokers", strings.Join(r.broker.Addrs(), ","))); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			start := time.Now()
+			err = runPipeline(ctx, &bad, nil)
+			if err == nil || !strings.Contains(err.Error(), "SASL") {
+				t.Errorf("wrong password: got %v, want an error about SASL credentials", err)
+			}
+			t.Logf("wrong password: %v (after %s)", err, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
+// TestClickHousePassword connects as a user with a password (set up by
+// deploy/clickhouse/users.xml) with the password from a file, and checks
+// the error for a wrong one.
+func TestClickHousePassword(t *testing.T) {
+	base := testDSN(t, "unused")
+	base = base[:strings.LastIndex(base, "/")]
+	dsn := strings.Replace(base, "default@", "funnelhouse_test@", 1) + "/fh_password"
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte("s3cret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := clickhouseFlags{dsn: dsn, passwordFile: pwFile}
+	e, err := f.endpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(context.Background(), e); err != nil {
+		t.Fatalf("with the right password from a file: %v", err)
+	}
+	e.Password = "wrong"
+	_, _, err = chsink.Connect(context.Background(), e)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach ClickHouse at") || !strings.Contains(strings.ToLower(err.Error()), "password") {
+		t.Errorf("wrong password: got %v, want an error naming the server and the password", err)
+	}
+}
+
+// TestClickHouseTLS gives a ClickHouse of the test's own a secure native
+// port (config.d/tls.xml, a self-signed certificate) and migrates through
+// it with --clickhouse-tls and --clickhouse-tls-ca; TLS to the plain port
+// fails with a clear error.
+func TestClickHouseTLS(t *testing.T) {
+	plainDSN, dir, stop, start := ownClickHouseDir(t)
+	serverTLS, caPEM := selfSigned(t)
+	keyDER, err := x509.MarshalECPrivateKey(serverTLS.Certificates[0].PrivateKey.(*ecdsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"server.crt": caPEM,
+		"server.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, "etc", name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	securePort := freeAddr(t)[len("127.0.0.1:"):]
+	tlsXML := `<?xml version="1.0"?>
+<yandex>
+    <tcp_port_secure>` + securePort + `</tcp_port_secure>
+    <openSSL>
+        <server>
+            <certificateFile>` + dir + `/etc/server.crt</certificateFile>
+            <privateKeyFile>` + dir + `/etc/server.key</privateKeyFile>
+            <verificationMode>none</verificationMode>
+            <loadDefaultCAFile>false</loadDefaultCAFile>
+            <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
+        </server>
+    </openSSL>
+</yandex>
+`
+	if err := os.MkdirAll(filepath.Join(dir, "etc", "config.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etc", "config.d", "tls.xml"), []byte(tlsXML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	start()
+	waitListening(t, "127.0.0.1:"+securePort)
+	caFile := filepath.Join(dir, "etc", "server.crt")
+
+	plainPort := plainDSN[strings.LastIndex(plainDSN, ":")+1 : strings.LastIndex(plainDSN, "/")]
+	secureDSN := strings.Replace(strings.TrimRight(plainDSN, "/"), ":"+plainPort, ":"+securePort, 1) + "/fh_tls"
+	fs := newFlagSet("migrate", "")
+	var f clickhouseFlags
+	f.register(fs)
+	if err := parseWithEnv(fs, []string{"--clickhouse", secureDSN, "--clickhouse-tls", "--clickhouse-tls-ca", caFile}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := f.endpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(context.Background(), e); err != nil {
+		t.Fatalf("migrate over TLS: %v", err)
+	}
+	e.DSN = strings.TrimRight(plainDSN, "/") + "/fh_tls"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, _, err := chsink.Connect(ctx, e); err == nil || !strings.Contains(err.Error(), "ClickHouse") {
+		t.Errorf("TLS to the plain port: got %v, want a connection error", err)
+	} else {
+		t.Logf("TLS to the plain port: %v", err)
+	}
+}
