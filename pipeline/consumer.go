@@ -374,9 +374,15 @@ func (pl *Pipeline) checkpointLoop(ctx context.Context) error {
 // checkpoint loses the cut rows from memory, so it fails every later
 // checkpoint too: the member must stop and be restarted from the last
 // stored checkpoint.
-func (pl *Pipeline) checkpoint(partitions []int32) (err error) {
+func (pl *Pipeline) checkpoint(partitions []int32) error {
 	pl.cpMu.Lock()
 	defer pl.cpMu.Unlock()
+	return pl.checkpointLocked(partitions)
+}
+
+// checkpointLocked is checkpoint with cpMu held. Owners are stopped only
+// with cpMu held too, so the owners it cuts stay alive meanwhile.
+func (pl *Pipeline) checkpointLocked(partitions []int32) (err error) {
 	if pl.failed != nil {
 		return pl.failed
 	}
@@ -583,10 +589,12 @@ func (pl *Pipeline) adjustOffsets(_ context.Context, offsets map[string]map[int3
 // onRevoked checkpoints the revoked partitions, then stops their owners.
 func (pl *Pipeline) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	ps := partitionsOf(revoked)
-	if err := pl.checkpoint(ps); err != nil {
+	pl.cpMu.Lock()
+	defer pl.cpMu.Unlock()
+	if err := pl.checkpointLocked(ps); err != nil {
 		pl.log.Error("cannot checkpoint revoked partitions; the next owner replays them", "partitions", ps, "err", err)
 	}
-	pl.stopOwners(ps)
+	pl.stopOwnersLocked(ps)
 }
 
 // onLost drops owners without a checkpoint: another member may own the
@@ -596,6 +604,14 @@ func (pl *Pipeline) onLost(_ context.Context, _ *kgo.Client, lost map[string][]i
 }
 
 func (pl *Pipeline) stopOwners(partitions []int32) {
+	pl.cpMu.Lock()
+	defer pl.cpMu.Unlock()
+	pl.stopOwnersLocked(partitions)
+}
+
+// stopOwnersLocked stops owners with cpMu held: no checkpoint is then
+// cutting them.
+func (pl *Pipeline) stopOwnersLocked(partitions []int32) {
 	for _, o := range pl.ownersOf(partitions) {
 		pl.mu.Lock()
 		delete(pl.owners, o.partition)
