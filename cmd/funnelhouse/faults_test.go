@@ -610,10 +610,13 @@ func incompressible(n int) string {
 }
 
 // TestBadInput sends a corpus of malformed records of many classes before
-// generated traffic: each lands in the dead-letter topic with its reason,
+// 1M events of generated traffic: each lands in the dead-letter topic with its reason,
 // is counted by reason, and the partitions keep flowing (the traffic after
 // them is exact).
 func TestBadInput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1M events")
+	}
 	var r e2eRun
 	r.pf.dsn = testDSN(t, "fh_bad")
 	r.pf.cfg.Rules = pipeline.DefaultRules()
@@ -623,7 +626,7 @@ func TestBadInput(t *testing.T) {
 	r.pf.cfg.FlushInterval = 300 * time.Millisecond
 	r.partitions = 3
 	r.quiet = true
-	r.traffic = traffic.Config{Seed: 5, Events: 20_000}.WithDefaults()
+	r.traffic = traffic.Config{Seed: 5, Events: 1_000_000}.WithDefaults()
 	r.extra = badInputCorpus(t, r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic)
 	wantByReason := map[schemas.Reason]uint64{}
 	for _, rec := range r.extra {
