@@ -427,6 +427,7 @@ func (pl *Pipeline) checkpointLocked(partitions []int32) (err error) {
 			n += len(d)
 		}
 		pl.metrics.stateBytes.WithLabelValues(strconv.Itoa(int(o.partition))).Set(float64(n))
+		chsink.PutBatch(batches[i])
 	}
 	start = time.Now()
 	commit := map[string]map[int32]kgo.EpochOffset{}

@@ -139,8 +139,18 @@ func (p *Processor) closeSession(v *visitor) {
 	p.out.Sessions.Append(&chsink.SessionRow{
 		SessionID: s.id, VisitorID: v.id, CustomerID: s.customerID,
 		StartMs: s.startMs, EndMs: s.endMs, Events: s.events, PageViews: s.pageViews,
-		EntryURL: s.entryURL, ExitURL: s.exitURL, Source: s.source, Medium: s.medium, Campaign: s.campaign,
+		EntryURL: s.entryURL, ExitURL: sameOrClone(s.exitURL, s.entryURL), Source: s.source, Medium: s.medium, Campaign: s.campaign,
 		IsBounce: s.isBounce(), Orders: s.orders, Revenue: s.revenue,
 	})
 	p.stats.SessionsClosed++
+	*s = session{}
+	p.freeSessions = append(p.freeSessions, s)
+}
+
+// sameOrClone returns like when s equals it, else a copy of s.
+func sameOrClone(s, like string) string {
+	if s == like {
+		return like
+	}
+	return strings.Clone(s)
 }

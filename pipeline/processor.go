@@ -50,16 +50,20 @@ type Processor struct {
 	inputs    [2]input
 	watermark int64 // ms; math.MinInt64 until known
 
-	pending  pendingQueue
-	visitors map[string]*visitor
-	dirty    []*visitor
-	sessions deadlineQueue
-	churns   deadlineQueue
-	seen     dedup
+	pending      pendingQueue
+	visitors     map[string]*visitor
+	strings      interner
+	freeSessions []*session
+	dirty        []*visitor
+	sessions     deadlineQueue
+	churns       deadlineQueue
+	seen         dedup
 
-	epoch uint64
-	out   *chsink.Batch
-	stats Stats
+	epoch      uint64
+	out        *chsink.Batch
+	encodeBuf  []byte
+	encodeEnds []int
+	stats      Stats
 }
 
 // NewProcessor returns an empty processor for partition p. now is the
@@ -75,8 +79,9 @@ func NewProcessor(group string, partition int32, topics [2]string, r Rules, now 
 		decoder:    schemas.NewDecoder(now),
 		watermark:  math.MinInt64,
 		visitors:   map[string]*visitor{},
+		strings:    interner{},
 		seen:       dedup{ids: map[uint64]struct{}{}},
-		out:        new(chsink.Batch),
+		out:        chsink.GetBatch(),
 	}
 	p.stats.DeadLetters = map[schemas.Reason]uint64{}
 	p.stats.Partitions = 1
@@ -97,12 +102,15 @@ func (p *Processor) Add(t schemas.Topic, key, value []byte, offset int64, now ti
 	in.next = offset + 1
 	in.lastSeen = now
 	p.stats.Records[t]++
-	h := &held{topic: t, offset: offset}
+	slot, h := p.pending.slot()
+	h.topic, h.offset = t, offset
 	if err := p.decoder.Decode(t, key, value, &h.ev); err != nil {
+		p.pending.release(slot)
 		p.stats.DeadLetters[err.Reason]++
 		return err
 	}
 	if !p.seen.add(h.ev.VisitorID, h.ev.EventID, h.ev.TsMs) {
+		p.pending.release(slot)
 		p.stats.Duplicates++
 		return nil
 	}
@@ -112,9 +120,10 @@ func (p *Processor) Add(t schemas.Topic, key, value []byte, offset int64, now ti
 	}
 	if h.ev.TsMs < p.watermark {
 		p.writeLate(h)
+		p.pending.release(slot)
 		return nil
 	}
-	p.pending.push(h)
+	p.pending.push(slot)
 	return nil
 }
 
@@ -132,7 +141,7 @@ func (p *Processor) Watermark() int64 { return p.watermark }
 func (p *Processor) Stats() *Stats { return &p.stats }
 
 // Held is the number of events waiting for the watermark.
-func (p *Processor) Held() int { return len(p.pending) }
+func (p *Processor) Held() int { return p.pending.len() }
 
 // OpenSessions and Visitors size the state.
 func (p *Processor) OpenSessions() int { return len(p.sessions) }
@@ -159,7 +168,7 @@ func (p *Processor) Drained() bool {
 			return false
 		}
 	}
-	return len(p.pending) == 0 && len(p.sessions) == 0
+	return p.pending.len() == 0 && len(p.sessions) == 0
 }
 
 // Rows is the number of rows buffered for the next checkpoint.
@@ -211,7 +220,9 @@ func (p *Processor) release() {
 		}
 		switch {
 		case e != nil && (!dok || e.ev.TsMs <= d):
-			p.processEvent(p.pending.pop())
+			slot := p.pending.pop()
+			p.processEvent(&p.pending.slab[slot])
+			p.pending.release(slot)
 		case dok && sok && sd == d:
 			p.fireSessionClose(p.sessions.pop())
 		case dok:
@@ -240,7 +251,7 @@ func (p *Processor) processEvent(h *held) {
 	if isNew {
 		// Clones: the decoder's strings share one buffer per event, which
 		// long-lived state must not keep alive.
-		v = &visitor{id: strings.Clone(e.VisitorID), source: strings.Clone(Source(e)), cohortDayMs: floorDiv(e.TsMs, dayMs) * dayMs}
+		v = &visitor{id: strings.Clone(e.VisitorID), source: p.strings.intern(Source(e)), cohortDayMs: floorDiv(e.TsMs, dayMs) * dayMs}
 		p.visitors[v.id] = v
 	}
 	p.touch(v)
@@ -284,7 +295,7 @@ func (p *Processor) sessionOf(v *visitor, h *held) *session {
 		s.extend(e, v.customerID)
 		return s
 	}
-	s = newSession(e, v.customerID)
+	s = p.startSession(v, e)
 	v.session = s
 	if !v.sessionQueued {
 		v.sessionQueued = true
@@ -320,7 +331,7 @@ type seenID struct {
 }
 
 func (d *dedup) add(visitorID, eventID string, ts int64) bool {
-	h := xxhash.Sum64String(visitorID + "\x00" + eventID)
+	h := pairHash(visitorID, eventID)
 	if _, ok := d.ids[h]; ok {
 		return false
 	}
@@ -374,3 +385,15 @@ func (s *Stats) Add(o *Stats) {
 		s.Transitions[i] += o.Transitions[i]
 	}
 }
+
+// pairHash is xxhash64(a + "\x00" + b) without building the string.
+func pairHash(a, b string) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	d.WriteString(a)
+	d.Write(zeroByte[:])
+	d.WriteString(b)
+	return d.Sum64()
+}
+
+var zeroByte [1]byte

@@ -1,10 +1,6 @@
 package pipeline
 
-import (
-	"container/heap"
-
-	"github.com/funnelhouse/funnelhouse/schemas"
-)
+import "github.com/funnelhouse/funnelhouse/schemas"
 
 // held is an event waiting for the watermark to pass it, with where it came
 // from.
@@ -26,28 +22,67 @@ func (a *held) before(b *held) bool {
 	return a.ev.EventID < b.ev.EventID
 }
 
-// pendingQueue is a min-heap of held events in processing order.
-type pendingQueue []*held
-
-func (q pendingQueue) Len() int           { return len(q) }
-func (q pendingQueue) Less(i, j int) bool { return q[i].before(q[j]) }
-func (q pendingQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-func (q *pendingQueue) Push(x any)        { *q = append(*q, x.(*held)) }
-func (q *pendingQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
-	return x
+// pendingQueue holds events in processing order. The events live by value
+// in a slab whose free slots are reused; the heap orders 4-byte slot
+// numbers. So holding an event allocates nothing once the slab has grown.
+type pendingQueue struct {
+	slab []held
+	free []uint32
+	heap []uint32
 }
 
-func (q *pendingQueue) push(h *held) { heap.Push(q, h) }
-func (q *pendingQueue) pop() *held   { return heap.Pop(q).(*held) }
-func (q pendingQueue) peek() *held {
-	if len(q) == 0 {
+func (q *pendingQueue) len() int { return len(q.heap) }
+
+// slot returns a free slot for an event, to fill before push.
+func (q *pendingQueue) slot() (uint32, *held) {
+	if n := len(q.free); n > 0 {
+		i := q.free[n-1]
+		q.free = q.free[:n-1]
+		return i, &q.slab[i]
+	}
+	q.slab = append(q.slab, held{})
+	i := uint32(len(q.slab) - 1)
+	return i, &q.slab[i]
+}
+
+// release returns a slot whose event has been processed.
+func (q *pendingQueue) release(i uint32) {
+	q.slab[i] = held{} // drop references to the decoder's buffer
+	q.free = append(q.free, i)
+}
+
+func (q *pendingQueue) less(i, j int) bool { return q.slab[q.heap[i]].before(&q.slab[q.heap[j]]) }
+
+func (q *pendingQueue) push(i uint32) {
+	q.heap = append(q.heap, i)
+	siftUp(len(q.heap)-1, q.less, q.swap)
+}
+
+// peek returns the first event in processing order, or nil.
+func (q *pendingQueue) peek() *held {
+	if len(q.heap) == 0 {
 		return nil
 	}
-	return q[0]
+	return &q.slab[q.heap[0]]
+}
+
+// pop removes the first event and returns its slot; the caller releases it.
+func (q *pendingQueue) pop() uint32 {
+	i := q.heap[0]
+	last := len(q.heap) - 1
+	q.heap[0] = q.heap[last]
+	q.heap = q.heap[:last]
+	siftDown(0, len(q.heap), q.less, q.swap)
+	return i
+}
+
+func (q *pendingQueue) swap(i, j int) { q.heap[i], q.heap[j] = q.heap[j], q.heap[i] }
+
+// each calls f for every held event, in no particular order.
+func (q *pendingQueue) each(f func(*held)) {
+	for _, i := range q.heap {
+		f(&q.slab[i])
+	}
 }
 
 // deadline is a visitor's timer: a session close or a churn. Entries are
@@ -59,22 +94,27 @@ type deadline struct {
 	v  *visitor
 }
 
+// deadlineQueue is a min-heap of deadlines.
 type deadlineQueue []deadline
 
-func (q deadlineQueue) Len() int           { return len(q) }
-func (q deadlineQueue) Less(i, j int) bool { return q[i].at < q[j].at }
-func (q deadlineQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-func (q *deadlineQueue) Push(x any)        { *q = append(*q, x.(deadline)) }
-func (q *deadlineQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	old[len(old)-1] = deadline{}
-	*q = old[:len(old)-1]
-	return x
+func (q deadlineQueue) less(i, j int) bool { return q[i].at < q[j].at }
+func (q deadlineQueue) swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+
+func (q *deadlineQueue) push(at int64, v *visitor) {
+	*q = append(*q, deadline{at, v})
+	siftUp(len(*q)-1, q.less, q.swap)
 }
 
-func (q *deadlineQueue) push(at int64, v *visitor) { heap.Push(q, deadline{at, v}) }
-func (q *deadlineQueue) pop() deadline             { return heap.Pop(q).(deadline) }
+func (q *deadlineQueue) pop() deadline {
+	old := *q
+	d := old[0]
+	last := len(old) - 1
+	old[0] = old[last]
+	old[last] = deadline{}
+	*q = old[:last]
+	siftDown(0, last, q.less, q.swap)
+	return d
+}
 
 // next returns the earliest deadline, or false.
 func (q deadlineQueue) next() (int64, bool) {
@@ -82,4 +122,35 @@ func (q deadlineQueue) next() (int64, bool) {
 		return 0, false
 	}
 	return q[0].at, true
+}
+
+// siftUp and siftDown are container/heap's, without its interface: boxing
+// each element in an `any` allocated on every push and pop.
+func siftUp(j int, less func(i, j int) bool, swap func(i, j int)) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if !less(j, i) {
+			break
+		}
+		swap(i, j)
+		j = i
+	}
+}
+
+func siftDown(i, n int, less func(i, j int) bool, swap func(i, j int)) {
+	for {
+		j1 := 2*i + 1
+		if j1 >= n || j1 < 0 {
+			return
+		}
+		j := j1
+		if j2 := j1 + 1; j2 < n && less(j2, j1) {
+			j = j2
+		}
+		if !less(j, i) {
+			return
+		}
+		swap(i, j)
+		i = j
+	}
 }

@@ -6,52 +6,79 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/segmentio/ksuid"
 
 	"github.com/funnelhouse/funnelhouse/schemas"
 )
 
-// session is a visitor's open session (SPEC §4).
+// session is a visitor's open session (SPEC §4). Sessions are recycled by
+// the Processor once closed.
 type session struct {
 	id                       string
-	firstEventID             string
 	startMs, endMs           int64
 	events, pageViews        uint32
 	firstIsPageView          bool
-	entryURL, exitURL        string
-	source, medium, campaign string
+	entryURL                 string
+	exitURL                  string // the last event's, in its decoder buffer until the session closes
+	source, medium, campaign string // interned
 	customerID               string
 	orders                   uint32
 	revenue                  schemas.Amount
 }
 
-func newSession(e *schemas.Event, customerID string) *session {
-	return &session{
+// startSession opens a session for v at clickstream event e.
+func (p *Processor) startSession(v *visitor, e *schemas.Event) *session {
+	var s *session
+	if n := len(p.freeSessions); n > 0 {
+		s = p.freeSessions[n-1]
+		p.freeSessions = p.freeSessions[:n-1]
+	} else {
+		s = new(session)
+	}
+	*s = session{
 		id:              SessionID(e.VisitorID, e.EventID, e.TsMs),
-		firstEventID:    strings.Clone(e.EventID),
 		startMs:         e.TsMs,
 		endMs:           e.TsMs,
 		events:          1,
 		pageViews:       b2u(e.Type == schemas.PageView),
 		firstIsPageView: e.Type == schemas.PageView,
 		entryURL:        strings.Clone(e.URL),
-		exitURL:         strings.Clone(e.URL),
-		source:          strings.Clone(Source(e)),
-		medium:          strings.Clone(e.UTMMedium),
-		campaign:        strings.Clone(e.UTMCampaign),
-		customerID:      customerID,
+		exitURL:         e.URL,
+		source:          p.strings.intern(Source(e)),
+		medium:          p.strings.intern(e.UTMMedium),
+		campaign:        p.strings.intern(e.UTMCampaign),
+		customerID:      v.customerID,
 	}
+	return s
 }
 
 func (s *session) extend(e *schemas.Event, customerID string) {
 	s.endMs = e.TsMs
 	s.events++
 	s.pageViews += b2u(e.Type == schemas.PageView)
-	if e.URL != s.exitURL {
-		s.exitURL = strings.Clone(e.URL)
-	}
+	s.exitURL = e.URL
 	s.customerID = customerID
+}
+
+// interner shares the text of low-cardinality strings (sources, mediums,
+// campaigns) between sessions and visitors instead of copying it out of
+// each event's buffer. Past its size limit it copies.
+type interner map[string]string
+
+const internLimit = 100_000
+
+func (in interner) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	if v, ok := in[s]; ok {
+		return v
+	}
+	c := strings.Clone(s)
+	if len(in) < internLimit {
+		in[c] = c
+	}
+	return c
 }
 
 // covers reports whether a transaction at ts belongs to the session:
@@ -75,8 +102,8 @@ var ksuidEpoch = time.Unix(ksuid.Nil.Time().Unix(), 0)
 // the same id.
 func SessionID(visitorID, firstEventID string, startMs int64) string {
 	var payload [16]byte
-	binary.BigEndian.PutUint64(payload[:8], xxhash.Sum64String(visitorID+"\x00"+firstEventID))
-	binary.BigEndian.PutUint64(payload[8:], xxhash.Sum64String(firstEventID+"\x00"+visitorID))
+	binary.BigEndian.PutUint64(payload[:8], pairHash(visitorID, firstEventID))
+	binary.BigEndian.PutUint64(payload[8:], pairHash(firstEventID, visitorID))
 	t := time.Unix(floorDiv(startMs, 1000), 0)
 	if t.Before(ksuidEpoch) {
 		t = ksuidEpoch

@@ -29,14 +29,26 @@ type Offsets [2]int64
 // batch.
 func (p *Processor) Cut() (*chsink.Batch, Offsets) {
 	p.epoch++
+	// All visitors are encoded into one buffer, turned into one string
+	// that the rows slice: one allocation per checkpoint, not per visitor.
+	buf := p.encodeBuf[:0]
+	ends := p.encodeEnds[:0]
 	for _, v := range p.dirty {
 		v.dirty = false
-		p.out.State.Append(p.group, p.partition, chsink.StateVisitor, v.id, p.epoch, string(encodeVisitor(nil, v)))
+		buf = encodeVisitor(buf, v)
+		ends = append(ends, len(buf))
 	}
+	all, start := string(buf), 0
+	for i, v := range p.dirty {
+		p.out.State.Append(p.group, p.partition, chsink.StateVisitor, v.id, p.epoch, all[start:ends[i]])
+		start = ends[i]
+	}
+	p.encodeBuf, p.encodeEnds = buf, ends
+	clear(p.dirty)
 	p.dirty = p.dirty[:0]
 	p.out.State.Append(p.group, p.partition, chsink.StateCheckpoint, "", p.epoch, string(p.encodeCheckpoint(nil)))
 	b := p.out
-	p.out = new(chsink.Batch)
+	p.out = chsink.GetBatch()
 	return b, Offsets{p.inputs[0].next, p.inputs[1].next}
 }
 
@@ -83,12 +95,12 @@ func (p *Processor) encodeCheckpoint(b []byte) []byte {
 		b = binary.AppendVarint(b, in.maxTs)
 		b = binary.AppendVarint(b, in.next)
 	}
-	b = binary.AppendUvarint(b, uint64(len(p.pending)))
-	for _, h := range p.pending {
+	b = binary.AppendUvarint(b, uint64(p.pending.len()))
+	p.pending.each(func(h *held) {
 		b = append(b, byte(h.topic))
 		b = binary.AppendVarint(b, h.offset)
 		b = encodeEvent(b, &h.ev)
-	}
+	})
 	live := p.seen.order[p.seen.head:]
 	b = binary.AppendUvarint(b, uint64(len(live)))
 	for _, s := range live {
@@ -149,7 +161,7 @@ func CheckpointStats(data []byte) (Stats, error) {
 	p.stats.DeadLetters = map[schemas.Reason]uint64{}
 	err := p.decodeCheckpoint(data)
 	p.stats.Partitions = 1
-	p.stats.Held = uint64(len(p.pending))
+	p.stats.Held = uint64(p.pending.len())
 	return p.stats, err
 }
 
@@ -164,11 +176,11 @@ func (p *Processor) decodeCheckpoint(data []byte) error {
 		p.inputs[t].next = r.varint()
 	}
 	n := r.count()
-	p.pending = make(pendingQueue, 0, n)
 	for i := 0; i < n && r.err == nil; i++ {
-		h := &held{topic: schemas.Topic(r.byte()), offset: r.varint()}
+		slot, h := p.pending.slot()
+		h.topic, h.offset = schemas.Topic(r.byte()), r.varint()
 		decodeEvent(&r, &h.ev)
-		p.pending.push(h)
+		p.pending.push(slot)
 	}
 	n = r.count()
 	for i := 0; i < n && r.err == nil; i++ {
@@ -193,7 +205,7 @@ func encodeVisitor(b []byte, v *visitor) []byte {
 		return append(b, 0)
 	}
 	b = append(b, 1, boolByte(s.firstIsPageView))
-	for _, str := range []string{s.id, s.firstEventID, s.entryURL, s.exitURL, s.source, s.medium, s.campaign, s.customerID} {
+	for _, str := range []string{s.id, s.entryURL, s.exitURL, s.source, s.medium, s.campaign, s.customerID} {
 		b = appendString(b, str)
 	}
 	b = binary.AppendVarint(b, s.startMs)
@@ -219,7 +231,7 @@ func decodeVisitor(id string, data []byte) (*visitor, error) {
 	v.lastMs = r.varint()
 	if r.byte() == 1 {
 		s := &session{firstIsPageView: r.byte() == 1}
-		for _, str := range []*string{&s.id, &s.firstEventID, &s.entryURL, &s.exitURL, &s.source, &s.medium, &s.campaign, &s.customerID} {
+		for _, str := range []*string{&s.id, &s.entryURL, &s.exitURL, &s.source, &s.medium, &s.campaign, &s.customerID} {
 			*str = r.string()
 		}
 		s.startMs = r.varint()

@@ -3,7 +3,11 @@
 // with backoff until acknowledged.
 package clickhouse
 
-import "github.com/funnelhouse/funnelhouse/schemas"
+import (
+	"sync"
+
+	"github.com/funnelhouse/funnelhouse/schemas"
+)
 
 // Batch holds the rows of one flush as typed column slices, one struct per
 // table. It is owned by one goroutine at a time: a partition owner appends
@@ -13,6 +17,19 @@ type Batch struct {
 	Sessions    SessionRows
 	Transitions TransitionRows
 	State       StateRows
+}
+
+var batchPool = sync.Pool{New: func() any { return new(Batch) }}
+
+// GetBatch returns an empty batch, reusing the column slices of one given
+// back with PutBatch.
+func GetBatch() *Batch { return batchPool.Get().(*Batch) }
+
+// PutBatch gives a batch back once it is written; the caller must not use
+// it afterwards.
+func PutBatch(b *Batch) {
+	b.Reset()
+	batchPool.Put(b)
 }
 
 // Rows is the number of rows of every table.
@@ -111,10 +128,10 @@ func (r *EventRows) Append(e *schemas.Event, sessionID string, stage int8, sourc
 
 func (EventRows) reuse(r *EventRows) EventRows {
 	return EventRows{
-		r.EventID[:0], r.Ts[:0], r.TsMs[:0], r.Type[:0], r.VisitorID[:0], r.CustomerID[:0], r.SessionID[:0],
-		r.Stage[:0], r.URL[:0], r.Referrer[:0], r.Source[:0], r.Medium[:0], r.Campaign[:0], r.Device[:0],
-		r.Country[:0], r.OrderID[:0], r.Amount[:0], r.Currency[:0], r.Rating[:0], r.NPS[:0], r.CSAT[:0],
-		r.Props[:0], r.Late[:0], r.KafkaTopic[:0], r.KafkaPart[:0], r.KafkaOffset[:0],
+		zs(r.EventID), r.Ts[:0], r.TsMs[:0], r.Type[:0], zs(r.VisitorID), zs(r.CustomerID), zs(r.SessionID),
+		r.Stage[:0], zs(r.URL), zs(r.Referrer), zs(r.Source), zs(r.Medium), zs(r.Campaign), zs(r.Device),
+		zs(r.Country), zs(r.OrderID), r.Amount[:0], zs(r.Currency), r.Rating[:0], r.NPS[:0], r.CSAT[:0],
+		zs(r.Props), r.Late[:0], zs(r.KafkaTopic), r.KafkaPart[:0], r.KafkaOffset[:0],
 	}
 }
 
@@ -175,9 +192,9 @@ func (r *SessionRows) Append(s *SessionRow) {
 
 func (SessionRows) reuse(r *SessionRows) SessionRows {
 	return SessionRows{
-		r.SessionID[:0], r.VisitorID[:0], r.CustomerID[:0], r.Start[:0], r.End[:0], r.StartMs[:0], r.EndMs[:0],
-		r.DurationS[:0], r.Events[:0], r.PageViews[:0], r.EntryURL[:0], r.ExitURL[:0], r.Source[:0],
-		r.Medium[:0], r.Campaign[:0], r.IsBounce[:0], r.Orders[:0], r.Revenue[:0],
+		zs(r.SessionID), zs(r.VisitorID), zs(r.CustomerID), r.Start[:0], r.End[:0], r.StartMs[:0], r.EndMs[:0],
+		r.DurationS[:0], r.Events[:0], r.PageViews[:0], zs(r.EntryURL), zs(r.ExitURL), zs(r.Source),
+		zs(r.Medium), zs(r.Campaign), r.IsBounce[:0], r.Orders[:0], r.Revenue[:0],
 	}
 }
 
@@ -207,7 +224,7 @@ func (r *TransitionRows) Append(visitorID, customerID string, stage int8, tsMs, 
 }
 
 func (TransitionRows) reuse(r *TransitionRows) TransitionRows {
-	return TransitionRows{r.VisitorID[:0], r.CustomerID[:0], r.Stage[:0], r.Ts[:0], r.TsMs[:0], r.CohortDay[:0], r.Source[:0], r.EventID[:0]}
+	return TransitionRows{zs(r.VisitorID), zs(r.CustomerID), r.Stage[:0], r.Ts[:0], r.TsMs[:0], r.CohortDay[:0], zs(r.Source), zs(r.EventID)}
 }
 
 // State kinds of the pipeline_state table.
@@ -240,7 +257,14 @@ func (r *StateRows) Append(group string, partition int32, kind int8, key string,
 }
 
 func (StateRows) reuse(r *StateRows) StateRows {
-	return StateRows{r.Group[:0], r.Partition[:0], r.Kind[:0], r.Key[:0], r.Epoch[:0], r.Data[:0]}
+	return StateRows{zs(r.Group), r.Partition[:0], r.Kind[:0], zs(r.Key), r.Epoch[:0], zs(r.Data)}
+}
+
+// zs empties a string column, dropping its references so that a pooled
+// batch keeps no event buffer alive.
+func zs(s []string) []string {
+	clear(s)
+	return s[:0]
 }
 
 func floorDiv(a, b int64) int64 {

@@ -1,0 +1,109 @@
+package pipeline
+
+import (
+	"math"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/funnelhouse/funnelhouse/bench/traffic"
+	"github.com/funnelhouse/funnelhouse/schemas"
+	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+)
+
+type benchRecord struct {
+	topic      schemas.Topic
+	key, value []byte
+}
+
+// benchRecords generates n events of realistic traffic (in delivery order,
+// with out-of-order delivery and duplicates, no malformed records).
+func benchRecords(b *testing.B, n int) []benchRecord {
+	b.Helper()
+	cfg := traffic.Config{Seed: 1, Events: n}.WithDefaults()
+	cfg.BadRate = 0
+	gen, err := traffic.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []benchRecord
+	var r traffic.Record
+	for gen.Next(&r) {
+		t := schemas.Clickstream
+		if r.Topic == cfg.TransactionsTopic {
+			t = schemas.Transactions
+		}
+		out = append(out, benchRecord{t, append([]byte(nil), r.Key...), append([]byte(nil), r.Value...)})
+	}
+	return out
+}
+
+var benchClock = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// runCore feeds records to a fresh Processor, releasing everything at the
+// end and cutting a checkpoint every cutEvery records, as the pipeline does
+// (records in → state → column buffers ready to send).
+func runCore(records []benchRecord, cutEvery int) (*Processor, int) {
+	now := func() time.Time { return benchClock }
+	p := NewProcessor("bench", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), now)
+	p.SetEnd(schemas.Clickstream, math.MaxInt64)
+	p.SetEnd(schemas.Transactions, math.MaxInt64)
+	rows := 0
+	for i, r := range records {
+		p.Add(r.topic, r.key, r.value, int64(i), benchClock)
+		if i%256 == 255 {
+			p.Advance(benchClock)
+		}
+		if i%cutEvery == cutEvery-1 {
+			b, _ := p.Cut()
+			rows += b.Rows()
+			chsink.PutBatch(b)
+		}
+	}
+	p.SetEnd(schemas.Clickstream, 0)
+	p.SetEnd(schemas.Transactions, 0)
+	p.Advance(benchClock.Add(time.Hour))
+	b, _ := p.Cut()
+	return p, rows + b.Rows()
+}
+
+// BenchmarkCorePath is the whole per-event work without Kafka or
+// ClickHouse: decode and validate, dedup, hold for the watermark, sessions,
+// lifecycle, rows in column buffers, checkpoints. Run with -cpu 1.
+func BenchmarkCorePath(b *testing.B) {
+	records := benchRecords(b, 200_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	events := 0
+	for i := 0; i < b.N; i++ {
+		runCore(records, 50_000)
+		events += len(records)
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkStateBytes measures the heap held per open session and per
+// dormant visitor (a visitor with lifecycle state and no open session).
+func BenchmarkStateBytes(b *testing.B) {
+	records := benchRecords(b, 200_000)
+	for i := 0; i < b.N; i++ {
+		// Dormant visitors: everything released, every session closed.
+		before := heapInUse()
+		p, _ := runCore(records, 50_000)
+		// Keep only the visitors (and the interned strings they share):
+		// the rest is per partition, not per visitor.
+		p.pending, p.freeSessions, p.seen, p.out, p.encodeBuf = pendingQueue{}, nil, dedup{}, nil, nil
+		after := heapInUse()
+		b.ReportMetric(float64(after-before)/float64(p.Visitors()), "B/visitor")
+		runtime.KeepAlive(p)
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
