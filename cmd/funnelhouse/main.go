@@ -25,11 +25,13 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"run":      {"run the pipeline: consume Kafka, write ClickHouse", runCmd},
-	"migrate":  {"create or upgrade the ClickHouse tables and views", migrateCmd},
-	"generate": {"produce synthetic, realistic traffic to Kafka", generateCmd},
-	"demo":     {"embedded broker + local ClickHouse + generated traffic + pipeline, then the tables", demoCmd},
-	"broker":   {"run the embedded Kafka-protocol broker on a loopback port", brokerCmd},
+	"run":        {"run the pipeline: consume Kafka, write ClickHouse", runCmd},
+	"migrate":    {"create or upgrade the ClickHouse tables and views", migrateCmd},
+	"generate":   {"produce synthetic, realistic traffic to Kafka", generateCmd},
+	"demo":       {"embedded broker + local ClickHouse + generated traffic + pipeline, then the tables", demoCmd},
+	"broker":     {"run the embedded Kafka-protocol broker on a loopback port", brokerCmd},
+	"bench":      {"end-to-end events/s against the peers, verified against the expected numbers", benchCmd},
+	"naive-peer": {"the straightforward implementation bench compares against", naivePeerCmd},
 }
 
 func usage() {
