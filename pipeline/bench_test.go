@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"math"
 	"runtime"
 	"testing"
@@ -107,3 +108,50 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
+
+// BenchmarkSessionBytes measures the heap held per open session: n visitors
+// with one page_view each, released by the watermark but with their
+// sessions open; then, after the sessions close, per dormant visitor. The
+// difference is the open session's share.
+func BenchmarkSessionBytes(b *testing.B) {
+	const n = 100_000
+	base := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	records := make([]benchRecord, 0, n+1)
+	for i := 0; i <= n; i++ {
+		visitor := fmt.Sprintf("v%012d", i)
+		ts := base
+		if i == n { // a later event moves the watermark past the others
+			ts = base.Add(11 * time.Minute)
+		}
+		value := fmt.Sprintf(`{"event_id":"%s","type":"page_view","ts":"%s","visitor_id":"%s","url":"/landing/%d","utm_source":"google","utm_medium":"cpc"}`,
+			ksuidLike(i), ts.Format(time.RFC3339Nano), visitor, i%50)
+		records = append(records, benchRecord{schemas.Clickstream, []byte(visitor), []byte(value)})
+	}
+	for i := 0; i < b.N; i++ {
+		now := func() time.Time { return benchClock }
+		before := heapInUse()
+		p := NewProcessor("bench", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), now)
+		p.SetEnd(schemas.Transactions, 0)
+		for j, r := range records {
+			p.Add(r.topic, r.key, r.value, int64(j), benchClock)
+		}
+		p.Advance(benchClock.Add(time.Minute)) // the empty transactions input goes idle
+		// Rows are the sink's and the slab of held events is the partition's
+		// (reused), not state per visitor.
+		p.out, p.seen, p.pending = new(chsink.Batch), dedup{}, pendingQueue{}
+		open := heapInUse()
+		if p.OpenSessions() < n {
+			b.Fatalf("%d sessions open, want %d", p.OpenSessions(), n)
+		}
+		p.SetEnd(schemas.Clickstream, int64(len(records)))
+		p.Advance(benchClock.Add(time.Hour))
+		p.out, p.freeSessions, p.pending = new(chsink.Batch), nil, pendingQueue{}
+		dormant := heapInUse()
+		b.ReportMetric(float64(open-before)/n, "B/visitor+open-session")
+		b.ReportMetric(float64(dormant-before)/n, "B/dormant-visitor")
+		b.ReportMetric(float64(open-dormant)/n, "B/open-session")
+		runtime.KeepAlive(p)
+	}
+}
+
+func ksuidLike(i int) string { return fmt.Sprintf("2sgaGTJQktacUmnVvw%09d", i) }

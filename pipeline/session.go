@@ -35,6 +35,7 @@ func (p *Processor) startSession(v *visitor, e *schemas.Event) *session {
 	} else {
 		s = new(session)
 	}
+	entry := strings.Clone(e.URL)
 	*s = session{
 		id:              SessionID(e.VisitorID, e.EventID, e.TsMs),
 		startMs:         e.TsMs,
@@ -42,8 +43,8 @@ func (p *Processor) startSession(v *visitor, e *schemas.Event) *session {
 		events:          1,
 		pageViews:       b2u(e.Type == schemas.PageView),
 		firstIsPageView: e.Type == schemas.PageView,
-		entryURL:        strings.Clone(e.URL),
-		exitURL:         e.URL,
+		entryURL:        entry,
+		exitURL:         entry, // not e.URL: that would keep the event's buffer alive
 		source:          p.strings.intern(Source(e)),
 		medium:          p.strings.intern(e.UTMMedium),
 		campaign:        p.strings.intern(e.UTMCampaign),

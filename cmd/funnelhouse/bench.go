@@ -65,6 +65,8 @@ type benchFlags struct {
 	latencySecs int
 	latencyRate int
 	seed        int64
+	batchRows   int
+	flushEvery  time.Duration
 }
 
 func benchCmd(ctx context.Context, args []string) error {
@@ -87,6 +89,8 @@ func benchCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&f.latencySecs, "latency-seconds", 10, "seconds of live traffic for the latency measurement (0: skip)")
 	fs.IntVar(&f.latencyRate, "latency-rate", 20_000, "events per second of the live traffic")
 	fs.Int64Var(&f.seed, "seed", 1, "generator seed")
+	fs.IntVar(&f.batchRows, "batch-rows", 100_000, "--batch-rows of the measured funnelhouse run")
+	durationVar(fs, &f.flushEvery, "flush-interval", time.Second, "--flush-interval of the measured funnelhouse run")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
@@ -209,7 +213,8 @@ func benchFunnelhouse(ctx context.Context, bin string, brokers []string, e chsin
 	chBefore := cpuSeconds(chPID)
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, bin, "run", "--brokers", strings.Join(brokers, ","), "--clickhouse", e.DSN, "--group", group,
-		"--clickstream-topic", cs, "--transactions-topic", tx, "--dlq-topic", dlq, "--idle-advance", "200ms", "--metrics-addr", "")
+		"--clickstream-topic", cs, "--transactions-topic", tx, "--dlq-topic", dlq, "--idle-advance", "200ms", "--metrics-addr", "",
+		"--batch-rows", strconv.Itoa(f.batchRows), "--flush-interval", f.flushEvery.String())
 	cmd.Env = childEnv(e)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
