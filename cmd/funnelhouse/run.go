@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strings"
 	"time"
 
@@ -86,8 +87,12 @@ func runCmd(ctx context.Context, args []string) error {
 	fs := newFlagSet("run", "Consume the clickstream and transactions topics as a member of a consumer group,\nsessionise events, attribute lifecycle stages and write the results to ClickHouse.\nEvery flag can also be set as FUNNELHOUSE_<FLAG>, e.g. FUNNELHOUSE_BROKERS.")
 	var f pipelineFlags
 	f.register(fs, true)
+	check := fs.Bool("check", false, "validate the configuration and connectivity (brokers, topics and partition counts, ClickHouse, migrations), print a verdict and exit")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
+	}
+	if *check {
+		return checkRun(ctx, os.Stdout, &f)
 	}
 	return runPipeline(ctx, &f, nil)
 }
