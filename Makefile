@@ -29,7 +29,7 @@ LOCAL_CH_DIR ?= .local/clickhouse
 CH_DATABASE ?= funnelhouse
 FUZZTIME ?= 20s
 
-.PHONY: build test vet demo demo-stop bench clickhouse-start clickhouse-stop clickhouse-status clean
+.PHONY: build test vet demo demo-stop bench gobench clickhouse-start clickhouse-stop clickhouse-status clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/funnelhouse
@@ -90,14 +90,20 @@ demo: build
 	echo "ClickHouse is still running in $(LOCAL_CH_DIR) ($${dsn}$(CH_DATABASE)); stop it with: make demo-stop"; \
 	exit $$rc
 
+# The benchmark of bench/RESULTS.md: funnelhouse (3 runs) and both peers on
+# 5M events, on the local ClickHouse; results also in bench/results.json.
+BENCH_EVENTS ?= 5000000
 bench: build
 	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
-	$(CLICKHOUSE) client $(LOCAL_CH_DIR) -q 'CREATE DATABASE IF NOT EXISTS $(CH_DATABASE)'; \
 	rc=0; \
-	echo "+ $(BIN) bench --clickhouse $${dsn}$(CH_DATABASE)"; \
-	$(BIN) bench --clickhouse "$${dsn}$(CH_DATABASE)" || rc=$$?; \
-	echo "ClickHouse is still running in $(LOCAL_CH_DIR) ($${dsn}$(CH_DATABASE)); stop it with: make clickhouse-stop"; \
+	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench --events $(BENCH_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/results.json"; \
+	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench" --events $(BENCH_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/results.json || rc=$$?; \
+	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop"; \
 	exit $$rc
+
+# Go benchmarks next to the code (one core, as the targets are per core).
+gobench:
+	$(GO) test ./schemas ./pipeline ./sinks/... -run '^$$' -bench . -benchmem -cpu 1 -count 5
 
 clean:
 	rm -rf bin

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBenchShort runs `funnelhouse bench` small, with both peers, so that
+// the command keeps working: every funnelhouse run is verified exact, the
+// latency phase sees its probes, the peers ingest every record.
+func TestBenchShort(t *testing.T) {
+	dsn := testDSN(t, "fh_bench")
+	bin := buildBinary(t)
+	out := filepath.Join(t.TempDir(), "bench.json")
+	cmd := exec.Command(bin, "bench", "--clickhouse", dsn, "--events", "30000", "--runs", "1", "--partitions", "2",
+		"--latency-seconds", "2", "--latency-rate", "5000", "--json", out)
+	output, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, tail(output, 4000))
+	}
+	var rep benchReport
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	systems := map[string]*benchResult{}
+	for _, r := range rep.Results {
+		systems[r.System] = r
+	}
+	for _, name := range []string{"funnelhouse", "kafka-engine", "naive"} {
+		if r := systems[name]; r == nil || r.RecordsPerSec <= 0 {
+			t.Errorf("no result for %s: %+v", name, r)
+		}
+	}
+	if !rep.Verified || rep.LatencyN == 0 || rep.LatencyP99 <= 0 || len(rep.Ratios) != 2 {
+		t.Errorf("report incomplete: verified %v, %d latency probes (p99 %v ms), ratios %v", rep.Verified, rep.LatencyN, rep.LatencyP99, rep.Ratios)
+	}
+	if !strings.Contains(string(output), "ratio funnelhouse/naive") {
+		t.Errorf("no ratio in the table:\n%s", output)
+	}
+	t.Logf("%s", tail(output, 1500))
+}
