@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"broker":     {"run the embedded Kafka-protocol broker on a loopback port", brokerCmd},
 	"bench":      {"end-to-end events/s against the peers, verified against the expected numbers", benchCmd},
 	"naive-peer": {"the straightforward implementation bench compares against", naivePeerCmd},
+	"report":     {"the metrics as terminal tables and a self-contained HTML page with charts", reportCmd},
 }
 
 func usage() {
