@@ -124,35 +124,23 @@ var optStrings = [...]struct {
 	{fCountry, maxOtherBytes},
 }
 
-// unknownKV is an unknown top-level field. Both key and v point into the
-// parser's memory and are valid only until the next parse.
-type unknownKV struct {
-	key []byte
-	v   *fastjson.Value
-}
-
-// maxPairwiseDup is the number of unknown keys up to which duplicates are
-// found by pairwise comparison; beyond it a map keeps the check linear.
-const maxPairwiseDup = 16
-
 // Decoder turns Kafka records into Events (SPEC §2).
 //
-// Decoder is not safe for concurrent use; keep one per goroutine (it reuses a
-// fastjson.Parser and scratch buffers).
+// Decoder is not safe for concurrent use; keep one per goroutine (it reuses
+// scratch buffers).
 type Decoder struct {
 	now func() time.Time
-	p   fastjson.Parser
 
-	// Per-Decode state, reset at the start of each call. Everything here
-	// points into p's memory and is dead after the next parse.
-	fields  [numFields]*fastjson.Value
-	unknown []unknownKV
-	seen    map[string]struct{} // unknown keys, once there are many of them
-	dupKey  []byte              // first duplicated top-level key, nil if none
-	str     [numFields][]byte   // validated string values, unescaped
+	// Per-Decode state, reset at the start of each call.
+	value []byte              // the record value, during Decode only
+	vals  [numFields]jval     // the known top-level fields
+	ukeys []span              // the unknown top-level keys, as written in buf
+	seen  map[string]struct{} // unknown keys, once there are many of them
+	buf   []byte              // Props, then all string bytes of one event, copied once into a string
+	unesc []byte              // decoded text of the known strings that had escapes
+	tmp   []byte              // scratch: one decoded key or prop string
 
-	num []byte // scratch: raw text of one JSON number
-	buf []byte // scratch: all string bytes of one event, copied once into a string
+	p fastjson.Parser // names the fault of a value that scan rejects (badJSON)
 }
 
 // NewDecoder returns a Decoder. now is the processing clock used for the
@@ -181,13 +169,34 @@ func (d *Decoder) Decode(topic Topic, key, value []byte, ev *Event) *Error {
 	if len(value) > MaxValueBytes {
 		return errorf(ReasonTooLarge, "value: %d bytes is more than the limit of %d", len(value), MaxValueBytes)
 	}
-	if e := d.parse(value); e != nil {
-		return e
+	// The whole value is checked before any field, so that bad_json wins.
+	d.vals = [numFields]jval{}
+	d.ukeys = d.ukeys[:0]
+	d.buf = d.buf[:0]
+	d.unesc = d.unesc[:0]
+	if len(d.seen) > 0 {
+		clear(d.seen)
+	}
+	if !d.scan(value) {
+		return d.badJSON(value)
 	}
 	if len(key) == 0 {
 		return errorf(ReasonMissingKey, "record key: absent or empty, it must be the visitor_id")
 	}
+	d.value = value
+	e := d.decodeFields(topic, key, ev)
+	d.value = nil
+	return e
+}
 
+// stringFields are the fields that Event holds as strings.
+var stringFields = [...]field{
+	fEventID, fVisitorID, fCustomerID, fURL, fReferrer, fUTMSource, fUTMMedium,
+	fUTMCampaign, fDevice, fCountry, fOrderID, fCurrency,
+}
+
+// decodeFields checks the fields of a scanned value and fills *ev.
+func (d *Decoder) decodeFields(topic Topic, key []byte, ev *Event) *Error {
 	// type
 	typ, e := d.decodeType(topic)
 	if e != nil {
@@ -200,9 +209,9 @@ func (d *Decoder) Decode(topic Topic, key, value []byte, ev *Event) *Error {
 	if e := d.requiredString(fVisitorID, maxVisitorIDBytes); e != nil {
 		return e
 	}
-	if !bytes.Equal(key, d.str[fVisitorID]) {
+	if vid := d.text(fVisitorID); !bytes.Equal(key, vid) {
 		return errorf(ReasonKeyMismatch, "field visitor_id: %s differs from the record key %s",
-			quote(d.str[fVisitorID]), quote(key))
+			quote(vid), quote(key))
 	}
 	// ts
 	tsMs, e := d.decodeTs()
@@ -246,18 +255,21 @@ func (d *Decoder) Decode(topic Topic, key, value []byte, ev *Event) *Error {
 		return e
 	}
 
-	// Copy every string of the event into one buffer and convert it to one
-	// string, so an event costs one allocation however many fields it has.
-	// The fields are substrings of it (plain string slicing, no unsafe).
+	// Copy every string of the event into one buffer, after the Props that
+	// scan wrote there, and convert it to one string, so an event costs one
+	// allocation however many fields it has. The fields are substrings of
+	// it (plain string slicing, no unsafe). Every string field is valid
+	// now: a string, or absent (no text).
 	var lo, hi [numFields]int
-	buf := d.buf[:0]
-	for f := range numFields {
+	buf := d.buf
+	propsLen := len(buf)
+	for _, f := range stringFields {
 		lo[f] = len(buf)
-		buf = append(buf, d.str[f]...)
+		if d.vals[f].kind == kString {
+			buf = append(buf, d.text(f)...)
+		}
 		hi[f] = len(buf)
 	}
-	propsLo := len(buf)
-	buf = d.appendProps(buf)
 	d.buf = buf
 	all := string(buf)
 	s := func(f field) string { return all[lo[f]:hi[f]] }
@@ -281,112 +293,36 @@ func (d *Decoder) Decode(topic Topic, key, value []byte, ev *Event) *Error {
 		Rating:      rating,
 		NPS:         nps,
 		CSAT:        csat,
-		Props:       all[propsLo:],
+		Props:       all[:propsLen],
 	}
 	return nil
 }
 
-// parse checks that value is one UTF-8 JSON object without duplicated
-// top-level keys and sorts its fields into d.fields and d.unknown.
-func (d *Decoder) parse(value []byte) *Error {
-	d.fields = [numFields]*fastjson.Value{}
-	d.str = [numFields][]byte{}
-	clear(d.unknown)
-	d.unknown = d.unknown[:0]
-	d.dupKey = nil
-	if len(d.seen) > 0 {
-		clear(d.seen)
+// text returns the text of field f: a string's decoded bytes, a number's
+// JSON text. It is valid until the next Decode.
+func (d *Decoder) text(f field) []byte {
+	v := d.vals[f]
+	if v.esc {
+		return d.unesc[v.lo:v.hi]
 	}
-
-	if len(value) == 0 {
-		return errorf(ReasonBadJSON, "value: empty, want a JSON object")
-	}
-	if !utf8.Valid(value) {
-		return errorf(ReasonBadJSON, "value: not valid UTF-8")
-	}
-	// fastjson's parser checks the structure but is lenient with leaves (it
-	// takes NaN, 01, bad escapes and raw control characters); strictLeaves
-	// rejects those, for less than fastjson.Validate would cost.
-	v, err := d.p.ParseBytes(value)
-	if err != nil {
-		if strings.Contains(err.Error(), "too big depth") {
-			return errorf(ReasonBadJSON, "value: nested deeper than %d levels", fastjson.MaxDepth)
-		}
-		return errorf(ReasonBadJSON, "value: not valid JSON")
-	}
-	if !strictLeaves(value) {
-		return errorf(ReasonBadJSON, "value: not valid JSON")
-	}
-	if t := v.Type(); t != fastjson.TypeObject {
-		return errorf(ReasonBadJSON, "value: want a JSON object, got %s", jsonTypeName(t))
-	}
-	o, _ := v.Object()
-	o.Visit(d.visitTop)
-	if d.dupKey != nil {
-		return errorf(ReasonBadJSON, "value: key %s appears more than once", quote(d.dupKey))
-	}
-	return nil
+	return d.value[v.lo:v.hi]
 }
 
-// visitTop sorts one top-level field (keys already unescaped) and notes the
-// first duplicated key.
-func (d *Decoder) visitTop(key []byte, v *fastjson.Value) {
-	if f := fieldOf(key); f != fUnknown {
-		if d.fields[f] != nil && d.dupKey == nil {
-			d.dupKey = key
-		}
-		d.fields[f] = v
-		return
-	}
-	if d.dupKey == nil {
-		if len(d.unknown) < maxPairwiseDup {
-			for i := range d.unknown {
-				if bytes.Equal(d.unknown[i].key, key) {
-					d.dupKey = key
-				}
-			}
-		} else {
-			if d.seen == nil {
-				d.seen = make(map[string]struct{})
-			}
-			if len(d.seen) == 0 {
-				for _, u := range d.unknown {
-					d.seen[string(u.key)] = struct{}{}
-				}
-			}
-			if _, ok := d.seen[string(key)]; ok {
-				d.dupKey = key
-			}
-			d.seen[string(key)] = struct{}{}
-		}
-	}
-	d.unknown = append(d.unknown, unknownKV{key: key, v: v})
-}
-
-// absent reports whether v counts as absent: not there, null, or "".
-func absent(v *fastjson.Value) bool {
-	if v == nil {
-		return true
-	}
-	switch v.Type() {
-	case fastjson.TypeNull:
-		return true
-	case fastjson.TypeString:
-		b, _ := v.StringBytes()
-		return len(b) == 0
-	}
-	return false
+// absent reports whether field f counts as absent: not there, null, or "".
+// (A string with escapes is never empty.)
+func (d *Decoder) absent(f field) bool {
+	v := d.vals[f]
+	return v.kind == kAbsent || v.kind == kNull || v.kind == kString && v.lo == v.hi
 }
 
 func (d *Decoder) decodeType(topic Topic) (Type, *Error) {
-	v := d.fields[fType]
-	if absent(v) {
+	if d.absent(fType) {
 		return 0, missing(fType)
 	}
-	if t := v.Type(); t != fastjson.TypeString {
-		return 0, wrongJSONType(fType, "a string", t)
+	if k := d.vals[fType].kind; k != kString {
+		return 0, wrongJSONType(fType, "a string", k)
 	}
-	b, _ := v.StringBytes()
+	b := d.text(fType)
 	typ := ParseType(string(b))
 	if typ == 0 {
 		return 0, errorf(ReasonUnknownType, "field type: %s names no event type", quote(b))
@@ -397,59 +333,48 @@ func (d *Decoder) decodeType(topic Topic) (Type, *Error) {
 	return typ, nil
 }
 
-// requiredString validates a required string field into d.str[f].
+// requiredString validates a required string field.
 func (d *Decoder) requiredString(f field, max int) *Error {
-	if absent(d.fields[f]) {
+	if d.absent(f) {
 		return missing(f)
 	}
 	return d.optionalString(f, max)
 }
 
-// optionalString validates an optional string field into d.str[f]; an absent
-// field leaves d.str[f] nil.
+// optionalString validates an optional string field.
 func (d *Decoder) optionalString(f field, max int) *Error {
-	v := d.fields[f]
-	if absent(v) {
+	if d.absent(f) {
 		return nil
 	}
-	if t := v.Type(); t != fastjson.TypeString {
-		return wrongJSONType(f, "a string", t)
+	if k := d.vals[f].kind; k != kString {
+		return wrongJSONType(f, "a string", k)
 	}
-	b, _ := v.StringBytes()
-	if len(b) > max {
-		return errorf(ReasonTooLarge, "field %s: %d bytes is more than the limit of %d", fieldNames[f], len(b), max)
+	if n := len(d.text(f)); n > max {
+		return errorf(ReasonTooLarge, "field %s: %d bytes is more than the limit of %d", fieldNames[f], n, max)
 	}
-	d.str[f] = b
 	return nil
 }
 
-// rawNumber returns the JSON text of number v, valid until the next call.
-func (d *Decoder) rawNumber(v *fastjson.Value) []byte {
-	d.num = v.MarshalTo(d.num[:0])
-	return d.num
-}
-
 func (d *Decoder) decodeTs() (int64, *Error) {
-	v := d.fields[fTs]
-	if absent(v) {
+	if d.absent(fTs) {
 		return 0, missing(fTs)
 	}
 	var ms int64
-	switch t := v.Type(); t {
-	case fastjson.TypeString:
-		b, _ := v.StringBytes()
+	switch k := d.vals[fTs].kind; k {
+	case kString:
+		b := d.text(fTs)
 		var ok bool
 		if ms, ok = parseRFC3339Ms(b); !ok {
 			return 0, errorf(ReasonBadTs, "field ts: want an RFC 3339 time with a zone (Z or ±hh:mm) or integer epoch milliseconds, got %s", quote(b))
 		}
-	case fastjson.TypeNumber:
-		raw := d.rawNumber(v)
+	case kNumber:
+		raw := d.text(fTs)
 		var ok bool
 		if ms, ok = parseEpochMs(raw); !ok {
 			return 0, errorf(ReasonBadTs, "field ts: epoch milliseconds must be a JSON integer literal in range, got %s", quote(raw))
 		}
 	default:
-		return 0, errorf(ReasonBadTs, "field ts: must be a string or an integer, got %s", jsonTypeName(t))
+		return 0, errorf(ReasonBadTs, "field ts: must be a string or an integer, got %s", jsonTypeName(k))
 	}
 	if ms < minTsMs {
 		return 0, errorf(ReasonBadTs, "field ts: not before 2000-01-01, got %s", msString(ms))
@@ -698,17 +623,16 @@ func parseAmount(raw []byte) (Amount, string) {
 }
 
 func (d *Decoder) decodeAmount(required bool) (Amount, *Error) {
-	v := d.fields[fAmount]
-	if absent(v) {
+	if d.absent(fAmount) {
 		if required {
 			return 0, missing(fAmount)
 		}
 		return 0, nil
 	}
-	if t := v.Type(); t != fastjson.TypeNumber {
-		return 0, wrongJSONType(fAmount, "a JSON number", t)
+	if k := d.vals[fAmount].kind; k != kNumber {
+		return 0, wrongJSONType(fAmount, "a JSON number", k)
 	}
-	raw := d.rawNumber(v)
+	raw := d.text(fAmount)
 	a, msg := parseAmount(raw)
 	if msg != "" {
 		return 0, errorf(ReasonBadValue, "field amount: %s, got %s", msg, quote(raw))
@@ -726,10 +650,10 @@ func (d *Decoder) decodeCurrency(required bool) *Error {
 	if e != nil {
 		return e
 	}
-	c := d.str[fCurrency]
-	if c == nil {
+	if d.absent(fCurrency) {
 		return nil
 	}
+	c := d.text(fCurrency)
 	if len(c) != 3 || !isUpper(c[0]) || !isUpper(c[1]) || !isUpper(c[2]) {
 		return errorf(ReasonBadValue, "field currency: must be 3 upper-case letters (ISO 4217), got %s", quote(c))
 	}
@@ -741,17 +665,16 @@ func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 // smallInt decodes an integer field in [lo, hi]: a JSON number whose value is
 // integral (4 and 4.0 are fine, 4.5 and "4" are not). Absent gives Absent.
 func (d *Decoder) smallInt(f field, lo, hi int64, required bool) (int8, *Error) {
-	v := d.fields[f]
-	if absent(v) {
+	if d.absent(f) {
 		if required {
 			return Absent, missing(f)
 		}
 		return Absent, nil
 	}
-	if t := v.Type(); t != fastjson.TypeNumber {
-		return Absent, wrongJSONType(f, "an integer", t)
+	if k := d.vals[f].kind; k != kNumber {
+		return Absent, wrongJSONType(f, "an integer", k)
 	}
-	raw := d.rawNumber(v)
+	raw := d.text(f)
 	n, ok := parseDecimal(raw)
 	if !ok {
 		return Absent, errorf(ReasonBadValue, "field %s: not a JSON number, got %s", fieldNames[f], quote(raw))
@@ -773,67 +696,6 @@ func (d *Decoder) smallInt(f field, lo, hi int64, required bool) (int8, *Error) 
 		return Absent, errorf(ReasonBadValue, "field %s: must be between %d and %d, got %s", fieldNames[f], lo, hi, quote(raw))
 	}
 	return int8(x), nil
-}
-
-// appendProps appends the unknown top-level fields as one compact JSON
-// object, in input order, or nothing when there are none.
-func (d *Decoder) appendProps(dst []byte) []byte {
-	if len(d.unknown) == 0 {
-		return dst
-	}
-	dst = append(dst, '{')
-	for i, u := range d.unknown {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendJSONString(dst, u.key)
-		dst = append(dst, ':')
-		dst = appendJSON(dst, u.v)
-	}
-	return append(dst, '}')
-}
-
-// appendJSON re-serializes v compactly. It writes strings itself rather than
-// with fastjson's MarshalTo, which escapes unescaped strings Go-style
-// (strconv.Quote: \x01, \U0010ffff) and so can produce invalid JSON. Numbers
-// keep their original text. Recursion is bounded by fastjson.MaxDepth.
-func appendJSON(dst []byte, v *fastjson.Value) []byte {
-	switch v.Type() {
-	case fastjson.TypeObject:
-		o, _ := v.Object()
-		dst = append(dst, '{')
-		first := true
-		o.Visit(func(k []byte, vv *fastjson.Value) {
-			if !first {
-				dst = append(dst, ',')
-			}
-			first = false
-			dst = appendJSONString(dst, k)
-			dst = append(dst, ':')
-			dst = appendJSON(dst, vv)
-		})
-		return append(dst, '}')
-	case fastjson.TypeArray:
-		a, _ := v.Array()
-		dst = append(dst, '[')
-		for i, vv := range a {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendJSON(dst, vv)
-		}
-		return append(dst, ']')
-	case fastjson.TypeString:
-		b, _ := v.StringBytes()
-		return appendJSONString(dst, b)
-	case fastjson.TypeNumber:
-		return v.MarshalTo(dst)
-	case fastjson.TypeTrue:
-		return append(dst, "true"...)
-	case fastjson.TypeFalse:
-		return append(dst, "false"...)
-	}
-	return append(dst, "null"...)
 }
 
 const hexDigits = "0123456789abcdef"
@@ -873,15 +735,74 @@ func missing(f field) *Error {
 	return errorf(ReasonMissingField, "field %s: required but absent, null or empty", fieldNames[f])
 }
 
-func wrongJSONType(f field, want string, got fastjson.Type) *Error {
+func wrongJSONType(f field, want string, got kind) *Error {
 	return errorf(ReasonBadValue, "field %s: must be %s, got %s", fieldNames[f], want, jsonTypeName(got))
 }
 
 // jsonTypeName names a JSON type the way JSON Schema does.
-func jsonTypeName(t fastjson.Type) string {
-	switch t {
-	case fastjson.TypeObject:
+func jsonTypeName(k kind) string {
+	switch k {
+	case kObject:
 		return "object"
+	case kArray:
+		return "array"
+	case kString:
+		return "string"
+	case kNumber:
+		return "number"
+	case kBool:
+		return "boolean"
+	}
+	return "null"
+}
+
+// badJSON names the fault of a value that scan rejected. It runs the checks
+// that scan replaced, in their order, which also fixes which fault is named
+// when there are several: UTF-8 of the whole value; JSON structure and
+// nesting depth (fastjson's parser, which is lenient with leaves); strict
+// leaves; an object; duplicated keys.
+func (d *Decoder) badJSON(value []byte) *Error {
+	if len(value) == 0 {
+		return errorf(ReasonBadJSON, "value: empty, want a JSON object")
+	}
+	if !utf8.Valid(value) {
+		return errorf(ReasonBadJSON, "value: not valid UTF-8")
+	}
+	v, err := d.p.ParseBytes(value)
+	if err != nil {
+		if strings.Contains(err.Error(), "too big depth") {
+			return errorf(ReasonBadJSON, "value: nested deeper than %d levels", fastjson.MaxDepth)
+		}
+		return errorf(ReasonBadJSON, "value: not valid JSON")
+	}
+	if !strictLeaves(value) {
+		return errorf(ReasonBadJSON, "value: not valid JSON")
+	}
+	if t := v.Type(); t != fastjson.TypeObject {
+		return errorf(ReasonBadJSON, "value: want a JSON object, got %s", fastjsonTypeName(t))
+	}
+	o, _ := v.Object()
+	var dup []byte
+	seen := make(map[string]struct{}, o.Len())
+	o.Visit(func(key []byte, _ *fastjson.Value) {
+		if dup != nil {
+			return
+		}
+		if _, ok := seen[string(key)]; ok {
+			dup = key
+		}
+		seen[string(key)] = struct{}{}
+	})
+	if dup != nil {
+		return errorf(ReasonBadJSON, "value: key %s appears more than once", quote(dup))
+	}
+	// Not reached: scan and these checks accept the same values
+	// (FuzzScanMatchesReference). Should they ever differ, reject.
+	return errorf(ReasonBadJSON, "value: not valid JSON")
+}
+
+func fastjsonTypeName(t fastjson.Type) string {
+	switch t {
 	case fastjson.TypeArray:
 		return "array"
 	case fastjson.TypeString:
@@ -890,6 +811,8 @@ func jsonTypeName(t fastjson.Type) string {
 		return "number"
 	case fastjson.TypeTrue, fastjson.TypeFalse:
 		return "boolean"
+	case fastjson.TypeObject:
+		return "object"
 	}
 	return "null"
 }

@@ -1,0 +1,486 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
+)
+
+// The scanner: one pass over a record value that checks all of it (JSON
+// syntax, strict leaves, UTF-8 of string contents, nesting depth, duplicated
+// top-level keys), notes where each known top-level field's value is, and
+// writes the unknown fields compactly as the Props object. It replaced
+// utf8.Valid + fastjson.Parser + strictLeaves + a walk over fastjson's
+// values, which together cost about three times as much (BenchmarkDecode
+// page_view went from about 800 to 290 ns on a busy 2-core machine).
+//
+// It accepts exactly what that chain accepted; when it rejects a value,
+// Decoder.badJSON runs the chain to name the fault, so error details are the
+// same as before too. FuzzScanMatchesReference holds both to the decoder
+// as it was before the scanner (reference_test.go).
+//
+// Outside strings a valid document is ASCII, so checking UTF-8 inside
+// strings is checking the whole value.
+
+// kind is the JSON type of a top-level value; kAbsent marks a known field
+// the record does not have.
+type kind uint8
+
+const (
+	kAbsent kind = iota
+	kNull
+	kBool
+	kNumber
+	kString
+	kArray
+	kObject
+)
+
+// jval is where the value of a known top-level field is. It holds offsets,
+// not slices, so filling Decoder.vals stores no pointers (pointer stores
+// into the heap pay for GC write barriers, which were 15% of Decode when the
+// decoder kept fastjson values).
+type jval struct {
+	kind kind
+	// esc: the string had escapes, and its decoded text is d.unesc[lo:hi].
+	// Otherwise the value's text is value[lo:hi] (a string's without quotes).
+	esc    bool
+	lo, hi int32
+}
+
+// maxDepth is the nesting limit, fastjson's, counted as fastjson counts it:
+// the top-level object is at depth 1, its field values at depth 2, and no
+// value may be deeper than maxDepth.
+const maxDepth = fastjson.MaxDepth
+
+// scan checks that value is one JSON object without duplicated top-level
+// keys, fills d.vals with its known fields and appends the unknown ones to
+// d.buf as one compact JSON object (nothing when there are none). It returns
+// false on any fault without saying which: see Decoder.badJSON.
+func (d *Decoder) scan(b []byte) bool {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return skipWS(b, i+1) == len(b)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		end, esc, ok := scanString(b, i+1)
+		if !ok {
+			return false
+		}
+		rawKey := b[i+1 : end-1]
+		key := rawKey
+		if esc {
+			d.tmp = appendUnescaped(d.tmp[:0], rawKey)
+			key = d.tmp
+		}
+		i = skipWS(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipWS(b, i+1)
+		if i >= len(b) {
+			return false
+		}
+		if f := fieldOf(key); f != fUnknown {
+			if d.vals[f].kind != kAbsent {
+				return false // duplicated key
+			}
+			i, ok = d.scanField(b, i, f)
+		} else {
+			i, ok = d.scanUnknown(b, i, rawKey, esc)
+		}
+		if !ok {
+			return false
+		}
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return false
+		}
+		if b[i] == '}' {
+			break
+		}
+		if b[i] != ',' {
+			return false
+		}
+		i = skipWS(b, i+1)
+	}
+	if len(d.ukeys) > 0 {
+		d.buf = append(d.buf, '}')
+	}
+	return skipWS(b, i+1) == len(b)
+}
+
+// scanField scans the value of known field f, which starts at b[i], into
+// d.vals[f] and returns the index after it.
+func (d *Decoder) scanField(b []byte, i int, f field) (int, bool) {
+	v := jval{lo: int32(i)}
+	switch c := b[i]; c {
+	case '"':
+		end, esc, ok := scanString(b, i+1)
+		if !ok {
+			return i, false
+		}
+		v = jval{kind: kString, lo: int32(i + 1), hi: int32(end - 1)}
+		if esc {
+			lo := len(d.unesc)
+			d.unesc = appendUnescaped(d.unesc, b[i+1:end-1])
+			v = jval{kind: kString, esc: true, lo: int32(lo), hi: int32(len(d.unesc))}
+		}
+		d.vals[f] = v
+		return end, true
+	case '{', '[':
+		// Always a bad_value later, but the rest of the document must be
+		// checked first: copy it like a prop and drop the copy.
+		n := len(d.buf)
+		var ok bool
+		d.buf, i, ok = d.appendValue(d.buf, b, i, 2)
+		d.buf = d.buf[:n]
+		v.kind = kArray
+		if c == '{' {
+			v.kind = kObject
+		}
+		d.vals[f] = v
+		return i, ok
+	case 't', 'f', 'n':
+		end, ok := scanLiteral(b, i)
+		v.kind = kBool
+		if c == 'n' {
+			v.kind = kNull
+		}
+		d.vals[f] = v
+		return end, ok
+	}
+	end, ok := scanNumber(b, i)
+	v.kind, v.hi = kNumber, int32(end)
+	d.vals[f] = v
+	return end, ok
+}
+
+// maxPairwiseDup is the number of unknown keys up to which duplicates are
+// found by pairwise comparison; beyond it a map keeps the check linear.
+const maxPairwiseDup = 16
+
+// scanUnknown appends the unknown field rawKey (the key's text between its
+// quotes; esc if it has escapes), whose value starts at b[i], to the Props
+// object in d.buf, and returns the index after the value. It fails on a key
+// that an earlier unknown field had.
+func (d *Decoder) scanUnknown(b []byte, i int, rawKey []byte, esc bool) (int, bool) {
+	if len(d.ukeys) == 0 {
+		d.buf = append(d.buf, '{')
+	} else {
+		d.buf = append(d.buf, ',')
+	}
+	// Keys are compared as written to Props (after unescaping and
+	// re-escaping), which is the same as comparing the decoded keys:
+	// appendJSONString is one-to-one.
+	lo := len(d.buf)
+	d.buf = d.appendString(d.buf, rawKey, esc)
+	key := d.buf[lo:]
+	if len(d.ukeys) < maxPairwiseDup {
+		for _, k := range d.ukeys {
+			if bytes.Equal(d.buf[k.lo:k.hi], key) {
+				return i, false
+			}
+		}
+	} else {
+		if d.seen == nil {
+			d.seen = make(map[string]struct{})
+		}
+		if len(d.seen) == 0 {
+			for _, k := range d.ukeys {
+				d.seen[string(d.buf[k.lo:k.hi])] = struct{}{}
+			}
+		}
+		if _, dup := d.seen[string(key)]; dup {
+			return i, false
+		}
+		d.seen[string(key)] = struct{}{}
+	}
+	d.ukeys = append(d.ukeys, span{int32(lo), int32(len(d.buf))})
+	d.buf = append(d.buf, ':')
+	var ok bool
+	d.buf, i, ok = d.appendValue(d.buf, b, i, 2)
+	return i, ok
+}
+
+// span is a range of bytes in one of the Decoder's buffers.
+type span struct{ lo, hi int32 }
+
+// appendValue checks the JSON value at b[i], at nesting depth depth, and
+// appends it compactly to dst: without whitespace, strings decoded and
+// re-escaped with appendJSONString, numbers as written. It returns the index
+// after the value.
+func (d *Decoder) appendValue(dst, b []byte, i, depth int) ([]byte, int, bool) {
+	if depth > maxDepth || i >= len(b) {
+		return dst, i, false
+	}
+	switch c := b[i]; c {
+	case '"':
+		end, esc, ok := scanString(b, i+1)
+		if !ok {
+			return dst, i, false
+		}
+		return d.appendString(dst, b[i+1:end-1], esc), end, true
+	case '{', '[':
+		closing := byte('}')
+		if c == '[' {
+			closing = ']'
+		}
+		dst = append(dst, c)
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == closing {
+			return append(dst, closing), i + 1, true
+		}
+		for {
+			var ok bool
+			if c == '{' {
+				if i >= len(b) || b[i] != '"' {
+					return dst, i, false
+				}
+				end, esc, ok := scanString(b, i+1)
+				if !ok {
+					return dst, i, false
+				}
+				dst = d.appendString(dst, b[i+1:end-1], esc)
+				i = skipWS(b, end)
+				if i >= len(b) || b[i] != ':' {
+					return dst, i, false
+				}
+				dst = append(dst, ':')
+				i = skipWS(b, i+1)
+			}
+			dst, i, ok = d.appendValue(dst, b, i, depth+1)
+			if !ok {
+				return dst, i, false
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return dst, i, false
+			}
+			if b[i] == closing {
+				return append(dst, closing), i + 1, true
+			}
+			if b[i] != ',' {
+				return dst, i, false
+			}
+			dst = append(dst, ',')
+			i = skipWS(b, i+1)
+		}
+	case 't', 'f', 'n':
+		end, ok := scanLiteral(b, i)
+		return append(dst, b[i:end]...), end, ok
+	}
+	end, ok := scanNumber(b, i)
+	return append(dst, b[i:end]...), end, ok
+}
+
+// appendString appends the JSON string whose text between the quotes is raw
+// as fastjson + appendJSONString wrote it: decoded, then re-escaped. Without
+// escapes that is raw itself, as raw holds no '"', '\\' or control bytes.
+func (d *Decoder) appendString(dst, raw []byte, esc bool) []byte {
+	if !esc {
+		dst = append(dst, '"')
+		dst = append(dst, raw...)
+		return append(dst, '"')
+	}
+	d.tmp = appendUnescaped(d.tmp[:0], raw)
+	return appendJSONString(dst, d.tmp)
+}
+
+// skipWS returns the index of the first byte at or after b[i] that is not
+// JSON whitespace.
+func skipWS(b []byte, i int) int {
+	for i < len(b) && b[i] <= ' ' {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// scanLiteral checks that true, false or null starts at b[i] and returns the
+// index after it.
+func scanLiteral(b []byte, i int) (int, bool) {
+	var lit string
+	switch b[i] {
+	case 't':
+		lit = "true"
+	case 'f':
+		lit = "false"
+	default:
+		lit = "null"
+	}
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return i, false
+	}
+	return i + len(lit), true
+}
+
+// strByte marks the bytes that specialMask finds: '"', '\\' and control
+// characters, which JSON does not allow raw in a string (TestSpecialMask).
+var strByte = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'] = true
+	t['\\'] = true
+	return t
+}()
+
+const (
+	lsb = 0x0101010101010101 // the low bit of each byte
+	msb = 0x8080808080808080 // the high bit of each byte
+)
+
+// specialMask sets the high bit of each byte of x (eight string bytes, the
+// first in the low byte) that is '"', '\\' or a control character. It is the
+// "has a byte less than n" trick (x - n×lsb) & ^x & msb, applied to x for
+// n = 0x20 and to x^'"' and x^'\\' for n = 1; XOR with a byte below 0x80 keeps
+// each high bit, so one ^x serves all three. Only the lowest set bit is
+// exact (a borrow can set spurious bits above a true one), which is all the
+// caller uses.
+func specialMask(x uint64) uint64 {
+	quote := x ^ (lsb * '"')
+	backslash := x ^ (lsb * '\\')
+	return ((x - lsb*0x20) | (quote - lsb) | (backslash - lsb)) & ^x & msb
+}
+
+// stopMask sets the high bit of each byte of x (eight string bytes, the
+// first in the low byte) that ends the fast scan of a string: the bytes
+// specialMask marks, and the bytes of multi-byte UTF-8 sequences, which
+// need checking. As with specialMask, only the lowest set bit is exact.
+func stopMask(x uint64) uint64 {
+	return specialMask(x) | x&msb
+}
+
+// scanString checks the string whose opening quote is before b[i], strictly
+// (escapes, no raw control characters, valid UTF-8), and returns the index
+// after its closing quote and whether it has escapes.
+func scanString(b []byte, i int) (end int, esc, ok bool) {
+	for {
+		// Skip plain ASCII eight bytes at a time while eight are left.
+		for i+8 <= len(b) {
+			m := stopMask(binary.LittleEndian.Uint64(b[i:]))
+			if m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
+		if i >= len(b) {
+			return i, esc, false
+		}
+		c := b[i]
+		switch {
+		case c == '"':
+			return i + 1, esc, true
+		case c == '\\':
+			// A JSON escape must follow.
+			if i+1 >= len(b) {
+				return i, esc, false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+					return i, esc, false
+				}
+				i += 6
+			default:
+				return i, esc, false
+			}
+			esc = true
+		case c < 0x20:
+			return i, esc, false
+		case c < utf8.RuneSelf:
+			i++ // plain ASCII in the last seven bytes
+		default:
+			r, n := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && n == 1 {
+				return i, esc, false
+			}
+			i += n
+		}
+	}
+}
+
+// appendUnescaped appends the decoded text of raw, the text between the
+// quotes of a string that scanString accepted, exactly as fastjson v1.6.10
+// decodes it (unescapeStringBestEffort), so that strings and Props are the
+// same as before the scanner. In particular, for \uXXXX escapes of UTF-16
+// surrogates:
+//   - a surrogate followed by another \u escape is decoded as a pair with it,
+//     and both become U+FFFD unless they are a high and a low surrogate;
+//   - a surrogate not followed by a \u escape stays as its six bytes of text,
+//     backslash included.
+func appendUnescaped(dst, raw []byte) []byte {
+	for {
+		n := bytes.IndexByte(raw, '\\')
+		if n < 0 {
+			return append(dst, raw...)
+		}
+		dst = append(dst, raw[:n]...)
+		c := raw[n+1]
+		raw = raw[n+2:]
+		switch c {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			x := rune(hex4(raw))
+			hex := raw[:4]
+			raw = raw[4:]
+			switch {
+			case !utf16.IsSurrogate(x):
+				dst = utf8.AppendRune(dst, x)
+			case len(raw) >= 6 && raw[0] == '\\' && raw[1] == 'u':
+				dst = utf8.AppendRune(dst, utf16.DecodeRune(x, rune(hex4(raw[2:]))))
+				raw = raw[6:]
+			default:
+				dst = append(dst, '\\', 'u')
+				dst = append(dst, hex...)
+			}
+		default: // '"', '\\', '/'
+			dst = append(dst, c)
+		}
+	}
+}
+
+// hex4 decodes the four hex digits at the start of b.
+func hex4(b []byte) uint16 {
+	var x uint16
+	for _, c := range b[:4] {
+		switch {
+		case c >= 'a':
+			c -= 'a' - 10
+		case c >= 'A':
+			c -= 'A' - 10
+		default:
+			c -= '0'
+		}
+		x = x<<4 | uint16(c)
+	}
+	return x
+}
