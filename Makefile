@@ -29,7 +29,7 @@ LOCAL_CH_DIR ?= .local/clickhouse
 CH_DATABASE ?= funnelhouse
 FUZZTIME ?= 20s
 
-.PHONY: build test vet demo demo-stop bench gobench clickhouse-start clickhouse-stop clickhouse-status clean
+.PHONY: build test test-current-clickhouse vet demo demo-stop bench gobench clickhouse-start clickhouse-stop clickhouse-status clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/funnelhouse
@@ -62,7 +62,14 @@ test:
 		echo "WARNING: no FuzzDecode in ./schemas; the fuzz step below does nothing" >&2; \
 	fi; \
 	set -x; \
-	$(GO) test ./schemas -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	$(GO) test ./schemas -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME); \
+	$(MAKE) --no-print-directory test-current-clickhouse
+
+# The same SQL on a current ClickHouse engine (chDB from the npm registry,
+# embedded, no server): SPEC asks for 18.16.1 and current releases.
+test-current-clickhouse:
+	@command -v npm >/dev/null || { echo "npm is needed for the current-ClickHouse check (apt-get install nodejs npm)" >&2; exit 1; }
+	cd .ci/current-clickhouse && npm install --no-audit --no-fund --loglevel=error >/dev/null && node check.js ../..
 
 vet:
 	$(GO) vet ./...

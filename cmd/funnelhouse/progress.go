@@ -50,7 +50,7 @@ func (p *progress) print(done int64, now time.Time) {
 	if p.total > 0 {
 		left := "?"
 		if rate > 0 {
-			left = (time.Duration(float64(p.total-done)/rate) * time.Second / time.Second).Round(time.Second).String()
+			left = time.Duration(float64(max(p.total-done, 0)) / rate * float64(time.Second)).Round(time.Second).String()
 		}
 		line += fmt.Sprintf("/%d (%.0f%%), %.0f/s, ETA %s", p.total, 100*float64(done)/float64(p.total), rate, left)
 	} else {

@@ -80,6 +80,7 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 	fs.IntVar(&f.cfg.BatchRows, "batch-rows", 100_000, "flush to ClickHouse when this many rows are buffered")
 	durationVar(fs, &f.cfg.FlushInterval, "flush-interval", time.Second, "flush to ClickHouse at least this often (a `duration`: 30m, 2160h, 90d)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9464", "listen address for /metrics, /healthz and /readyz (empty: off)")
+	durationVar(fs, &f.cfg.ShutdownTimeout, "shutdown-timeout", 60*time.Second, "on SIGTERM, give up writing the last rows after this (the successor replays them)")
 	durationVar(fs, &f.sessionTimeout, "session-timeout", 45*time.Second, "consumer group session timeout: a member silent this long is dropped and its partitions move (the broker's minimum applies)")
 }
 

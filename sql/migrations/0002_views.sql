@@ -141,7 +141,7 @@ FROM
                 FROM {db}.churn_monthly_totals
             )
             WHERE months_with_conversions > 0
-        )
+        ) AS months
         ANY LEFT JOIN {db}.churn_monthly_totals USING month
         ORDER BY month
     )

@@ -1,0 +1,61 @@
+// Applies funnelhouse's migrations to a current ClickHouse engine (chDB,
+// embedded, no server), inserts a few rows whose view results are known,
+// checks them, and runs the SQL of docs/metrics.md. SPEC: all SQL must run
+// on ClickHouse 18.16.1 (the Go tests) and on current releases (this).
+// Usage: node check.js REPO_ROOT
+const fs = require('fs'), path = require('path');
+const { Session } = require('chdb');
+
+const root = process.argv[2] || '../..';
+const split = t => t.split(';\n')
+  .map(c => c.split('\n').filter(l => l.trim() && !l.trim().startsWith('--')).join('\n').trim().replace(/;$/, ''))
+  .filter(Boolean);
+const s = new Session(fs.mkdtempSync('/tmp/funnelhouse-chdb-'));
+let failed = 0;
+const run = (q, fmt) => {
+  try { return s.query(q, fmt || 'TSV'); }
+  catch (e) { failed++; console.error('FAILED:', q.slice(0, 400), '\n ', e.message); return null; }
+};
+const expect = (what, q, want) => {
+  const got = (run(q) || '').trim();
+  if (got !== want) { failed++; console.error(`WRONG ${what}:\n  got  ${JSON.stringify(got)}\n  want ${JSON.stringify(want)}`); }
+};
+
+console.log('ClickHouse', run('SELECT version()').trim());
+run('CREATE DATABASE IF NOT EXISTS fh');
+const migrations = path.join(root, 'sql', 'migrations');
+for (const f of fs.readdirSync(migrations).filter(f => f.endsWith('.sql')).sort())
+  for (const st of split(fs.readFileSync(path.join(migrations, f), 'utf8'))) run(st.replaceAll('{db}', 'fh'));
+
+// Two customers: v1 converts in January, churns in April, is reactivated in
+// June (the churn written twice, as a replay would); v2 converts in
+// January. One order inserted twice and one refund.
+const day = (d) => `toDateTime('${d} 00:00:00', 'UTC')`;
+const ms = (d) => `toUInt64(toUnixTimestamp(${day(d)})) * 1000`;
+const tr = (v, stage, d) => `INSERT INTO fh.lifecycle_transitions SELECT '${v}', '', '${stage}', ${day(d)}, ${ms(d)}, toDate('2025-01-05'), 'google', 'e'`;
+for (const q of [
+  tr('v1', 'awareness', '2025-01-05'), tr('v1', 'acquisition', '2025-01-05'), tr('v1', 'conversion', '2025-01-06'),
+  tr('v2', 'awareness', '2025-01-05'), tr('v2', 'acquisition', '2025-01-05'), tr('v2', 'conversion', '2025-01-07'),
+  tr('v1', 'churned', '2025-04-06'), tr('v1', 'churned', '2025-04-06'), tr('v1', 'reactivated', '2025-06-06'),
+]) run(q);
+const ev = (id, type, order, amount) => `INSERT INTO fh.events (event_id, ts, ts_ms, type, visitor_id, order_id, amount, currency) SELECT '${id}', ${day('2025-01-06')}, 1, '${type}', 'v1', '${order}', toDecimal64(${amount}, 4), 'USD'`;
+run(ev('o1e', 'order_completed', 'o1', '12.5'));
+run(ev('o1e', 'order_completed', 'o1', '12.5'));
+run(ev('r1e', 'order_refunded', 'o1', '2.25'));
+const se = (id, bounce) => `INSERT INTO fh.sessions (session_id, visitor_id, start, \`end\`, source, is_bounce) SELECT '${id}', 'v1', ${day('2025-01-05')}, ${day('2025-01-05')}, 'google', ${bounce}`;
+run(se('s1', 1)); run(se('s1', 1)); run(se('s2', 0));
+
+expect('funnel_daily', 'SELECT cohort_day, source, awareness, acquisition, conversion, retention, advocacy, acquisition_rate, conversion_rate FROM fh.funnel_daily',
+  '2025-01-05\tgoogle\t2\t2\t2\t0\t0\t1\t1');
+expect('bounce_daily', 'SELECT day, source, sessions, bounces, bounce_rate FROM fh.bounce_daily', '2025-01-05\tgoogle\t2\t1\t0.5');
+expect('churn_monthly', 'SELECT month, active_at_start, churned, reactivated, churn_rate FROM fh.churn_monthly ORDER BY month',
+  ['2025-01-01\t0\t0\t0\t0', '2025-02-01\t2\t0\t0\t0', '2025-03-01\t2\t0\t0\t0', '2025-04-01\t2\t1\t0\t0.5',
+   '2025-05-01\t1\t0\t0\t0', '2025-06-01\t1\t0\t1\t0'].join('\n'));
+expect('revenue_daily', 'SELECT day, currency, orders, toString(revenue), toString(refunds), toString(net_revenue), customers FROM fh.revenue_daily',
+  '2025-01-06\tUSD\t1\t12.5\t2.25\t10.25\t1');
+
+const docs = fs.readFileSync(path.join(root, 'docs', 'metrics.md'), 'utf8');
+for (const m of docs.matchAll(/```sql\n([\s\S]*?)```/g)) run(m[1].trim().replace(/;$/, '').replaceAll('funnelhouse.', 'fh.'));
+
+if (failed) { console.error(`${failed} problem(s) on current ClickHouse`); process.exit(1); }
+console.log('all migrations, views and documented queries run on current ClickHouse with the expected results');
