@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -320,37 +318,10 @@ func TestKcatInterop(t *testing.T) {
 // that the counters match what was processed.
 func checkMetrics(t *testing.T, addr string, x *expectation, sessions uint64) {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/readyz")
-	if err != nil {
-		t.Fatal(err)
+	if code := readyz(addr); code != http.StatusOK {
+		t.Errorf("/readyz answered %d while the pipeline runs", code)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("/readyz answered %d while the pipeline runs", resp.StatusCode)
-	}
-	resp, err = http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	sums := map[string]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, value, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		if i := strings.IndexByte(name, '{'); i >= 0 {
-			name = name[:i]
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err == nil {
-			sums[name] += v
-		}
-	}
+	sums := scrape(t, addr)
 	for name, want := range map[string]float64{
 		"funnelhouse_pipeline_records_total":         float64(x.records),
 		"funnelhouse_pipeline_events_total":          float64(len(x.events)),
