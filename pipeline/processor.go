@@ -109,7 +109,7 @@ func (p *Processor) Add(t schemas.Topic, key, value []byte, offset int64, now ti
 		p.stats.DeadLetters[err.Reason]++
 		return err
 	}
-	if !p.seen.add(h.ev.VisitorID, h.ev.EventID, h.ev.TsMs) {
+	if !p.seen.add(t, h.ev.VisitorID, h.ev.EventID, h.ev.TsMs) {
 		p.pending.release(slot)
 		p.stats.Duplicates++
 		return nil
@@ -315,13 +315,21 @@ func (p *Processor) writeLate(h *held) {
 	p.out.Events.Append(e, "", stage, Source(e), e.UTMMedium, e.UTMCampaign, true, p.inputs[h.topic].name, p.partition, h.offset)
 }
 
-// dedup remembers (visitor, event id) hashes of recent events, in arrival
-// order so that the oldest expire first once the watermark is past their
-// ts + gap. A 64-bit hash collision within that window would drop an event
-// as a duplicate: about 1 in 10^8 for a million ids in the window.
+// dedup remembers (visitor, event id) hashes of recent events. Each input
+// keeps its ids in arrival order, which within one topic-partition is
+// nearly ts order, so the oldest expire first once the watermark is past
+// their ts + gap. (One FIFO for both inputs would let an event of the input
+// running ahead block the expiry of everything behind it.) A 64-bit hash
+// collision within the window would drop an event as a duplicate: about 1
+// in 10^8 for a million ids in the window.
 type dedup struct {
-	ids   map[uint64]struct{}
-	order []seenID // FIFO ring: order[head:]
+	ids    map[uint64]struct{}
+	inputs [2]seenFIFO
+}
+
+// seenFIFO is order[head:]; expired entries before head are compacted away.
+type seenFIFO struct {
+	order []seenID
 	head  int
 }
 
@@ -330,28 +338,34 @@ type seenID struct {
 	ts   int64
 }
 
-func (d *dedup) add(visitorID, eventID string, ts int64) bool {
+func (d *dedup) add(t schemas.Topic, visitorID, eventID string, ts int64) bool {
 	h := pairHash(visitorID, eventID)
 	if _, ok := d.ids[h]; ok {
 		return false
 	}
 	d.ids[h] = struct{}{}
-	d.order = append(d.order, seenID{h, ts})
+	d.inputs[t].order = append(d.inputs[t].order, seenID{h, ts})
 	return true
 }
 
 // expire forgets ids whose ts + gap is before the watermark.
 func (d *dedup) expire(watermark, gap int64) {
-	for d.head < len(d.order) && d.order[d.head].ts+gap < watermark {
-		delete(d.ids, d.order[d.head].hash)
-		d.head++
-	}
-	if d.head > 4096 && d.head*2 > len(d.order) {
-		n := copy(d.order, d.order[d.head:])
-		d.order = d.order[:n]
-		d.head = 0
+	for i := range d.inputs {
+		f := &d.inputs[i]
+		for f.head < len(f.order) && f.order[f.head].ts+gap < watermark {
+			delete(d.ids, f.order[f.head].hash)
+			f.head++
+		}
+		if f.head > 4096 && f.head*2 > len(f.order) {
+			n := copy(f.order, f.order[f.head:])
+			f.order = f.order[:n]
+			f.head = 0
+		}
 	}
 }
+
+// live returns input t's ids not yet expired.
+func (d *dedup) live(t int) []seenID { return d.inputs[t].order[d.inputs[t].head:] }
 
 func (s *Stats) clone() Stats {
 	c := *s

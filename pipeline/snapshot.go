@@ -101,11 +101,13 @@ func (p *Processor) encodeCheckpoint(b []byte) []byte {
 		b = binary.AppendVarint(b, h.offset)
 		b = encodeEvent(b, &h.ev)
 	})
-	live := p.seen.order[p.seen.head:]
-	b = binary.AppendUvarint(b, uint64(len(live)))
-	for _, s := range live {
-		b = binary.LittleEndian.AppendUint64(b, s.hash)
-		b = binary.AppendVarint(b, s.ts)
+	for t := range p.seen.inputs {
+		live := p.seen.live(t)
+		b = binary.AppendUvarint(b, uint64(len(live)))
+		for _, s := range live {
+			b = binary.LittleEndian.AppendUint64(b, s.hash)
+			b = binary.AppendVarint(b, s.ts)
+		}
 	}
 	return encodeStats(b, &p.stats)
 }
@@ -182,11 +184,13 @@ func (p *Processor) decodeCheckpoint(data []byte) error {
 		decodeEvent(&r, &h.ev)
 		p.pending.push(slot)
 	}
-	n = r.count()
-	for i := 0; i < n && r.err == nil; i++ {
-		s := seenID{hash: r.uint64(), ts: r.varint()}
-		p.seen.ids[s.hash] = struct{}{}
-		p.seen.order = append(p.seen.order, s)
+	for t := range p.seen.inputs {
+		n = r.count()
+		for i := 0; i < n && r.err == nil; i++ {
+			s := seenID{hash: r.uint64(), ts: r.varint()}
+			p.seen.ids[s.hash] = struct{}{}
+			p.seen.inputs[t].order = append(p.seen.inputs[t].order, s)
+		}
 	}
 	decodeStats(&r, &p.stats)
 	return r.done()
