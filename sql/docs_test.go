@@ -2,13 +2,11 @@ package sql_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 
-	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 	fhsql "github.com/funnelhouse/funnelhouse/sql"
 )
 
@@ -16,18 +14,8 @@ import (
 // (but the destructive ones) on a migrated database, so that the SQL the
 // docs give BI users works on ClickHouse 18.16.
 func TestDocsSQL(t *testing.T) {
-	base := os.Getenv("FUNNELHOUSE_TEST_CLICKHOUSE")
-	if base == "" {
-		t.Skip("FUNNELHOUSE_TEST_CLICKHOUSE is not set: run `make test`")
-	}
+	conn, db := testDatabase(t, "fh_docs")
 	ctx := context.Background()
-	conn, _, err := chsink.Connect(ctx, chsink.Endpoint{DSN: base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	db := fmt.Sprintf("fh_docs_%d", os.Getpid())
-	defer conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
 	if _, err := fhsql.Migrate(ctx, conn, db); err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 	fhsql "github.com/funnelhouse/funnelhouse/sql"
 )
 
-func TestMigrateIsIdempotent(t *testing.T) {
+// testDatabase connects to the ClickHouse that `make test` started and
+// names a database of the test's own, dropped at the end.
+func testDatabase(t *testing.T, name string) (driver.Conn, string) {
+	t.Helper()
 	base := os.Getenv("FUNNELHOUSE_TEST_CLICKHOUSE")
 	if base == "" {
 		t.Skip("FUNNELHOUSE_TEST_CLICKHOUSE is not set: run `make test`")
@@ -21,9 +26,17 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	db := fmt.Sprintf("fh_migrate_%d", os.Getpid())
-	defer conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
+	db := fmt.Sprintf("%s_%d", name, os.Getpid())
+	t.Cleanup(func() {
+		_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
+		conn.Close()
+	})
+	return conn, db
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	conn, db := testDatabase(t, "fh_migrate")
+	ctx := context.Background()
 
 	all, err := fhsql.Migrations()
 	if err != nil || len(all) == 0 {

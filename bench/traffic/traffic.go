@@ -464,24 +464,16 @@ func (g *Generator) arrivalTime(i uint64) int64 {
 // visitorHeap is a min-heap of visitors by (key, no).
 type visitorHeap []*visitor
 
-func (h visitorHeap) less(i, j int) bool {
-	if h[i].key != h[j].key {
-		return h[i].key < h[j].key
+func visitorLess(a, b *visitor) bool {
+	if a.key != b.key {
+		return a.key < b.key
 	}
-	return h[i].no < h[j].no
+	return a.no < b.no
 }
 
 func (h *visitorHeap) push(v *visitor) {
 	*h = append(*h, v)
-	s := *h
-	for i := len(s) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !s.less(i, p) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
+	heapUp(*h, len(*h)-1, visitorLess)
 }
 
 func (h *visitorHeap) pop() *visitor {
@@ -496,45 +488,21 @@ func (h *visitorHeap) pop() *visitor {
 }
 
 // fix0 restores the heap after the key of element 0 grew.
-func (h visitorHeap) fix0() {
-	for i := 0; ; {
-		l := 2*i + 1
-		if l >= len(h) {
-			return
-		}
-		m := l
-		if r := l + 1; r < len(h) && h.less(r, l) {
-			m = r
-		}
-		if !h.less(m, i) {
-			return
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-}
+func (h visitorHeap) fix0() { heapDown(h, 0, visitorLess) }
 
 // outHeap is a min-heap of records by (deliver, seq).
 type outHeap []*outRecord
 
-func (h outHeap) less(i, j int) bool {
-	if h[i].deliver != h[j].deliver {
-		return h[i].deliver < h[j].deliver
+func outLess(a, b *outRecord) bool {
+	if a.deliver != b.deliver {
+		return a.deliver < b.deliver
 	}
-	return h[i].seq < h[j].seq
+	return a.seq < b.seq
 }
 
 func (h *outHeap) push(o *outRecord) {
 	*h = append(*h, o)
-	s := *h
-	for i := len(s) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !s.less(i, p) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
+	heapUp(*h, len(*h)-1, outLess)
 }
 
 func (h *outHeap) pop() *outRecord {
@@ -543,22 +511,38 @@ func (h *outHeap) pop() *outRecord {
 	n := len(s) - 1
 	s[0] = s[n]
 	s[n] = nil
-	s = s[:n]
-	*h = s
-	for i := 0; ; {
+	*h = s[:n]
+	heapDown(*h, 0, outLess)
+	return o
+}
+
+// heapUp and heapDown restore a binary min-heap after element i moved
+// (container/heap's, typed: its interface boxed every element).
+func heapUp[T any](s []T, i int, less func(a, b T) bool) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !less(s[i], s[p]) {
+			return
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func heapDown[T any](s []T, i int, less func(a, b T) bool) {
+	for {
 		l := 2*i + 1
 		if l >= len(s) {
-			break
+			return
 		}
 		m := l
-		if r := l + 1; r < len(s) && s.less(r, l) {
+		if r := l + 1; r < len(s) && less(s[r], s[l]) {
 			m = r
 		}
-		if !s.less(m, i) {
-			break
+		if !less(s[m], s[i]) {
+			return
 		}
 		s[i], s[m] = s[m], s[i]
 		i = m
 	}
-	return o
 }
