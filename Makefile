@@ -53,6 +53,8 @@ test:
 	trap 'exit 143' TERM; \
 	dsn=$$($(CLICKHOUSE) start "$$ch_dir"); \
 	export FUNNELHOUSE_TEST_CLICKHOUSE="$$dsn"; \
+	export FUNNELHOUSE_TEST_ARTIFACTS="$(CURDIR)/.cache/test-artifacts"; \
+	mkdir -p "$$FUNNELHOUSE_TEST_ARTIFACTS"; \
 	echo "test ClickHouse: FUNNELHOUSE_TEST_CLICKHOUSE=$$dsn"; \
 	set -x; \
 	$(GO) vet ./...; \

@@ -466,10 +466,18 @@ func TestScaleOut(t *testing.T) {
 	a, b := r.start(nil), r.start(nil)
 	waitCommitted(t, r, r.expect.records/4)
 	c := r.start(nil)
-	waitCommitted(t, r, r.expect.records/2)
-	if n, _ := c.restores(t); n == 0 {
-		t.Error("the late member was assigned no partition")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if n, _ := c.restores(t); n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the late member was assigned no partition within a minute")
+		}
 	}
+	if n := r.committed(); n >= r.expect.records {
+		t.Fatalf("all %d records were committed before the late member joined: the kill would not be mid-run", n)
+	}
+	waitCommitted(t, r, r.expect.records/2)
 	killedAt := time.Now()
 	b.kill()
 	before := r.committed()
