@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 
@@ -71,3 +72,8 @@ func printQuery(ctx context.Context, w io.Writer, conn driver.Conn, sql string) 
 	}
 	return tw.Flush()
 }
+
+// newScanValue and deref let printQuery scan columns of any type.
+func newScanValue(t reflect.Type) any { return reflect.New(t).Interface() }
+
+func deref(p any) any { return reflect.ValueOf(p).Elem().Interface() }
