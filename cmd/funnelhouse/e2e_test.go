@@ -44,19 +44,9 @@ func testDSN(t *testing.T, name string) string {
 // sessions, transitions and events tables against the independent expected
 // computation, and the dead-letter topic against the malformed records.
 func TestEndToEnd(t *testing.T) {
-	var r e2eRun
-	r.pf.dsn = testDSN(t, "fh_e2e")
-	r.pf.cfg.Rules.SessionGap = 30 * time.Minute
-	r.pf.cfg.Rules.Lateness = 10 * time.Minute
-	r.pf.cfg.Rules.ChurnAfter = 90 * 24 * time.Hour
-	r.pf.cfg.Rules.IdleAdvance = 2 * time.Second
-	r.pf.cfg.Group = "e2e"
-	r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic, r.pf.cfg.DLQTopic = "e2e.clickstream", "e2e.transactions", "e2e.dlq"
+	r := newTestRun(t, "e2e", 4, traffic.Config{Seed: 7, Events: 200_000})
 	r.pf.cfg.FlushInterval = 500 * time.Millisecond
 	r.pf.cfg.BatchRows = 50_000
-	r.partitions = 4
-	r.quiet = true
-	r.traffic = traffic.Config{Seed: 7, Events: 200_000}.WithDefaults()
 	r.traffic.BadRate = 0.002
 	var malformed []traffic.Record
 	ctx := context.Background()
@@ -65,9 +55,6 @@ func TestEndToEnd(t *testing.T) {
 			malformed = append(malformed, traffic.Record{Topic: rec.Topic, Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Reason: rec.Reason})
 		}
 	})
-	if r.broker != nil {
-		defer r.broker.Close()
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,22 +113,11 @@ func TestEndToEnd(t *testing.T) {
 // it again: the new member restores each partition's checkpoint, re-reads no
 // record, and the result is exact.
 func TestRestartResumes(t *testing.T) {
-	var r e2eRun
-	r.pf.dsn = testDSN(t, "fh_restart")
-	r.pf.cfg.Rules = pipeline.DefaultRules()
-	r.pf.cfg.Rules.IdleAdvance = 2 * time.Second
-	r.pf.cfg.Group = "restart"
-	r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic, r.pf.cfg.DLQTopic = "rs.clickstream", "rs.transactions", "rs.dlq"
+	r := newTestRun(t, "restart", 3, traffic.Config{Seed: 3, Events: 100_000})
 	r.pf.cfg.FlushInterval = 200 * time.Millisecond
 	r.pf.cfg.BatchRows = 5_000
-	r.partitions = 3
-	r.quiet = true
 	r.restartAt = []float64{0.3, 0.6}
-	r.traffic = traffic.Config{Seed: 3, Events: 100_000}.WithDefaults()
 	err := r.run(context.Background())
-	if r.broker != nil {
-		defer r.broker.Close()
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,6 +132,25 @@ func TestRestartResumes(t *testing.T) {
 	if err := checkAccounting(context.Background(), conn, db, r.pf.cfg.Group, r.expect); err != nil {
 		t.Error(err)
 	}
+}
+
+// newTestRun is an e2eRun of the test's own: its database, consumer group
+// and topics named after it, SPEC's rules with a 2 s idle advance, no
+// progress output; its broker is closed when the test ends.
+func newTestRun(t *testing.T, name string, partitions int, tc traffic.Config) *e2eRun {
+	t.Helper()
+	r := &e2eRun{partitions: partitions, quiet: true, traffic: tc.WithDefaults()}
+	r.pf.dsn = testDSN(t, "fh_"+name)
+	r.pf.cfg.Rules = pipeline.DefaultRules()
+	r.pf.cfg.Rules.IdleAdvance = 2 * time.Second
+	r.pf.cfg.Group = name
+	r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic, r.pf.cfg.DLQTopic = name+".clickstream", name+".transactions", name+".dlq"
+	t.Cleanup(func() {
+		if r.broker != nil {
+			r.broker.Close()
+		}
+	})
+	return r
 }
 
 // checkDeadLetters reads the dead-letter topic and compares it with the
@@ -402,25 +397,7 @@ func waitListening(t *testing.T, addr string) {
 // file that is shown if the test fails, and kills it at the end.
 func startProcess(t *testing.T, bin string, args ...string) *exec.Cmd {
 	t.Helper()
-	logFile, err := os.CreateTemp(t.TempDir(), args[0]+"-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		if t.Failed() {
-			out, _ := os.ReadFile(logFile.Name())
-			t.Logf("%s output:\n%s", args[0], tail(out, 4000))
-		}
-	})
+	cmd, _ := startProcessEnv(t, nil, bin, args...)
 	return cmd
 }
 

@@ -22,7 +22,6 @@ import (
 
 	"github.com/funnelhouse/funnelhouse/bench/expected"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
-	"github.com/funnelhouse/funnelhouse/pipeline"
 	"github.com/funnelhouse/funnelhouse/schemas"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
@@ -371,24 +370,6 @@ func readyz(addr string) int {
 	return resp.StatusCode
 }
 
-// peakRSS is a process's peak resident set size in bytes (VmHWM).
-func peakRSS(t *testing.T, pid int) int64 {
-	t.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc status")
-	return 0
-}
-
 // rssBound is the memory a `run` member may use in these tests (1M events,
 // 4 partitions, --batch-rows 50000), whatever ClickHouse does: fetching
 // pauses above 2 x --batch-rows buffered rows, plus up to 4 queued fetches
@@ -445,7 +426,10 @@ func TestClickHouseOutage(t *testing.T) {
 	if code := readyz(metricsAddr); code != http.StatusOK {
 		t.Errorf("/readyz answers %d after ClickHouse is back", code)
 	}
-	rss := peakRSS(t, m.cmd.Process.Pid)
+	rss := peakRSSOf(m.cmd.Process.Pid)
+	if rss == 0 {
+		t.Fatal("cannot read the member's VmHWM from /proc")
+	}
 	t.Logf("peak RSS of the member: %d MiB (bound %d MiB)", rss>>20, rssBound>>20)
 	if rss > rssBound {
 		t.Errorf("peak RSS %d MiB exceeds the bound of %d MiB", rss>>20, rssBound>>20)
@@ -625,16 +609,8 @@ func TestBadInput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1M events")
 	}
-	var r e2eRun
-	r.pf.dsn = testDSN(t, "fh_bad")
-	r.pf.cfg.Rules = pipeline.DefaultRules()
-	r.pf.cfg.Rules.IdleAdvance = 2 * time.Second
-	r.pf.cfg.Group = "bad"
-	r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic, r.pf.cfg.DLQTopic = "bad.clickstream", "bad.transactions", "bad.dlq"
+	r := newTestRun(t, "bad", 3, traffic.Config{Seed: 5, Events: 1_000_000})
 	r.pf.cfg.FlushInterval = 300 * time.Millisecond
-	r.partitions = 3
-	r.quiet = true
-	r.traffic = traffic.Config{Seed: 5, Events: 1_000_000}.WithDefaults()
 	r.extra = badInputCorpus(t, r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic)
 	wantByReason := map[schemas.Reason]uint64{}
 	for _, rec := range r.extra {
@@ -651,9 +627,6 @@ func TestBadInput(t *testing.T) {
 			wantByReason[rec.Reason]++
 		}
 	})
-	if r.broker != nil {
-		defer r.broker.Close()
-	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
-	"github.com/funnelhouse/funnelhouse/pipeline"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
@@ -29,22 +28,11 @@ import (
 // page in headless Chromium and compares what the rendered DOM holds (the
 // data-* attributes of the chart elements) with the views queried directly.
 func TestReport(t *testing.T) {
-	var r e2eRun
-	r.pf.dsn = testDSN(t, "fh_report")
-	r.pf.cfg.Rules = pipeline.DefaultRules()
-	r.pf.cfg.Rules.IdleAdvance = 2 * time.Second
-	r.pf.cfg.Group = "report"
-	r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic, r.pf.cfg.DLQTopic = "rp.clickstream", "rp.transactions", "rp.dlq"
+	r := newTestRun(t, "report", 2, traffic.Config{Seed: 11, Events: 20_000})
 	r.pf.cfg.FlushInterval = 500 * time.Millisecond
 	r.pf.cfg.BatchRows = 50_000
-	r.partitions = 2
-	r.quiet = true
-	r.traffic = traffic.Config{Seed: 11, Events: 20_000}.WithDefaults()
 	ctx := context.Background()
 	err := r.run(ctx)
-	if r.broker != nil {
-		defer r.broker.Close()
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
