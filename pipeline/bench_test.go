@@ -19,7 +19,7 @@ type benchRecord struct {
 
 // benchRecords generates n events of realistic traffic (in delivery order,
 // with out-of-order delivery and duplicates, no malformed records).
-func benchRecords(b *testing.B, n int) []benchRecord {
+func benchRecords(b testing.TB, n int) []benchRecord {
 	b.Helper()
 	cfg := traffic.Config{Seed: 1, Events: n}.WithDefaults()
 	cfg.BadRate = 0
@@ -93,8 +93,13 @@ func BenchmarkStateBytes(b *testing.B) {
 		before := heapInUse()
 		p, _ := runCore(records, 50_000)
 		// Keep only the visitors (and the interned strings they share):
-		// the rest is per partition, not per visitor.
-		p.pending, p.freeSessions, p.seen, p.out, p.encodeBuf = pendingQueue{}, nil, dedup{}, nil, nil
+		// the rest is per partition, not per visitor: buffers and the
+		// spare capacity of the (now empty) queues.
+		if len(p.churns)+len(p.sessionDeadlines)+p.OpenSessions() > 0 {
+			b.Fatal("not every deadline fired")
+		}
+		p.pending, p.sessions, p.freeSessions, p.seen, p.out, p.encodeBuf = pendingQueue{}, slab[session]{}, nil, dedup{}, nil, nil
+		p.decoder, p.dirty, p.churns, p.sessionDeadlines, p.encodeEnds = nil, nil, nil, nil, nil
 		after := heapInUse()
 		b.ReportMetric(float64(after-before)/float64(p.Visitors()), "B/visitor")
 		runtime.KeepAlive(p)
@@ -145,7 +150,7 @@ func BenchmarkSessionBytes(b *testing.B) {
 		}
 		p.SetEnd(schemas.Clickstream, int64(len(records)))
 		p.Advance(benchClock.Add(time.Hour))
-		p.out, p.freeSessions, p.pending = new(chsink.Batch), nil, pendingQueue{}
+		p.out, p.sessions, p.freeSessions, p.pending = new(chsink.Batch), slab[session]{}, nil, pendingQueue{}
 		dormant := heapInUse()
 		b.ReportMetric(float64(open-before)/n, "B/visitor+open-session")
 		b.ReportMetric(float64(dormant-before)/n, "B/dormant-visitor")

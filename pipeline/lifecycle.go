@@ -1,35 +1,15 @@
 package pipeline
 
 import (
-	"strings"
+	"bytes"
 
 	"github.com/funnelhouse/funnelhouse/schemas"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
-// visitor is one visitor's lifecycle state (SPEC §5) and open session.
-type visitor struct {
-	id           string
-	customerID   string
-	stage        int8 // chsink.Stage*, 0 before awareness
-	cohortDayMs  int64
-	source       string // first-touch source
-	firstOrderID string
-	lastMs       int64 // last activity
-	churned      bool
-	session      *session
-
-	// Bookkeeping, not state: whether the visitor has an entry in the
-	// session and churn deadline queues, and whether it changed since the
-	// last checkpoint.
-	sessionQueued, churnQueued, dirty bool
-}
-
-func (v *visitor) customer() bool { return v.stage >= chsink.StageConversion }
-
-// apply runs the lifecycle rules for one released event and returns
-// nothing; transitions go to p.out.
-func (p *Processor) applyLifecycle(v *visitor, e *schemas.Event) {
+// applyLifecycle runs the lifecycle rules for one released event of
+// visitor vi; transitions go to p.out.
+func (p *Processor) applyLifecycle(vi uint32, v *visitor, e *schemas.Event) {
 	switch e.Type {
 	case schemas.Signup:
 		p.enter(v, chsink.StageAcquisition, e.TsMs, e.EventID)
@@ -37,15 +17,15 @@ func (p *Processor) applyLifecycle(v *visitor, e *schemas.Event) {
 		switch {
 		case !v.customer():
 			p.enter(v, chsink.StageConversion, e.TsMs, e.EventID)
-			v.firstOrderID = strings.Clone(e.OrderID)
-		case v.stage == chsink.StageConversion && e.OrderID != v.firstOrderID:
+			v.firstOrder = p.visitors.strs.put(e.OrderID)
+		case v.stage == chsink.StageConversion && e.OrderID != p.visitors.strs.get(v.firstOrder):
 			p.enter(v, chsink.StageRetention, e.TsMs, e.EventID)
 		}
 		p.reactivate(v, e)
 	case schemas.SubscriptionStarted:
 		p.reactivate(v, e)
 	case schemas.SubscriptionCancelled:
-		if v.customer() && !v.churned {
+		if v.customer() && !v.is(churned) {
 			p.churn(v, e.TsMs, e.EventID)
 		}
 	case schemas.Referral:
@@ -60,9 +40,9 @@ func (p *Processor) applyLifecycle(v *visitor, e *schemas.Event) {
 		}
 	}
 	v.lastMs = e.TsMs
-	if v.customer() && !v.churned && !v.churnQueued {
-		v.churnQueued = true
-		p.churns.push(v.lastMs+p.churnAfter, v)
+	if v.customer() && !v.is(churned) && !v.is(churnQueued) {
+		v.set(churnQueued, true)
+		p.churns.push(v.lastMs+p.churnAfter, vi)
 	}
 }
 
@@ -84,73 +64,76 @@ func (p *Processor) advocate(v *visitor, e *schemas.Event) {
 }
 
 func (p *Processor) reactivate(v *visitor, e *schemas.Event) {
-	if v.churned {
-		v.churned = false
+	if v.is(churned) {
+		v.set(churned, false)
 		p.transition(v, chsink.StageReactivated, e.TsMs, e.EventID)
 	}
 }
 
 func (p *Processor) churn(v *visitor, tsMs int64, eventID string) {
-	v.churned = true
+	v.set(churned, true)
 	p.transition(v, chsink.StageChurned, tsMs, eventID)
 }
 
+// transition writes a lifecycle_transitions row; the caller touched v.
 func (p *Processor) transition(v *visitor, stage int8, tsMs int64, eventID string) {
-	p.touch(v)
-	p.out.Transitions.Append(v.id, v.customerID, stage, tsMs, v.cohortDayMs, v.source, eventID)
+	strs := &p.visitors.strs
+	p.out.Transitions.Append(strs.get(v.id), strs.get(v.customerID), stage, tsMs, v.cohortDayMs(), p.symbols.name(v.source), eventID)
 	p.stats.Transitions[stage]++
 }
 
 // fireChurn handles a popped churn deadline.
 func (p *Processor) fireChurn(d deadline) {
-	v := d.v
-	v.churnQueued = false
-	if !v.customer() || v.churned {
+	v := p.visitors.slab.at(d.v)
+	v.set(churnQueued, false)
+	if !v.customer() || v.is(churned) {
 		return
 	}
 	if due := v.lastMs + p.churnAfter; due > d.at {
-		v.churnQueued = true
-		p.churns.push(due, v)
+		v.set(churnQueued, true)
+		p.churns.push(due, d.v)
 		return
 	}
+	p.touch(d.v, v)
 	p.churn(v, d.at, "")
 }
 
 // fireSessionClose handles a popped session deadline.
 func (p *Processor) fireSessionClose(d deadline) {
-	v := d.v
-	v.sessionQueued = false
-	s := v.session
-	if s == nil {
+	v := p.visitors.slab.at(d.v)
+	v.set(sessionQueued, false)
+	if v.session == 0 {
 		return
 	}
-	if due := s.endMs + p.gap; due > d.at {
-		v.sessionQueued = true
-		p.sessions.push(due, v)
+	if due := p.sessions.at(v.session-1).endMs + p.gap; due > d.at {
+		v.set(sessionQueued, true)
+		p.sessionDeadlines.push(due, d.v)
 		return
 	}
+	p.touch(d.v, v)
 	p.closeSession(v)
 }
 
+// closeSession writes v's open session as a sessions row; the caller
+// touched v. The row's strings are copied into the batch: the session's
+// slot is reused.
 func (p *Processor) closeSession(v *visitor) {
-	s := v.session
-	v.session = nil
-	p.touch(v)
+	i := v.session - 1
+	s := p.sessions.at(i)
+	v.session = 0
+	text := &p.out.Text
+	entry := text.String(s.entryURL())
+	exit := entry
+	if !bytes.Equal(s.exitURL(), s.entryURL()) {
+		exit = text.String(s.exitURL())
+	}
 	p.out.Sessions.Append(&chsink.SessionRow{
-		SessionID: s.id, VisitorID: v.id, CustomerID: s.customerID,
+		SessionID: text.String(s.id[:]), VisitorID: p.visitors.strs.get(v.id), CustomerID: p.visitors.strs.get(s.customerID),
 		StartMs: s.startMs, EndMs: s.endMs, Events: s.events, PageViews: s.pageViews,
-		EntryURL: s.entryURL, ExitURL: sameOrClone(s.exitURL, s.entryURL), Source: s.source, Medium: s.medium, Campaign: s.campaign,
+		EntryURL: entry, ExitURL: exit,
+		Source: p.symbols.name(s.source), Medium: p.symbols.name(s.medium), Campaign: p.symbols.name(s.campaign),
 		IsBounce: s.isBounce(), Orders: s.orders, Revenue: s.revenue,
 	})
 	p.stats.SessionsClosed++
-	*s = session{}
-	p.freeSessions = append(p.freeSessions, s)
-}
-
-// sameOrClone returns like when s equals it, else a copy of s.
-func sameOrClone(s, like string) string {
-	if s == like {
-		return like
-	}
-	return strings.Clone(s)
+	p.freeSessions = append(p.freeSessions, i)
 }

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"math"
-	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -50,14 +49,15 @@ type Processor struct {
 	inputs    [2]input
 	watermark int64 // ms; math.MinInt64 until known
 
-	pending      pendingQueue
-	visitors     map[string]*visitor
-	strings      interner
-	freeSessions []*session
-	dirty        []*visitor
-	sessions     deadlineQueue
-	churns       deadlineQueue
-	seen         dedup
+	pending          pendingQueue
+	visitors         visitorTable
+	symbols          symbols
+	sessions         slab[session]
+	freeSessions     []uint32
+	dirty            []uint32 // visitors changed since the last checkpoint
+	sessionDeadlines deadlineQueue
+	churns           deadlineQueue
+	seen             dedup
 
 	epoch      uint64
 	out        *chsink.Batch
@@ -78,8 +78,7 @@ func NewProcessor(group string, partition int32, topics [2]string, r Rules, now 
 		idle:       r.IdleAdvance,
 		decoder:    schemas.NewDecoder(now),
 		watermark:  math.MinInt64,
-		visitors:   map[string]*visitor{},
-		strings:    interner{},
+		symbols:    newSymbols(),
 		seen:       dedup{ids: map[uint64]struct{}{}},
 		out:        chsink.GetBatch(),
 	}
@@ -144,8 +143,8 @@ func (p *Processor) Stats() *Stats { return &p.stats }
 func (p *Processor) Held() int { return p.pending.len() }
 
 // OpenSessions and Visitors size the state.
-func (p *Processor) OpenSessions() int { return len(p.sessions) }
-func (p *Processor) Visitors() int     { return len(p.visitors) }
+func (p *Processor) OpenSessions() int { return p.sessions.len() - len(p.freeSessions) }
+func (p *Processor) Visitors() int     { return p.visitors.len() }
 
 // aheadInput returns the input whose max event time is ahead of the
 // other's while the other still has unread records, or -1.
@@ -168,7 +167,7 @@ func (p *Processor) Drained() bool {
 			return false
 		}
 	}
-	return p.pending.len() == 0 && len(p.sessions) == 0
+	return p.pending.len() == 0 && p.OpenSessions() == 0
 }
 
 // Rows is the number of rows buffered for the next checkpoint.
@@ -209,7 +208,7 @@ func (p *Processor) release() {
 		if e != nil && e.ev.TsMs >= p.watermark {
 			e = nil
 		}
-		sd, sok := p.sessions.next()
+		sd, sok := p.sessionDeadlines.next()
 		cd, cok := p.churns.next()
 		d, dok := int64(math.MaxInt64), false
 		if sok && sd < p.watermark {
@@ -224,7 +223,7 @@ func (p *Processor) release() {
 			p.processEvent(&p.pending.slab[slot])
 			p.pending.release(slot)
 		case dok && sok && sd == d:
-			p.fireSessionClose(p.sessions.pop())
+			p.fireSessionClose(p.sessionDeadlines.pop())
 		case dok:
 			p.fireChurn(p.churns.pop())
 		default:
@@ -233,11 +232,11 @@ func (p *Processor) release() {
 	}
 }
 
-// touch marks v as changed since the last checkpoint.
-func (p *Processor) touch(v *visitor) {
-	if !v.dirty {
-		v.dirty = true
-		p.dirty = append(p.dirty, v)
+// touch marks visitor vi as changed since the last checkpoint.
+func (p *Processor) touch(vi uint32, v *visitor) {
+	if !v.is(dirty) {
+		v.set(dirty, true)
+		p.dirty = append(p.dirty, vi)
 	}
 }
 
@@ -246,38 +245,40 @@ const dayMs = 24 * 3600 * 1000
 // processEvent applies one released event: session, lifecycle, event row.
 func (p *Processor) processEvent(h *held) {
 	e := &h.ev
-	v := p.visitors[e.VisitorID]
-	isNew := v == nil
-	if isNew {
-		// Clones: the decoder's strings share one buffer per event, which
-		// long-lived state must not keep alive.
-		v = &visitor{id: strings.Clone(e.VisitorID), source: p.strings.intern(Source(e)), cohortDayMs: floorDiv(e.TsMs, dayMs) * dayMs}
-		p.visitors[v.id] = v
+	vi, ok := p.visitors.find(e.VisitorID)
+	var v *visitor
+	if ok {
+		v = p.visitors.slab.at(vi)
+	} else {
+		vi, v = p.visitors.add(e.VisitorID)
+		v.source = p.symbols.intern(Source(e))
+		v.cohortDay = uint16(floorDiv(e.TsMs, dayMs))
 	}
-	p.touch(v)
-	if e.CustomerID != "" && e.CustomerID != v.customerID {
-		v.customerID = strings.Clone(e.CustomerID)
+	p.touch(vi, v)
+	if e.CustomerID != "" && e.CustomerID != p.visitors.strs.get(v.customerID) {
+		v.customerID = p.visitors.strs.put(e.CustomerID)
 	}
-	if isNew {
+	if !ok {
 		p.enter(v, chsink.StageAwareness, e.TsMs, e.EventID)
 	}
-	s := p.sessionOf(v, h)
-	p.applyLifecycle(v, e)
-	src, medium, campaign := "", "", ""
-	sessionID := ""
-	if s != nil {
-		sessionID, src, medium, campaign = s.id, s.source, s.medium, s.campaign
-	} else {
-		src, medium, campaign = Source(e), e.UTMMedium, e.UTMCampaign
+	s := p.sessionOf(vi, v, h)
+	p.applyLifecycle(vi, v, e)
+	if s == nil {
+		p.out.Events.Append(e, "", v.stage, Source(e), e.UTMMedium, e.UTMCampaign, false, p.inputs[h.topic].name, p.partition, h.offset)
+		return
 	}
-	p.out.Events.Append(e, sessionID, v.stage, src, medium, campaign, false, p.inputs[h.topic].name, p.partition, h.offset)
+	p.out.Events.Append(e, p.out.Text.String(s.id[:]), v.stage, p.symbols.name(s.source), p.symbols.name(s.medium),
+		p.symbols.name(s.campaign), false, p.inputs[h.topic].name, p.partition, h.offset)
 }
 
 // sessionOf puts a clickstream event into the visitor's session (extending
 // it or starting one) and finds the session a transaction belongs to.
-func (p *Processor) sessionOf(v *visitor, h *held) *session {
+func (p *Processor) sessionOf(vi uint32, v *visitor, h *held) *session {
 	e := &h.ev
-	s := v.session
+	var s *session
+	if v.session != 0 {
+		s = p.sessions.at(v.session - 1)
+	}
 	if h.topic == schemas.Transactions {
 		if s == nil || !s.covers(e.TsMs, p.gap) {
 			return nil
@@ -296,10 +297,9 @@ func (p *Processor) sessionOf(v *visitor, h *held) *session {
 		return s
 	}
 	s = p.startSession(v, e)
-	v.session = s
-	if !v.sessionQueued {
-		v.sessionQueued = true
-		p.sessions.push(s.endMs+p.gap, v)
+	if !v.is(sessionQueued) {
+		v.set(sessionQueued, true)
+		p.sessionDeadlines.push(s.endMs+p.gap, vi)
 	}
 	return s
 }
@@ -308,8 +308,8 @@ func (p *Processor) sessionOf(v *visitor, h *held) *session {
 func (p *Processor) writeLate(h *held) {
 	p.stats.Late++
 	var stage int8
-	if v := p.visitors[h.ev.VisitorID]; v != nil {
-		stage = v.stage
+	if vi, ok := p.visitors.find(h.ev.VisitorID); ok {
+		stage = p.visitors.slab.at(vi).stage
 	}
 	e := &h.ev
 	p.out.Events.Append(e, "", stage, Source(e), e.UTMMedium, e.UTMCampaign, true, p.inputs[h.topic].name, p.partition, h.offset)

@@ -91,7 +91,7 @@ func (q *pendingQueue) each(f func(*held)) {
 // That keeps activity updates O(1).
 type deadline struct {
 	at int64
-	v  *visitor
+	v  uint32 // the visitor's index
 }
 
 // deadlineQueue is a min-heap of deadlines.
@@ -100,7 +100,7 @@ type deadlineQueue []deadline
 func (q deadlineQueue) less(i, j int) bool { return q[i].at < q[j].at }
 func (q deadlineQueue) swap(i, j int)      { q[i], q[j] = q[j], q[i] }
 
-func (q *deadlineQueue) push(at int64, v *visitor) {
+func (q *deadlineQueue) push(at int64, v uint32) {
 	*q = append(*q, deadline{at, v})
 	siftUp(len(*q)-1, q.less, q.swap)
 }
@@ -110,9 +110,11 @@ func (q *deadlineQueue) pop() deadline {
 	d := old[0]
 	last := len(old) - 1
 	old[0] = old[last]
-	old[last] = deadline{}
 	*q = old[:last]
 	siftDown(0, last, q.less, q.swap)
+	if c := cap(*q); c > 4096 && last < c/4 {
+		*q = append(make(deadlineQueue, 0, c/2), *q...) // give back what a burst of sessions took
+	}
 	return d
 }
 

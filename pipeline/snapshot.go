@@ -33,19 +33,23 @@ func (p *Processor) Cut() (*chsink.Batch, Offsets) {
 	// that the rows slice: one allocation per checkpoint, not per visitor.
 	buf := p.encodeBuf[:0]
 	ends := p.encodeEnds[:0]
-	for _, v := range p.dirty {
-		v.dirty = false
-		buf = encodeVisitor(buf, v)
+	for _, vi := range p.dirty {
+		v := p.visitors.slab.at(vi)
+		v.set(dirty, false)
+		buf = p.encodeVisitor(buf, v)
 		ends = append(ends, len(buf))
 	}
 	all, start := string(buf), 0
-	for i, v := range p.dirty {
-		p.out.State.Append(p.group, p.partition, chsink.StateVisitor, v.id, p.epoch, all[start:ends[i]])
+	for i, vi := range p.dirty {
+		id := p.visitors.strs.get(p.visitors.slab.at(vi).id)
+		p.out.State.Append(p.group, p.partition, chsink.StateVisitor, id, p.epoch, all[start:ends[i]])
 		start = ends[i]
 	}
 	p.encodeBuf, p.encodeEnds = buf, ends
-	clear(p.dirty)
 	p.dirty = p.dirty[:0]
+	if cap(p.dirty) > 1<<16 {
+		p.dirty = nil // a burst's capacity is not worth keeping
+	}
 	p.out.State.Append(p.group, p.partition, chsink.StateCheckpoint, "", p.epoch, string(p.encodeCheckpoint(nil)))
 	b := p.out
 	p.out = chsink.GetBatch()
@@ -59,24 +63,14 @@ func (p *Processor) Epoch() uint64 { return p.epoch }
 // returns the offsets to resume from (-1: no checkpoint for that input).
 func (p *Processor) Restore(rows []chsink.StateRow) (Offsets, error) {
 	off := Offsets{-1, -1}
-	if len(p.visitors) > 0 || p.epoch > 0 {
+	if p.visitors.len() > 0 || p.epoch > 0 {
 		return off, errors.New("BUG: Restore into a used processor")
 	}
 	for _, r := range rows {
 		switch r.Kind {
 		case chsink.StateVisitor:
-			v, err := decodeVisitor(r.Key, r.Data)
-			if err != nil {
+			if err := p.restoreVisitor(r.Key, r.Data); err != nil {
 				return off, fmt.Errorf("cannot restore visitor %q of partition %d: %w", r.Key, p.partition, err)
-			}
-			p.visitors[v.id] = v
-			if v.session != nil {
-				v.sessionQueued = true
-				p.sessions.push(v.session.endMs+p.gap, v)
-			}
-			if v.customer() && !v.churned {
-				v.churnQueued = true
-				p.churns.push(v.lastMs+p.churnAfter, v)
 			}
 		case chsink.StateCheckpoint:
 			if err := p.decodeCheckpoint(r.Data); err != nil {
@@ -159,7 +153,7 @@ func decodeStats(r *reader, s *Stats) {
 // CheckpointStats decodes the counters of a 'checkpoint' row of
 // pipeline_state: what the partition processed up to that checkpoint.
 func CheckpointStats(data []byte) (Stats, error) {
-	p := &Processor{visitors: map[string]*visitor{}, seen: dedup{ids: map[uint64]struct{}{}}}
+	p := &Processor{seen: dedup{ids: map[uint64]struct{}{}}}
 	p.stats.DeadLetters = map[schemas.Reason]uint64{}
 	err := p.decodeCheckpoint(data)
 	p.stats.Partitions = 1
@@ -196,22 +190,29 @@ func (p *Processor) decodeCheckpoint(data []byte) error {
 	return r.done()
 }
 
-func encodeVisitor(b []byte, v *visitor) []byte {
+// encodeVisitor writes v's lifecycle and open session. (The layout is that
+// of the first version, when visitors held Go strings.)
+func (p *Processor) encodeVisitor(b []byte, v *visitor) []byte {
+	strs := &p.visitors.strs
 	b = append(b, snapshotVersion)
-	b = appendString(b, v.customerID)
-	b = append(b, byte(v.stage), boolByte(v.churned))
-	b = binary.AppendVarint(b, v.cohortDayMs)
-	b = appendString(b, v.source)
-	b = appendString(b, v.firstOrderID)
+	b = appendString(b, strs.get(v.customerID))
+	b = append(b, byte(v.stage), boolByte(v.is(churned)))
+	b = binary.AppendVarint(b, v.cohortDayMs())
+	b = appendString(b, p.symbols.name(v.source))
+	b = appendString(b, strs.get(v.firstOrder))
 	b = binary.AppendVarint(b, v.lastMs)
-	s := v.session
-	if s == nil {
+	if v.session == 0 {
 		return append(b, 0)
 	}
+	s := p.sessions.at(v.session - 1)
 	b = append(b, 1, boolByte(s.firstIsPageView))
-	for _, str := range []string{s.id, s.entryURL, s.exitURL, s.source, s.medium, s.campaign, s.customerID} {
-		b = appendString(b, str)
+	b = appendBytes(b, s.id[:])
+	b = appendBytes(b, s.entryURL())
+	b = appendBytes(b, s.exitURL())
+	for _, sym := range []symbol{s.source, s.medium, s.campaign} {
+		b = appendString(b, p.symbols.name(sym))
 	}
+	b = appendString(b, strs.get(s.customerID))
 	b = binary.AppendVarint(b, s.startMs)
 	b = binary.AppendVarint(b, s.endMs)
 	b = binary.AppendUvarint(b, uint64(s.events))
@@ -220,33 +221,52 @@ func encodeVisitor(b []byte, v *visitor) []byte {
 	return binary.AppendVarint(b, int64(s.revenue))
 }
 
-func decodeVisitor(id string, data []byte) (*visitor, error) {
+// restoreVisitor adds the visitor of one 'visitor' row, with its deadlines.
+func (p *Processor) restoreVisitor(id string, data []byte) error {
+	if _, ok := p.visitors.find(id); ok {
+		return errors.New("the checkpoint holds it twice")
+	}
 	r := reader{b: data}
 	if ver := r.byte(); ver != snapshotVersion {
-		return nil, fmt.Errorf("unknown visitor state version %d", ver)
+		return fmt.Errorf("unknown visitor state version %d", ver)
 	}
-	v := &visitor{id: id}
-	v.customerID = r.string()
+	vi, v := p.visitors.add(id)
+	strs := &p.visitors.strs
+	v.customerID = strs.put(r.string())
 	v.stage = int8(r.byte())
-	v.churned = r.byte() == 1
-	v.cohortDayMs = r.varint()
-	v.source = r.string()
-	v.firstOrderID = r.string()
+	v.set(churned, r.byte() == 1)
+	v.cohortDay = uint16(floorDiv(r.varint(), dayMs))
+	v.source = p.symbols.intern(r.string())
+	v.firstOrder = strs.put(r.string())
 	v.lastMs = r.varint()
 	if r.byte() == 1 {
-		s := &session{firstIsPageView: r.byte() == 1}
-		for _, str := range []*string{&s.id, &s.entryURL, &s.exitURL, &s.source, &s.medium, &s.campaign, &s.customerID} {
-			*str = r.string()
+		i, s := p.sessions.add()
+		s.firstIsPageView = r.byte() == 1
+		if copy(s.id[:], r.string()) != ksuidLen && r.err == nil {
+			return errors.New("session id is not a KSUID")
 		}
+		s.urls = append(s.urls[:0], r.string()...)
+		s.entryLen = uint16(len(s.urls))
+		s.urls = append(s.urls, r.string()...)
+		s.source = p.symbols.intern(r.string())
+		s.medium = p.symbols.intern(r.string())
+		s.campaign = p.symbols.intern(r.string())
+		s.customerID = strs.put(r.string())
 		s.startMs = r.varint()
 		s.endMs = r.varint()
 		s.events = uint32(r.uvarint())
 		s.pageViews = uint32(r.uvarint())
 		s.orders = uint32(r.uvarint())
 		s.revenue = schemas.Amount(r.varint())
-		v.session = s
+		v.session = i + 1
+		v.set(sessionQueued, true)
+		p.sessionDeadlines.push(s.endMs+p.gap, vi)
 	}
-	return v, r.done()
+	if v.customer() && !v.is(churned) {
+		v.set(churnQueued, true)
+		p.churns.push(v.lastMs+p.churnAfter, vi)
+	}
+	return r.done()
 }
 
 func encodeEvent(b []byte, e *schemas.Event) []byte {
@@ -275,6 +295,11 @@ func eventStrings(e *schemas.Event) []*string {
 }
 
 func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendBytes(b []byte, s []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }

@@ -17,6 +17,11 @@ type Batch struct {
 	Sessions    SessionRows
 	Transitions TransitionRows
 	State       StateRows
+
+	// Text holds copies of strings whose source is reused before the
+	// batch is written (a recycled session's id and URLs), for the life
+	// of the batch.
+	Text schemas.Arena
 }
 
 var batchPool = sync.Pool{New: func() any { return new(Batch) }}
@@ -43,6 +48,7 @@ func (b *Batch) Reset() {
 	b.Sessions = SessionRows{}.reuse(&b.Sessions)
 	b.Transitions = TransitionRows{}.reuse(&b.Transitions)
 	b.State = StateRows{}.reuse(&b.State)
+	b.Text = schemas.Arena{} // its chunks go with the rows that used them
 }
 
 // Stage values of the events.stage and lifecycle_transitions.stage enums.

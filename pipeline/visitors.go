@@ -1,0 +1,215 @@
+package pipeline
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"strings"
+	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
+
+	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+)
+
+// visitor is one visitor's lifecycle state (SPEC §5) in 32 bytes without
+// pointers: visitors live by value in a slab that the garbage collector
+// does not scan, their strings in a stringStore and their first-touch
+// source in the symbol table; an open-addressing index finds them by id.
+// A dormant visitor (no open session) costs about 60 bytes with its id:
+// a partition can hold millions.
+type visitor struct {
+	lastMs     int64  // last activity
+	id         strRef // visitor_id
+	customerID strRef // the last customer_id seen; 0: none
+	firstOrder strRef // order_id of the first order; 0: none
+	session    uint32 // 1 + the open session's index in Processor.sessions; 0: none
+	source     symbol // first-touch source
+	cohortDay  uint16 // days since 1970-01-01 of the first event (ts is validated to 2000 and later)
+	stage      int8   // chsink.Stage*, 0 before awareness
+	flags      visitorFlags
+}
+
+type visitorFlags uint8
+
+const (
+	churned visitorFlags = 1 << iota
+	// Bookkeeping, not state: whether the visitor has an entry in the
+	// session and churn deadline queues, and whether it changed since the
+	// last checkpoint.
+	sessionQueued
+	churnQueued
+	dirty
+)
+
+func (v *visitor) is(f visitorFlags) bool { return v.flags&f != 0 }
+
+func (v *visitor) set(f visitorFlags, on bool) {
+	if on {
+		v.flags |= f
+	} else {
+		v.flags &^= f
+	}
+}
+
+func (v *visitor) customer() bool { return v.stage >= chsink.StageConversion }
+
+func (v *visitor) cohortDayMs() int64 { return int64(v.cohortDay) * dayMs }
+
+// visitorTable holds a partition's visitors.
+type visitorTable struct {
+	slab  slab[visitor]
+	index []uint32 // 1 + slab index, 0: empty; linear probing from home()
+	strs  stringStore
+}
+
+// home is id's first slot in the index: its hash scaled to the index's
+// length (which grows by half, not doubling, to waste fewer slots).
+func (t *visitorTable) home(id string) int {
+	hi, _ := bits.Mul64(xxhash.Sum64String(id), uint64(len(t.index)))
+	return int(hi)
+}
+
+// find returns the index of the visitor with the given id.
+func (t *visitorTable) find(id string) (uint32, bool) {
+	if len(t.index) == 0 {
+		return 0, false
+	}
+	for pos := t.home(id); ; pos = t.next(pos) {
+		slot := t.index[pos]
+		if slot == 0 {
+			return 0, false
+		}
+		if t.strs.get(t.slab.at(slot-1).id) == id {
+			return slot - 1, true
+		}
+	}
+}
+
+func (t *visitorTable) next(pos int) int {
+	if pos++; pos == len(t.index) {
+		return 0
+	}
+	return pos
+}
+
+// add appends a visitor with the given id, which must not be in the table.
+func (t *visitorTable) add(id string) (uint32, *visitor) {
+	if 4*(t.slab.len()+1) > 3*len(t.index) { // at most 3/4 full
+		t.grow()
+	}
+	i, v := t.slab.add()
+	v.id = t.strs.put(id)
+	t.place(id, i)
+	return i, v
+}
+
+func (t *visitorTable) place(id string, i uint32) {
+	pos := t.home(id)
+	for t.index[pos] != 0 {
+		pos = t.next(pos)
+	}
+	t.index[pos] = i + 1
+}
+
+func (t *visitorTable) grow() {
+	t.index = make([]uint32, max(1024, len(t.index)*3/2))
+	for i := range uint32(t.slab.len()) {
+		t.place(t.strs.get(t.slab.at(i).id), i)
+	}
+}
+
+func (t *visitorTable) len() int { return t.slab.len() }
+
+// slab holds values in fixed-size chunks, so that their addresses stay put
+// as it grows, and growing copies nothing and leaves no spare half.
+type slab[T any] struct {
+	chunks [][]T
+	n      int
+}
+
+const slabChunk = 1024
+
+func (s *slab[T]) add() (uint32, *T) {
+	if s.n == len(s.chunks)*slabChunk {
+		s.chunks = append(s.chunks, make([]T, slabChunk))
+	}
+	i := uint32(s.n)
+	s.n++
+	return i, s.at(i)
+}
+
+func (s *slab[T]) at(i uint32) *T { return &s.chunks[i/slabChunk][i%slabChunk] }
+
+func (s *slab[T]) len() int { return s.n }
+
+// strRef addresses a string in a stringStore: chunk<<16 | offset. 0 is "".
+type strRef uint32
+
+// stringStore keeps the long-lived strings of visitor state (ids, customer
+// ids, order ids) length-prefixed in 64 KiB append-only chunks, addressed
+// by 4-byte references: 16 bytes less per string than a string header,
+// and no object for the garbage collector. Strings are never freed; a
+// partition holds at most 4 GiB of them.
+type stringStore struct {
+	chunks [][]byte
+}
+
+const storeChunk = 1 << 16
+
+func (s *stringStore) put(str string) strRef {
+	if str == "" {
+		return 0
+	}
+	need := binary.MaxVarintLen16 + len(str)
+	if len(s.chunks) == 0 || storeChunk-len(s.chunks[len(s.chunks)-1]) < need {
+		if len(s.chunks) == storeChunk {
+			panic("pipeline: a partition's visitor strings exceed 4 GiB")
+		}
+		// Offset 0 of chunk 0 is reserved for "": the first byte is padding.
+		c := make([]byte, 1, storeChunk)
+		s.chunks = append(s.chunks, c)
+	}
+	c := &s.chunks[len(s.chunks)-1]
+	ref := strRef((len(s.chunks)-1)<<16 | len(*c))
+	*c = binary.AppendUvarint(*c, uint64(len(str)))
+	*c = append(*c, str...)
+	return ref
+}
+
+// get returns the string at ref. Its bytes are never written again (the
+// chunks only grow, within their capacity), which makes unsafe.String
+// sound; the string keeps its chunk alive.
+func (s *stringStore) get(ref strRef) string {
+	if ref == 0 {
+		return ""
+	}
+	c := s.chunks[ref>>16][ref&0xffff:]
+	n, k := binary.Uvarint(c)
+	return unsafe.String(&c[k], int(n))
+}
+
+// symbol is an interned low-cardinality string: a source, medium or
+// campaign. 0 is "".
+type symbol uint32
+
+// symbols interns strings shared by many sessions and visitors. It keeps
+// every distinct value for the partition's life, a few dozen bytes each.
+type symbols struct {
+	names []string
+	ids   map[string]symbol
+}
+
+func newSymbols() symbols { return symbols{names: []string{""}, ids: map[string]symbol{"": 0}} }
+
+func (s *symbols) intern(str string) symbol {
+	if id, ok := s.ids[str]; ok {
+		return id
+	}
+	c := strings.Clone(str) // str may live in an event's chunk
+	id := symbol(len(s.names))
+	s.names = append(s.names, c)
+	s.ids[c] = id
+	return id
+}
+
+func (s *symbols) name(id symbol) string { return s.names[id] }
