@@ -65,7 +65,13 @@ func runCore(records []benchRecord, cutEvery int) (*Processor, int) {
 	p.SetEnd(schemas.Transactions, 0)
 	p.Advance(benchClock.Add(time.Hour))
 	b, _ := p.Cut()
-	return p, rows + b.Rows()
+	rows += b.Rows()
+	// As the sink does once a batch is written; and the processor is done
+	// (a long-lived one would keep its batch).
+	chsink.PutBatch(b)
+	chsink.PutBatch(p.out)
+	p.out = nil
+	return p, rows
 }
 
 // BenchmarkCorePath is the whole per-event work without Kafka or
