@@ -149,8 +149,9 @@ func New(cfg Config, store Store) (*Pipeline, error) {
 	return pl, nil
 }
 
-// heldLimit is the number of held events per partition above which an
-// input running ahead is paused.
+// heldLimit is the number of held events, or of records queued for
+// feeding, per partition above which fetching an input running ahead is
+// paused.
 func (pl *Pipeline) heldLimit() int { return max(pl.cfg.BatchRows/2, 10_000) }
 
 // Drained reports whether this member has partitions, has read all of
@@ -645,6 +646,11 @@ type owner struct {
 	drained   atomic.Bool
 	published Stats // proc's stats as last added to the metrics
 	paused    int   // input whose fetching align paused, or -1
+
+	// Records fetched but not yet fed to proc, per input: queue[t][head[t]:].
+	queue    [2][]*kgo.Record
+	head     [2]int
+	lastSeen [2]time.Time // when input t last delivered records
 }
 
 type ownerMsg struct {
@@ -663,6 +669,7 @@ func newOwner(pl *Pipeline, p int32, proc *Processor, restored Offsets) *owner {
 	o := &owner{pl: pl, partition: p, proc: proc, restored: restored, in: make(chan ownerMsg, 4), done: make(chan struct{})}
 	o.published = proc.Stats().clone() // restored counts were published by an earlier owner
 	o.paused = -1
+	o.lastSeen = [2]time.Time{pl.cfg.Now(), pl.cfg.Now()}
 	o.ends[0].Store(-1)
 	o.ends[1].Store(-1)
 	return o
@@ -694,7 +701,7 @@ func (o *owner) run() {
 			for t := range o.ends {
 				o.proc.SetEnd(schemas.Topic(t), o.ends[t].Load())
 			}
-			o.proc.Advance(o.pl.cfg.Now())
+			o.feed(o.pl.cfg.Now()) // an input may have gone idle
 			o.publish()
 		}
 		o.account()
@@ -705,19 +712,18 @@ func (o *owner) run() {
 
 // align pauses fetching of an input that runs ahead in event time while the
 // other input still has unread records (a fetch may return one topic long
-// before the other): the watermark follows the slower input, so the faster
-// one's events would pile up as held events. Resumed once the held events
-// halve or the other input has caught up. This is watermark alignment; it
+// before the other): feed holds the faster one's records back, so they
+// would pile up in its queue (or, fed after --idle-advance, as held
+// events). Resumed once both halve or the other input has caught up. This
 // keeps memory bounded without changing any result.
 func (o *owner) align() {
 	held, limit := o.proc.Held(), o.pl.heldLimit()
+	ahead := o.proc.aheadInput()
 	switch {
-	case o.paused < 0 && held > limit:
-		if t := o.proc.aheadInput(); t >= 0 {
-			o.paused = t
-			o.pl.cl.PauseFetchPartitions(map[string][]int32{o.pl.topics[t]: {o.partition}})
-		}
-	case o.paused >= 0 && (held < limit/2 || o.proc.aheadInput() != o.paused):
+	case o.paused < 0 && ahead >= 0 && (held > limit || o.queued(ahead) > limit):
+		o.paused = ahead
+		o.pl.cl.PauseFetchPartitions(map[string][]int32{o.pl.topics[ahead]: {o.partition}})
+	case o.paused >= 0 && (held < limit/2 && o.queued(o.paused) < limit/2 || ahead != o.paused):
 		o.resume()
 	}
 }
@@ -735,12 +741,49 @@ func (o *owner) publish() {
 
 func (o *owner) add(m ownerMsg) {
 	now := o.pl.cfg.Now()
-	for _, r := range m.records {
-		if err := o.proc.Add(m.topic, r.Key, r.Value, r.Offset, now); err != nil {
+	o.queue[m.topic] = append(o.queue[m.topic], m.records...)
+	o.lastSeen[m.topic] = now
+	o.feed(now)
+}
+
+// feed gives queued records to the processor in event-time order across
+// the two inputs: from the input that is behind, and from the other only
+// while the one behind has nothing left to read or has delivered nothing
+// for --idle-advance. The watermark follows the slower input, so records
+// of the faster one fed early would only wait as held events, and be
+// copied into every checkpoint meanwhile. This is watermark alignment at
+// the source; the order changes no result, only memory and work.
+func (o *owner) feed(now time.Time) {
+	for {
+		t := o.proc.behindInput()
+		if o.queued(t) == 0 {
+			if o.waitFor(t, now) {
+				break
+			}
+			t = 1 - t
+		}
+		if o.queued(t) == 0 {
+			break
+		}
+		r := o.queue[t][o.head[t]]
+		o.queue[t][o.head[t]] = nil
+		if o.head[t]++; o.head[t] == len(o.queue[t]) {
+			o.queue[t], o.head[t] = o.queue[t][:0], 0
+		}
+		if err := o.proc.Add(schemas.Topic(t), r.Key, r.Value, r.Offset, now); err != nil {
 			o.deadLetter(r, err)
 		}
 	}
 	o.proc.Advance(now)
+}
+
+func (o *owner) queued(t int) int { return len(o.queue[t]) - o.head[t] }
+
+// waitFor reports whether feeding must wait for more records of input t.
+func (o *owner) waitFor(t int, now time.Time) bool {
+	end := o.ends[t].Load()
+	unread := end < 0 || end > 0 && o.proc.Next(schemas.Topic(t)) < end
+	return unread && now.Sub(o.lastSeen[t]) < o.pl.cfg.Rules.IdleAdvance
 }
 
 // account publishes the change in buffered rows and asks for an early

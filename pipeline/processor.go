@@ -159,6 +159,15 @@ func (p *Processor) aheadInput() int {
 	return -1
 }
 
+// behindInput is the input whose max event time is behind the other's
+// (clickstream on a tie): the one the watermark waits for.
+func (p *Processor) behindInput() int {
+	if p.inputs[schemas.Transactions].maxTs < p.inputs[schemas.Clickstream].maxTs {
+		return int(schemas.Transactions)
+	}
+	return int(schemas.Clickstream)
+}
+
 // Drained reports whether both inputs are read to their end and nothing is
 // held: every event released and every session closed.
 func (p *Processor) Drained() bool {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	runtimepprof "runtime/pprof"
 	"strings"
 	"time"
 
@@ -89,13 +90,36 @@ func runCmd(ctx context.Context, args []string) error {
 	var f pipelineFlags
 	f.register(fs, true)
 	check := fs.Bool("check", false, "validate the configuration and connectivity (brokers, topics and partition counts, ClickHouse, migrations), print a verdict and exit")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (see go tool pprof); /debug/pprof on --metrics-addr profiles a window")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
 	if *check {
 		return checkRun(ctx, os.Stdout, &f)
 	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return runPipeline(ctx, &f, nil)
+}
+
+func startCPUProfile(path string) (stop func(), err error) {
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := runtimepprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() {
+		runtimepprof.StopCPUProfile()
+		out.Close()
+	}, nil
 }
 
 // runPipeline opens the sink and runs the pipeline until ctx ends.
