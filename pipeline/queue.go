@@ -10,25 +10,21 @@ type held struct {
 	offset int64
 }
 
-// before is the processing order of docs/semantics.md: ts, then clickstream
-// before transactions, then event_id.
-func (a *held) before(b *held) bool {
-	if a.ev.TsMs != b.ev.TsMs {
-		return a.ev.TsMs < b.ev.TsMs
-	}
-	if a.topic != b.topic {
-		return a.topic < b.topic
-	}
-	return a.ev.EventID < b.ev.EventID
-}
-
 // pendingQueue holds events in processing order. The events live by value
 // in a slab whose free slots are reused; the heap orders 4-byte slot
 // numbers. So holding an event allocates nothing once the slab has grown.
 type pendingQueue struct {
 	slab []held
 	free []uint32
-	heap []uint32
+	heap []pendingKey
+}
+
+// pendingKey orders a held event by the fields of held.before that fit
+// inline, so that sifting touches the slab only on a tie.
+type pendingKey struct {
+	ts    int64
+	slot  uint32
+	topic schemas.Topic
 }
 
 func (q *pendingQueue) len() int { return len(q.heap) }
@@ -51,10 +47,22 @@ func (q *pendingQueue) release(i uint32) {
 	q.free = append(q.free, i)
 }
 
-func (q *pendingQueue) less(i, j int) bool { return q.slab[q.heap[i]].before(&q.slab[q.heap[j]]) }
+// less is the processing order of docs/semantics.md: ts, then clickstream
+// before transactions, then event_id.
+func (q *pendingQueue) less(i, j int) bool {
+	a, b := &q.heap[i], &q.heap[j]
+	if a.ts != b.ts {
+		return a.ts < b.ts
+	}
+	if a.topic != b.topic {
+		return a.topic < b.topic
+	}
+	return q.slab[a.slot].ev.EventID < q.slab[b.slot].ev.EventID
+}
 
 func (q *pendingQueue) push(i uint32) {
-	q.heap = append(q.heap, i)
+	h := &q.slab[i]
+	q.heap = append(q.heap, pendingKey{h.ev.TsMs, i, h.topic})
 	siftUp(len(q.heap)-1, q.less, q.swap)
 }
 
@@ -63,12 +71,12 @@ func (q *pendingQueue) peek() *held {
 	if len(q.heap) == 0 {
 		return nil
 	}
-	return &q.slab[q.heap[0]]
+	return &q.slab[q.heap[0].slot]
 }
 
 // pop removes the first event and returns its slot; the caller releases it.
 func (q *pendingQueue) pop() uint32 {
-	i := q.heap[0]
+	i := q.heap[0].slot
 	last := len(q.heap) - 1
 	q.heap[0] = q.heap[last]
 	q.heap = q.heap[:last]
@@ -80,8 +88,8 @@ func (q *pendingQueue) swap(i, j int) { q.heap[i], q.heap[j] = q.heap[j], q.heap
 
 // each calls f for every held event, in no particular order.
 func (q *pendingQueue) each(f func(*held)) {
-	for _, i := range q.heap {
-		f(&q.slab[i])
+	for _, k := range q.heap {
+		f(&q.slab[k.slot])
 	}
 }
 
