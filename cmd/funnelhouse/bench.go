@@ -38,7 +38,10 @@ type benchResult struct {
 	PeakRSSMiB     float64   `json:"peak_rss_mib,omitempty"`
 	CPUSecPerMEv   float64   `json:"cpu_s_per_million_records,omitempty"`
 	CHCPUSecPerMEv float64   `json:"clickhouse_cpu_s_per_million_records,omitempty"`
-	Note           string    `json:"note,omitempty"`
+	// The bench process's own CPU while the system ran: with the embedded
+	// broker, mostly the broker serving fetches.
+	BenchCPUSecPerMEv float64 `json:"bench_process_cpu_s_per_million_records,omitempty"`
+	Note              string  `json:"note,omitempty"`
 }
 
 type benchReport struct {
@@ -145,7 +148,7 @@ func runBench(ctx context.Context, f *benchFlags) (*benchReport, error) {
 	fh := &benchResult{System: "funnelhouse", Runs: f.runs, Records: expect.records,
 		Rows: int64(len(expect.events) + len(want.Sessions) + len(want.Transitions)),
 		Note: "sessionises, attributes, writes events, sessions, transitions, state; verified exact"}
-	var rss, cpu, chCPU []float64
+	var rss, cpu, chCPU, benchCPU []float64
 	for i := 0; i < f.runs; i++ {
 		run, err := benchFunnelhouse(ctx, bin, brokers, endpoint, f, fmt.Sprintf("bench-%d-%d", time.Now().Unix(), i), cs, tx, dlq, expect, want, chPID)
 		if err != nil {
@@ -153,6 +156,7 @@ func runBench(ctx context.Context, f *benchFlags) (*benchReport, error) {
 		}
 		fh.Seconds = append(fh.Seconds, run.seconds)
 		rss, cpu, chCPU = append(rss, run.rssMiB), append(cpu, run.cpu), append(chCPU, run.chCPU)
+		benchCPU = append(benchCPU, run.benchCPU)
 		fmt.Fprintf(os.Stderr, "funnelhouse run %d/%d: %.2f s, %.0f events/s, verified\n", i+1, f.runs, run.seconds, float64(len(expect.events))/run.seconds)
 	}
 	rep.Verified = true
@@ -161,6 +165,7 @@ func runBench(ctx context.Context, f *benchFlags) (*benchReport, error) {
 	fh.EventsPerSec = float64(len(expect.events)) / fh.MedianSeconds
 	fh.PeakRSSMiB = slices.Max(rss)
 	fh.CPUSecPerMEv = median(cpu) / float64(expect.records) * 1e6
+	fh.BenchCPUSecPerMEv = median(benchCPU) / float64(expect.records) * 1e6
 	if chPID > 0 {
 		fh.CHCPUSecPerMEv = median(chCPU) / float64(expect.records) * 1e6
 	}
@@ -191,7 +196,7 @@ func runBench(ctx context.Context, f *benchFlags) (*benchReport, error) {
 }
 
 type runMeasure struct {
-	seconds, rssMiB, cpu, chCPU float64
+	seconds, rssMiB, cpu, chCPU, benchCPU float64
 }
 
 // benchFunnelhouse runs one `funnelhouse run` child on a fresh database
@@ -213,7 +218,7 @@ func benchFunnelhouse(ctx context.Context, bin string, brokers []string, e chsin
 		return m, err
 	}
 	defer w.close()
-	chBefore := cpuSeconds(chPID)
+	chBefore, selfBefore := cpuSeconds(chPID), cpuSeconds(os.Getpid())
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, bin, "run", "--brokers", strings.Join(brokers, ","), "--clickhouse", e.DSN, "--group", group,
 		"--clickstream-topic", cs, "--transactions-topic", tx, "--dlq-topic", dlq, "--idle-advance", "200ms", "--metrics-addr", "",
@@ -255,6 +260,7 @@ func benchFunnelhouse(ctx context.Context, bin string, brokers []string, e chsin
 	m.rssMiB = float64(peakRSSOf(cmd.Process.Pid)) / (1 << 20)
 	m.cpu = cpuSeconds(cmd.Process.Pid)
 	m.chCPU = cpuSeconds(chPID) - chBefore
+	m.benchCPU = cpuSeconds(os.Getpid()) - selfBefore
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		return m, fmt.Errorf("run exited with %v: %s", err, lastLines(stderr.String(), 10))
@@ -494,9 +500,9 @@ func lastLines(s string, n int) string {
 func printBench(w io.Writer, rep *benchReport) {
 	fmt.Fprintf(w, "\n%d records (%d valid events), %d partitions\n\n", rep.Records, rep.Events, rep.Partitions)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\truns\tmedian s\trecords/s\tpeak RSS MiB\tCPU s/M records\tClickHouse CPU s/M\t")
+	fmt.Fprintln(tw, "system\truns\tmedian s\trecords/s\tpeak RSS MiB\tCPU s/M records\tClickHouse CPU s/M\tbench+broker CPU s/M\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.0f\t%.2f\t%.2f\t\n", r.System, r.Runs, r.MedianSeconds, r.RecordsPerSec, r.PeakRSSMiB, r.CPUSecPerMEv, r.CHCPUSecPerMEv)
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t\n", r.System, r.Runs, r.MedianSeconds, r.RecordsPerSec, r.PeakRSSMiB, r.CPUSecPerMEv, r.CHCPUSecPerMEv, r.BenchCPUSecPerMEv)
 	}
 	tw.Flush()
 	for _, r := range rep.Results {
@@ -552,7 +558,7 @@ func benchKafkaEngine(ctx context.Context, brokers []string, e chsink.Endpoint, 
 			return nil, fmt.Errorf("%s: %w", stmt, err)
 		}
 	}
-	chBefore := cpuSeconds(chPID)
+	chBefore, selfBefore := cpuSeconds(chPID), cpuSeconds(os.Getpid())
 	start := time.Now()
 	for name := range tables {
 		if err := conn.Exec(ctx, fmt.Sprintf("CREATE MATERIALIZED VIEW %s.%s_mv TO %s.%s_raw AS SELECT * FROM %s.%s_queue", pdb, name, pdb, name, pdb, name)); err != nil {
@@ -576,6 +582,7 @@ func benchKafkaEngine(ctx context.Context, brokers []string, e chsink.Endpoint, 
 	secs := time.Since(start).Seconds()
 	prog.done(int64(n))
 	chCPU := cpuSeconds(chPID) - chBefore
+	selfCPU := cpuSeconds(os.Getpid()) - selfBefore
 	// The Kafka tables' consumers would otherwise keep polling (a broker
 	// that is gone once the bench ends), costing ClickHouse CPU in every
 	// later measurement.
@@ -583,7 +590,8 @@ func benchKafkaEngine(ctx context.Context, brokers []string, e chsink.Endpoint, 
 		return nil, fmt.Errorf("cannot drop the kafka-engine peer's database: %w", err)
 	}
 	r := &benchResult{System: "kafka-engine", Runs: 1, Records: expect.records, Rows: int64(n), Seconds: []float64{secs}, MedianSeconds: secs,
-		RecordsPerSec: float64(n) / secs, Note: "ClickHouse Kafka engine + materialised view, raw ingest, kafka_num_consumers = 1"}
+		RecordsPerSec: float64(n) / secs, BenchCPUSecPerMEv: selfCPU / float64(n) * 1e6,
+		Note: "ClickHouse Kafka engine + materialised view, raw ingest, kafka_num_consumers = 1"}
 	if chPID > 0 {
 		r.CHCPUSecPerMEv = chCPU / float64(n) * 1e6
 	}
@@ -606,7 +614,7 @@ func benchNaive(ctx context.Context, bin string, brokers []string, e chsink.Endp
 		return nil, err
 	}
 	base := e.DSN[:strings.LastIndex(e.DSN, "/")]
-	chBefore := cpuSeconds(chPID)
+	chBefore, selfBefore := cpuSeconds(chPID), cpuSeconds(os.Getpid())
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, bin, "naive-peer", "--brokers", strings.Join(brokers, ","), "--clickhouse", base+"/"+pdb,
 		"--group", fmt.Sprintf("naive-%d", time.Now().UnixNano()), "--clickstream-topic", cs, "--transactions-topic", tx,
@@ -639,9 +647,11 @@ func benchNaive(ctx context.Context, bin string, brokers []string, e chsink.Endp
 		}
 	}
 	secs := time.Since(start).Seconds()
+	selfCPU := cpuSeconds(os.Getpid()) - selfBefore
 	r := &benchResult{System: "naive", Runs: 1, Records: expect.records, Seconds: []float64{secs}, MedianSeconds: secs,
 		RecordsPerSec: float64(expect.records) / secs, PeakRSSMiB: float64(rss) / (1 << 20), CPUSecPerMEv: cpu / float64(expect.records) * 1e6,
-		Note: "bench/naive: encoding/json, a map per partition, row-by-row batch.Append"}
+		BenchCPUSecPerMEv: selfCPU / float64(expect.records) * 1e6,
+		Note:              "bench/naive: encoding/json, a map per partition, row-by-row batch.Append"}
 	if chPID > 0 {
 		r.CHCPUSecPerMEv = (cpuSeconds(chPID) - chBefore) / float64(expect.records) * 1e6
 	}
