@@ -40,10 +40,7 @@ func (p *Processor) applyLifecycle(vi uint32, v *visitor, e *schemas.Event) {
 		}
 	}
 	v.lastMs = e.TsMs
-	if v.customer() && !v.is(churned) && !v.is(churnQueued) {
-		v.set(churnQueued, true)
-		p.churns.push(v.lastMs+p.churnAfter, vi)
-	}
+	p.queueChurn(vi, v)
 }
 
 // enter moves v forward to stage, entering every stage it skipped at the
@@ -82,6 +79,24 @@ func (p *Processor) transition(v *visitor, stage int8, tsMs int64, eventID strin
 	p.stats.Transitions[stage]++
 }
 
+// queueChurn gives a customer who has not churned an entry in the churn
+// deadline queue, at last activity + churn-after, unless it has one.
+func (p *Processor) queueChurn(vi uint32, v *visitor) {
+	if v.customer() && !v.is(churned) && !v.is(churnQueued) {
+		v.set(churnQueued, true)
+		p.churns.push(v.lastMs+p.churnAfter, vi)
+	}
+}
+
+// queueSessionClose gives v's open session an entry in the session
+// deadline queue, at its end + gap, unless it has one.
+func (p *Processor) queueSessionClose(vi uint32, v *visitor) {
+	if v.session != 0 && !v.is(sessionQueued) {
+		v.set(sessionQueued, true)
+		p.sessionDeadlines.push(p.sessions.at(v.session-1).endMs+p.gap, vi)
+	}
+}
+
 // fireChurn handles a popped churn deadline.
 func (p *Processor) fireChurn(d deadline) {
 	v := p.visitors.slab.at(d.v)
@@ -89,9 +104,8 @@ func (p *Processor) fireChurn(d deadline) {
 	if !v.customer() || v.is(churned) {
 		return
 	}
-	if due := v.lastMs + p.churnAfter; due > d.at {
-		v.set(churnQueued, true)
-		p.churns.push(due, d.v)
+	if v.lastMs+p.churnAfter > d.at { // active since: not yet due
+		p.queueChurn(d.v, v)
 		return
 	}
 	p.touch(d.v, v)
@@ -105,9 +119,8 @@ func (p *Processor) fireSessionClose(d deadline) {
 	if v.session == 0 {
 		return
 	}
-	if due := p.sessions.at(v.session-1).endMs + p.gap; due > d.at {
-		v.set(sessionQueued, true)
-		p.sessionDeadlines.push(due, d.v)
+	if p.sessions.at(v.session-1).endMs+p.gap > d.at { // extended since: not yet due
+		p.queueSessionClose(d.v, v)
 		return
 	}
 	p.touch(d.v, v)

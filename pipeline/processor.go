@@ -254,11 +254,9 @@ const dayMs = 24 * 3600 * 1000
 // processEvent applies one released event: session, lifecycle, event row.
 func (p *Processor) processEvent(h *held) {
 	e := &h.ev
-	vi, ok := p.visitors.find(e.VisitorID)
-	var v *visitor
-	if ok {
-		v = p.visitors.slab.at(vi)
-	} else {
+	vi, v := p.visitors.find(e.VisitorID)
+	isNew := v == nil
+	if isNew {
 		vi, v = p.visitors.add(e.VisitorID)
 		v.source = p.symbols.intern(Source(e))
 		v.cohortDay = uint16(floorDiv(e.TsMs, dayMs))
@@ -267,7 +265,7 @@ func (p *Processor) processEvent(h *held) {
 	if e.CustomerID != "" && e.CustomerID != p.visitors.strs.get(v.customerID) {
 		v.customerID = p.visitors.strs.put(e.CustomerID)
 	}
-	if !ok {
+	if isNew {
 		p.enter(v, chsink.StageAwareness, e.TsMs, e.EventID)
 	}
 	s := p.sessionOf(vi, v, h)
@@ -306,10 +304,7 @@ func (p *Processor) sessionOf(vi uint32, v *visitor, h *held) *session {
 		return s
 	}
 	s = p.startSession(v, e)
-	if !v.is(sessionQueued) {
-		v.set(sessionQueued, true)
-		p.sessionDeadlines.push(s.endMs+p.gap, vi)
-	}
+	p.queueSessionClose(vi, v)
 	return s
 }
 
@@ -317,8 +312,8 @@ func (p *Processor) sessionOf(vi uint32, v *visitor, h *held) *session {
 func (p *Processor) writeLate(h *held) {
 	p.stats.Late++
 	var stage int8
-	if vi, ok := p.visitors.find(h.ev.VisitorID); ok {
-		stage = p.visitors.slab.at(vi).stage
+	if _, v := p.visitors.find(h.ev.VisitorID); v != nil {
+		stage = v.stage
 	}
 	e := &h.ev
 	p.out.Events.Append(e, "", stage, Source(e), e.UTMMedium, e.UTMCampaign, true, p.inputs[h.topic].name, p.partition, h.offset)

@@ -11,16 +11,17 @@ type held struct {
 }
 
 // pendingQueue holds events in processing order. The events live by value
-// in a slab whose free slots are reused; the heap orders 4-byte slot
-// numbers. So holding an event allocates nothing once the slab has grown.
+// in a slab whose free slots are reused; the heap orders small keys that
+// name their slots. So holding an event allocates nothing once the slab
+// has grown.
 type pendingQueue struct {
 	slab []held
 	free []uint32
 	heap []pendingKey
 }
 
-// pendingKey orders a held event by the fields of held.before that fit
-// inline, so that sifting touches the slab only on a tie.
+// pendingKey holds the sort fields of a held event that fit inline (see
+// less), so that sifting touches the slab only on a tie.
 type pendingKey struct {
 	ts    int64
 	slot  uint32

@@ -223,7 +223,7 @@ func (p *Processor) encodeVisitor(b []byte, v *visitor) []byte {
 
 // restoreVisitor adds the visitor of one 'visitor' row, with its deadlines.
 func (p *Processor) restoreVisitor(id string, data []byte) error {
-	if _, ok := p.visitors.find(id); ok {
+	if _, v := p.visitors.find(id); v != nil {
 		return errors.New("the checkpoint holds it twice")
 	}
 	r := reader{b: data}
@@ -259,13 +259,9 @@ func (p *Processor) restoreVisitor(id string, data []byte) error {
 		s.orders = uint32(r.uvarint())
 		s.revenue = schemas.Amount(r.varint())
 		v.session = i + 1
-		v.set(sessionQueued, true)
-		p.sessionDeadlines.push(s.endMs+p.gap, vi)
 	}
-	if v.customer() && !v.is(churned) {
-		v.set(churnQueued, true)
-		p.churns.push(v.lastMs+p.churnAfter, vi)
-	}
+	p.queueSessionClose(vi, v)
+	p.queueChurn(vi, v)
 	return r.done()
 }
 

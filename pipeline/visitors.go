@@ -69,18 +69,19 @@ func (t *visitorTable) home(id string) int {
 	return int(hi)
 }
 
-// find returns the index of the visitor with the given id.
-func (t *visitorTable) find(id string) (uint32, bool) {
+// find returns the index of the visitor with the given id and the
+// visitor, or nil.
+func (t *visitorTable) find(id string) (uint32, *visitor) {
 	if len(t.index) == 0 {
-		return 0, false
+		return 0, nil
 	}
 	for pos := t.home(id); ; pos = t.next(pos) {
 		slot := t.index[pos]
 		if slot == 0 {
-			return 0, false
+			return 0, nil
 		}
-		if t.strs.get(t.slab.at(slot-1).id) == id {
-			return slot - 1, true
+		if v := t.slab.at(slot - 1); t.strs.get(v.id) == id {
+			return slot - 1, v
 		}
 	}
 }
