@@ -781,8 +781,7 @@ func (o *owner) queued(t int) int { return len(o.queue[t]) - o.head[t] }
 
 // waitFor reports whether feeding must wait for more records of input t.
 func (o *owner) waitFor(t int, now time.Time) bool {
-	end := o.ends[t].Load()
-	unread := end < 0 || end > 0 && o.proc.Next(schemas.Topic(t)) < end
+	unread := !caughtUp(o.proc.Next(schemas.Topic(t)), o.ends[t].Load())
 	return unread && now.Sub(o.lastSeen[t]) < o.pl.cfg.Rules.IdleAdvance
 }
 

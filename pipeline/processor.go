@@ -126,6 +126,11 @@ func (p *Processor) Add(t schemas.Topic, key, value []byte, offset int64, now ti
 	return nil
 }
 
+// caughtUp reports whether an input whose next offset to read is next has
+// read every record before end, its partition's high watermark (-1: not
+// known yet; 0: an empty partition).
+func caughtUp(next, end int64) bool { return end == 0 || end > 0 && next >= end }
+
 // SetEnd records input t's end offset (the partition's high watermark), so
 // that Advance knows whether the input has unread records.
 func (p *Processor) SetEnd(t schemas.Topic, end int64) { p.inputs[t].end = end }
@@ -151,8 +156,7 @@ func (p *Processor) Visitors() int     { return p.visitors.len() }
 func (p *Processor) aheadInput() int {
 	for t := range p.inputs {
 		other := &p.inputs[1-t]
-		unread := other.end < 0 || other.next < other.end && other.end > 0
-		if p.inputs[t].maxTs > other.maxTs && unread {
+		if p.inputs[t].maxTs > other.maxTs && !caughtUp(other.next, other.end) {
 			return t
 		}
 	}
@@ -172,7 +176,7 @@ func (p *Processor) behindInput() int {
 // held: every event released and every session closed.
 func (p *Processor) Drained() bool {
 	for _, in := range p.inputs {
-		if !(in.end == 0 || in.end > 0 && in.next >= in.end) {
+		if !caughtUp(in.next, in.end) {
 			return false
 		}
 	}
@@ -188,8 +192,7 @@ func (p *Processor) Advance(now time.Time) {
 	w, active := int64(math.MaxInt64), false
 	for t := range p.inputs {
 		in := &p.inputs[t]
-		caughtUp := in.end >= 0 && in.next >= in.end || in.end == 0
-		if caughtUp && now.Sub(in.lastSeen) >= p.idle {
+		if caughtUp(in.next, in.end) && now.Sub(in.lastSeen) >= p.idle {
 			continue // idle: left out of the min
 		}
 		active = true
