@@ -206,9 +206,9 @@ func (p *Processor) encodeVisitor(b []byte, v *visitor) []byte {
 	}
 	s := p.sessions.at(v.session - 1)
 	b = append(b, 1, boolByte(s.firstIsPageView))
-	b = appendBytes(b, s.id[:])
-	b = appendBytes(b, s.entryURL())
-	b = appendBytes(b, s.exitURL())
+	b = appendString(b, s.id[:])
+	b = appendString(b, s.entryURL())
+	b = appendString(b, s.exitURL())
 	for _, sym := range []symbol{s.source, s.medium, s.campaign} {
 		b = appendString(b, p.symbols.name(sym))
 	}
@@ -290,12 +290,7 @@ func eventStrings(e *schemas.Event) []*string {
 		&e.UTMMedium, &e.UTMCampaign, &e.Device, &e.Country, &e.OrderID, &e.Currency, &e.Props}
 }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-func appendBytes(b []byte, s []byte) []byte {
+func appendString[S string | []byte](b []byte, s S) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
