@@ -164,11 +164,9 @@ func runBench(ctx context.Context, f *benchFlags) (*benchReport, error) {
 	fh.RecordsPerSec = float64(expect.records) / fh.MedianSeconds
 	fh.EventsPerSec = float64(len(expect.events)) / fh.MedianSeconds
 	fh.PeakRSSMiB = slices.Max(rss)
-	fh.CPUSecPerMEv = median(cpu) / float64(expect.records) * 1e6
-	fh.BenchCPUSecPerMEv = median(benchCPU) / float64(expect.records) * 1e6
-	if chPID > 0 {
-		fh.CHCPUSecPerMEv = median(chCPU) / float64(expect.records) * 1e6
-	}
+	fh.CPUSecPerMEv = perMillion(median(cpu), expect.records)
+	fh.BenchCPUSecPerMEv = perMillion(median(benchCPU), expect.records)
+	fh.CHCPUSecPerMEv = perMillion(median(chCPU), expect.records) // 0 without --clickhouse-pid-file
 	rep.Results = append(rep.Results, fh)
 
 	if f.latencySecs > 0 {
@@ -218,7 +216,7 @@ func benchFunnelhouse(ctx context.Context, bin string, brokers []string, e chsin
 		return m, err
 	}
 	defer w.close()
-	chBefore, selfBefore := cpuSeconds(chPID), cpuSeconds(os.Getpid())
+	before := markCPU(chPID)
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, bin, "run", "--brokers", strings.Join(brokers, ","), "--clickhouse", e.DSN, "--group", group,
 		"--clickstream-topic", cs, "--transactions-topic", tx, "--dlq-topic", dlq, "--idle-advance", "200ms", "--metrics-addr", "",
@@ -259,8 +257,8 @@ func benchFunnelhouse(ctx context.Context, bin string, brokers []string, e chsin
 	prog.done(expect.records)
 	m.rssMiB = float64(peakRSSOf(cmd.Process.Pid)) / (1 << 20)
 	m.cpu = cpuSeconds(cmd.Process.Pid)
-	m.chCPU = cpuSeconds(chPID) - chBefore
-	m.benchCPU = cpuSeconds(os.Getpid()) - selfBefore
+	used := before.since(chPID)
+	m.chCPU, m.benchCPU = used.clickhouse, used.self
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		return m, fmt.Errorf("run exited with %v: %s", err, lastLines(stderr.String(), 10))
@@ -457,6 +455,21 @@ func readPID(file string) int {
 	return pid
 }
 
+// cpuMark is the CPU seconds used so far by ClickHouse (0 without its pid)
+// and by this process, which hosts the embedded broker.
+type cpuMark struct{ clickhouse, self float64 }
+
+func markCPU(chPID int) cpuMark { return cpuMark{cpuSeconds(chPID), cpuSeconds(os.Getpid())} }
+
+// since is the CPU used from m until now.
+func (m cpuMark) since(chPID int) cpuMark {
+	now := markCPU(chPID)
+	return cpuMark{now.clickhouse - m.clickhouse, now.self - m.self}
+}
+
+// perMillion turns seconds over n records into seconds per million records.
+func perMillion(seconds float64, n int64) float64 { return seconds / float64(n) * 1e6 }
+
 // cpuSeconds is a process's user + system CPU time so far, from /proc.
 func cpuSeconds(pid int) float64 {
 	if pid <= 0 {
@@ -558,7 +571,7 @@ func benchKafkaEngine(ctx context.Context, brokers []string, e chsink.Endpoint, 
 			return nil, fmt.Errorf("%s: %w", stmt, err)
 		}
 	}
-	chBefore, selfBefore := cpuSeconds(chPID), cpuSeconds(os.Getpid())
+	before := markCPU(chPID)
 	start := time.Now()
 	for name := range tables {
 		if err := conn.Exec(ctx, fmt.Sprintf("CREATE MATERIALIZED VIEW %s.%s_mv TO %s.%s_raw AS SELECT * FROM %s.%s_queue", pdb, name, pdb, name, pdb, name)); err != nil {
@@ -581,8 +594,7 @@ func benchKafkaEngine(ctx context.Context, brokers []string, e chsink.Endpoint, 
 	}
 	secs := time.Since(start).Seconds()
 	prog.done(int64(n))
-	chCPU := cpuSeconds(chPID) - chBefore
-	selfCPU := cpuSeconds(os.Getpid()) - selfBefore
+	used := before.since(chPID)
 	// The Kafka tables' consumers would otherwise keep polling (a broker
 	// that is gone once the bench ends), costing ClickHouse CPU in every
 	// later measurement.
@@ -590,11 +602,8 @@ func benchKafkaEngine(ctx context.Context, brokers []string, e chsink.Endpoint, 
 		return nil, fmt.Errorf("cannot drop the kafka-engine peer's database: %w", err)
 	}
 	r := &benchResult{System: "kafka-engine", Runs: 1, Records: expect.records, Rows: int64(n), Seconds: []float64{secs}, MedianSeconds: secs,
-		RecordsPerSec: float64(n) / secs, BenchCPUSecPerMEv: selfCPU / float64(n) * 1e6,
+		RecordsPerSec: float64(n) / secs, CHCPUSecPerMEv: perMillion(used.clickhouse, int64(n)), BenchCPUSecPerMEv: perMillion(used.self, int64(n)),
 		Note: "ClickHouse Kafka engine + materialised view, raw ingest, kafka_num_consumers = 1"}
-	if chPID > 0 {
-		r.CHCPUSecPerMEv = chCPU / float64(n) * 1e6
-	}
 	if int64(n) != expect.records {
 		r.Note += fmt.Sprintf("; %d rows for %d records", n, expect.records)
 	}
@@ -614,7 +623,7 @@ func benchNaive(ctx context.Context, bin string, brokers []string, e chsink.Endp
 		return nil, err
 	}
 	base := e.DSN[:strings.LastIndex(e.DSN, "/")]
-	chBefore, selfBefore := cpuSeconds(chPID), cpuSeconds(os.Getpid())
+	before := markCPU(chPID)
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, bin, "naive-peer", "--brokers", strings.Join(brokers, ","), "--clickhouse", base+"/"+pdb,
 		"--group", fmt.Sprintf("naive-%d", time.Now().UnixNano()), "--clickstream-topic", cs, "--transactions-topic", tx,
@@ -647,13 +656,10 @@ func benchNaive(ctx context.Context, bin string, brokers []string, e chsink.Endp
 		}
 	}
 	secs := time.Since(start).Seconds()
-	selfCPU := cpuSeconds(os.Getpid()) - selfBefore
+	used := before.since(chPID)
 	r := &benchResult{System: "naive", Runs: 1, Records: expect.records, Seconds: []float64{secs}, MedianSeconds: secs,
-		RecordsPerSec: float64(expect.records) / secs, PeakRSSMiB: float64(rss) / (1 << 20), CPUSecPerMEv: cpu / float64(expect.records) * 1e6,
-		BenchCPUSecPerMEv: selfCPU / float64(expect.records) * 1e6,
-		Note:              "bench/naive: encoding/json, a map per partition, row-by-row batch.Append"}
-	if chPID > 0 {
-		r.CHCPUSecPerMEv = (cpuSeconds(chPID) - chBefore) / float64(expect.records) * 1e6
-	}
+		RecordsPerSec: float64(expect.records) / secs, PeakRSSMiB: float64(rss) / (1 << 20), CPUSecPerMEv: perMillion(cpu, expect.records),
+		CHCPUSecPerMEv: perMillion(used.clickhouse, expect.records), BenchCPUSecPerMEv: perMillion(used.self, expect.records),
+		Note: "bench/naive: encoding/json, a map per partition, row-by-row batch.Append"}
 	return r, nil
 }
