@@ -14,7 +14,7 @@ package schemas
 // Decode no longer parses with fastjson: the scanner (scan.go) checks a value
 // in one pass. fastjson + strictLeaves now only name the fault of a value the
 // scanner rejected (Decoder.badJSON), and are the reference the scanner is
-// held to. The string and number checks here are the scanner's.
+// held to. The string, number and literal checks here are the scanner's.
 
 // strictLeaves reports whether every string and number in s, a document that
 // fastjson.Parser accepted, is strict JSON (and every string valid UTF-8,
@@ -32,19 +32,11 @@ func strictLeaves(s []byte) bool {
 			}
 			i = j
 		case 't', 'f', 'n':
-			var lit string
-			switch c {
-			case 't':
-				lit = "true"
-			case 'f':
-				lit = "false"
-			default:
-				lit = "null"
-			}
-			if len(s)-i < len(lit) || string(s[i:i+len(lit)]) != lit {
+			j, ok := scanLiteral(s, i)
+			if !ok {
 				return false // "nan"
 			}
-			i += len(lit)
+			i = j
 		default:
 			j, ok := scanNumber(s, i)
 			if !ok {
