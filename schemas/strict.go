@@ -54,6 +54,14 @@ func isHex(c byte) bool {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
+// skipDigits returns the index after the run of digits starting at s[i].
+func skipDigits(s []byte, i int) int {
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return i
+}
+
 // scanNumber checks a number -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 // starting at s[i] and returns the index after it. The number must not run
 // on into more number characters ("1.2.3", "1e5e5").
@@ -65,34 +73,27 @@ func scanNumber(s []byte, i int) (int, bool) {
 	case i < len(s) && s[i] == '0':
 		i++
 	case i < len(s) && s[i] >= '1' && s[i] <= '9':
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
+		i = skipDigits(s, i)
 	default:
 		return i, false
 	}
 	if i < len(s) && s[i] == '.' {
-		i++
-		j := i
-		for i < len(s) && isDigit(s[i]) {
-			i++
+		j := skipDigits(s, i+1)
+		if j == i+1 {
+			return j, false
 		}
-		if i == j {
-			return i, false
-		}
+		i = j
 	}
 	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
 		i++
 		if i < len(s) && (s[i] == '+' || s[i] == '-') {
 			i++
 		}
-		j := i
-		for i < len(s) && isDigit(s[i]) {
-			i++
+		j := skipDigits(s, i)
+		if j == i {
+			return j, false
 		}
-		if i == j {
-			return i, false
-		}
+		i = j
 	}
 	if i < len(s) {
 		switch s[i] {
