@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
-	"math/bits"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -731,32 +730,6 @@ func TestParseAmountMatchesBigRat(t *testing.T) {
 }
 
 func TestSpecialMask(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
 	interesting := []byte{0, 1, 0x1f, 0x20, 0x21, '"', '#', '[', '\\', ']', 0x7f, 0x80, 0xa2, 0xdc, 0xff}
-	var b [8]byte
-	for range 200000 {
-		for i := range b {
-			if r.IntN(2) == 0 {
-				b[i] = interesting[r.IntN(len(interesting))]
-			} else {
-				b[i] = byte(r.Uint32())
-			}
-		}
-		want := 8
-		for i, c := range b {
-			if strByte[c] {
-				want = i
-				break
-			}
-		}
-		m := specialMask(uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56)
-		got := 8
-		if m != 0 {
-			got = bits.TrailingZeros64(m) / 8
-		}
-		if got != want {
-			t.Fatalf("specialMask(% x): first special byte %d, want %d", b, got, want)
-		}
-	}
+	checkMask(t, "specialMask", specialMask, func(c byte) bool { return strByte[c] }, rand.NewPCG(3, 4), interesting)
 }
