@@ -228,12 +228,7 @@ func (d *Decoder) decodeFields(topic Topic, key []byte, ev *Event) *Error {
 	}
 	// order_id, amount, currency: required on order_* events, checked when present elsewhere.
 	isOrder := typ == OrderCompleted || typ == OrderRefunded
-	if isOrder {
-		e = d.requiredString(fOrderID, maxOtherBytes)
-	} else {
-		e = d.optionalString(fOrderID, maxOtherBytes)
-	}
-	if e != nil {
+	if e := d.stringField(fOrderID, maxOtherBytes, isOrder); e != nil {
 		return e
 	}
 	amount, e := d.decodeAmount(isOrder)
@@ -336,6 +331,15 @@ func (d *Decoder) decodeType(topic Topic) (Type, *Error) {
 }
 
 // requiredString validates a required string field.
+// stringField checks field f as requiredString does when required, else
+// as optionalString does.
+func (d *Decoder) stringField(f field, max int, required bool) *Error {
+	if required {
+		return d.requiredString(f, max)
+	}
+	return d.optionalString(f, max)
+}
+
 func (d *Decoder) requiredString(f field, max int) *Error {
 	if d.absent(f) {
 		return missing(f)
@@ -643,13 +647,7 @@ func (d *Decoder) decodeAmount(required bool) (Amount, *Error) {
 }
 
 func (d *Decoder) decodeCurrency(required bool) *Error {
-	var e *Error
-	if required {
-		e = d.requiredString(fCurrency, maxOtherBytes)
-	} else {
-		e = d.optionalString(fCurrency, maxOtherBytes)
-	}
-	if e != nil {
+	if e := d.stringField(fCurrency, maxOtherBytes, required); e != nil {
 		return e
 	}
 	if d.absent(fCurrency) {
