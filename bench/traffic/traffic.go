@@ -199,8 +199,8 @@ type Generator struct {
 	cumWeight   []int64 // cumWeight[h] = sum of the weights of hours < h
 	hourPtr     int
 
-	active visitorHeap // visitors with planned or future events, by next event ts
-	out    outHeap     // records waiting for their delivery time
+	active minHeap[*visitor]   // visitors with planned or future events, by next event ts
+	out    minHeap[*outRecord] // records waiting for their delivery time
 
 	seq       uint64 // tie-breaker: insertion order
 	orderNo   uint64
@@ -461,67 +461,32 @@ func (g *Generator) arrivalTime(i uint64) int64 {
 	return g.startMs + int64(h)*3_600_000 + (int64(x)-g.cumWeight[h])*3_600_000/w
 }
 
-// visitorHeap is a min-heap of visitors by (key, no).
-type visitorHeap []*visitor
-
-func visitorLess(a, b *visitor) bool {
+// before orders visitors by (key, no): the next event's ts, then arrival.
+func (a *visitor) before(b *visitor) bool {
 	if a.key != b.key {
 		return a.key < b.key
 	}
 	return a.no < b.no
 }
 
-func (h *visitorHeap) push(v *visitor) {
-	*h = append(*h, v)
-	heapUp(*h, len(*h)-1, visitorLess)
-}
-
-func (h *visitorHeap) pop() *visitor {
-	s := *h
-	v := s[0]
-	n := len(s) - 1
-	s[0] = s[n]
-	s[n] = nil
-	*h = s[:n]
-	h.fix0()
-	return v
-}
-
-// fix0 restores the heap after the key of element 0 grew.
-func (h visitorHeap) fix0() { heapDown(h, 0, visitorLess) }
-
-// outHeap is a min-heap of records by (deliver, seq).
-type outHeap []*outRecord
-
-func outLess(a, b *outRecord) bool {
+// before orders records by (deliver, seq).
+func (a *outRecord) before(b *outRecord) bool {
 	if a.deliver != b.deliver {
 		return a.deliver < b.deliver
 	}
 	return a.seq < b.seq
 }
 
-func (h *outHeap) push(o *outRecord) {
-	*h = append(*h, o)
-	heapUp(*h, len(*h)-1, outLess)
-}
+// minHeap is a binary min-heap of elements that order themselves
+// (container/heap's algorithm, typed: its interface boxed every element).
+type minHeap[T interface{ before(T) bool }] []T
 
-func (h *outHeap) pop() *outRecord {
+func (h *minHeap[T]) push(v T) {
+	*h = append(*h, v)
 	s := *h
-	o := s[0]
-	n := len(s) - 1
-	s[0] = s[n]
-	s[n] = nil
-	*h = s[:n]
-	heapDown(*h, 0, outLess)
-	return o
-}
-
-// heapUp and heapDown restore a binary min-heap after element i moved
-// (container/heap's, typed: its interface boxed every element).
-func heapUp[T any](s []T, i int, less func(a, b T) bool) {
-	for i > 0 {
+	for i := len(s) - 1; i > 0; {
 		p := (i - 1) / 2
-		if !less(s[i], s[p]) {
+		if !s[i].before(s[p]) {
 			return
 		}
 		s[i], s[p] = s[p], s[i]
@@ -529,20 +494,33 @@ func heapUp[T any](s []T, i int, less func(a, b T) bool) {
 	}
 }
 
-func heapDown[T any](s []T, i int, less func(a, b T) bool) {
-	for {
+func (h *minHeap[T]) pop() T {
+	s := *h
+	v := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	var zero T
+	s[n] = zero
+	*h = s[:n]
+	h.fix0()
+	return v
+}
+
+// fix0 restores the heap after the key of element 0 grew.
+func (h minHeap[T]) fix0() {
+	for i := 0; ; {
 		l := 2*i + 1
-		if l >= len(s) {
+		if l >= len(h) {
 			return
 		}
 		m := l
-		if r := l + 1; r < len(s) && less(s[r], s[l]) {
+		if r := l + 1; r < len(h) && h[r].before(h[l]) {
 			m = r
 		}
-		if !less(s[m], s[i]) {
+		if !h[m].before(h[i]) {
 			return
 		}
-		s[i], s[m] = s[m], s[i]
+		h[i], h[m] = h[m], h[i]
 		i = m
 	}
 }
