@@ -2,6 +2,7 @@
 #
 #   make build             bin/funnelhouse
 #   make test              go vet + go test against a throwaway ClickHouse, then a short fuzz run
+#   make chaos             the fault matrix: CHAOS_RUNS (20) seeded runs with random faults
 #   make demo              run the demo against the local ClickHouse in .local/clickhouse (left running)
 #   make bench             run the benchmark against the same local ClickHouse
 #   make clickhouse-start  start (or reuse) the local ClickHouse; prints its DSN
@@ -29,33 +30,28 @@ LOCAL_CH_DIR ?= .local/clickhouse
 CH_DATABASE ?= funnelhouse
 FUZZTIME ?= 20s
 
-.PHONY: build test test-current-clickhouse vet demo demo-stop bench gobench clickhouse-start clickhouse-stop clickhouse-status clean
+.PHONY: prereqs prereqs-demo chaos build test test-steps test-current-clickhouse vet demo demo-stop bench gobench clickhouse-start clickhouse-stop clickhouse-status clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/funnelhouse
 
-# A fresh ClickHouse in a temporary directory for each run; it is stopped and
-# removed whatever happens, and the exit code of the failing step is kept.
-test:
-	@ch_dir=$$(mktemp -d "$${TMPDIR:-/tmp}/funnelhouse-ch-test.XXXXXX"); \
-	cleanup() { \
-		{ rc=$$?; set +x; } 2>/dev/null; \
-		if [[ $$rc -ne 0 && -s $$ch_dir/log/clickhouse-server.err.log ]]; then \
-			echo "--- last lines of the test ClickHouse error log ---" >&2; \
-			tail -n 20 "$$ch_dir/log/clickhouse-server.err.log" >&2 || true; \
-		fi; \
-		$(CLICKHOUSE) stop "$$ch_dir" || true; \
-		rm -rf "$$ch_dir"; \
-		exit $$rc; \
-	}; \
-	trap cleanup EXIT; \
-	trap 'exit 130' INT; \
-	trap 'exit 143' TERM; \
-	dsn=$$($(CLICKHOUSE) start "$$ch_dir"); \
-	export FUNNELHOUSE_TEST_CLICKHOUSE="$$dsn"; \
-	export FUNNELHOUSE_TEST_ARTIFACTS="$(CURDIR)/.cache/test-artifacts"; \
+# The system packages each target needs, installed when missing.
+prereqs:
+	@bash deploy/prereqs.sh test
+
+prereqs-demo:
+	@bash deploy/prereqs.sh demo
+
+# A fresh ClickHouse in a temporary directory for each run
+# (deploy/with-clickhouse.sh); it is stopped and removed whatever happens,
+# and the exit code of the failing step is kept.
+test: prereqs
+	@bash deploy/with-clickhouse.sh $(MAKE) --no-print-directory test-steps
+
+# The steps of make test; FUNNELHOUSE_TEST_CLICKHOUSE must name a server.
+test-steps:
+	@export FUNNELHOUSE_TEST_ARTIFACTS="$(CURDIR)/.cache/test-artifacts"; \
 	mkdir -p "$$FUNNELHOUSE_TEST_ARTIFACTS"; \
-	echo "test ClickHouse: FUNNELHOUSE_TEST_CLICKHOUSE=$$dsn"; \
 	set -x; \
 	$(GO) vet ./...; \
 	$(GO) test -count=1 -timeout 20m ./...; \
@@ -66,6 +62,14 @@ test:
 	set -x; \
 	$(GO) test ./schemas -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME); \
 	$(MAKE) --no-print-directory test-current-clickhouse
+
+# The fault matrix of docs/operations.md: CHAOS_RUNS seeded runs of the
+# whole path, each with a random mix of faults (make test runs 2).
+CHAOS_RUNS ?= 20
+CHAOS_SEED ?=
+chaos: prereqs
+	@FUNNELHOUSE_CHAOS_RUNS=$(CHAOS_RUNS) FUNNELHOUSE_CHAOS_SEED=$(CHAOS_SEED) \
+	bash deploy/with-clickhouse.sh $(GO) test ./cmd/funnelhouse -run '^TestChaos$$' -count=1 -v -timeout 90m
 
 # The same SQL on a current ClickHouse engine (chDB from the npm registry,
 # embedded, no server): SPEC asks for 18.16.1 and current releases.
@@ -90,7 +94,7 @@ demo-stop: clickhouse-stop
 # The DSN printed by deploy/clickhouse.sh ends in "/"; the database name is
 # appended to it. The database is created first so that the driver can
 # connect to it.
-demo: build
+demo: prereqs-demo build
 	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
 	$(CLICKHOUSE) client $(LOCAL_CH_DIR) -q 'CREATE DATABASE IF NOT EXISTS $(CH_DATABASE)'; \
 	rc=0; \

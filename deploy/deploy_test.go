@@ -567,10 +567,8 @@ func checkPrometheusConfig(t *testing.T) {
 	if !found {
 		t.Error("prometheus.yml: job funnelhouse does not scrape funnelhouse:9464")
 	}
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		if out, err := exec.Command(promtool, "check", "config", "--syntax-only", "prometheus/prometheus.yml").CombinedOutput(); err != nil {
-			t.Errorf("promtool check config prometheus/prometheus.yml: %v\n%s", err, out)
-		}
+	if out, err := exec.Command(promtool(t), "check", "config", "--syntax-only", "prometheus/prometheus.yml").CombinedOutput(); err != nil {
+		t.Errorf("promtool check config prometheus/prometheus.yml: %v\n%s", err, out)
 	}
 }
 
@@ -1127,11 +1125,7 @@ func TestPipelineDashboardMetrics(t *testing.T) {
 	// The PromQL syntax, where Prometheus' promtool is installed (Debian
 	// package prometheus): each expression as a recording rule, with
 	// Grafana's variables replaced.
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Log("promtool not installed: PromQL syntax not checked")
-		return
-	}
+	promtool := promtool(t)
 	vars := strings.NewReplacer("$__rate_interval", "1m", "$__range", "1h", "$__interval", "1m", `"$job"`, `"funnelhouse"`, `"$instance"`, `".+"`)
 	var rules []map[string]string
 	keys := sortedKeys(exprs)
@@ -1476,4 +1470,14 @@ func TestBusinessQueriesOnClickHouse(t *testing.T) {
 		}
 		t.Logf("panel %q: %d rows", q.title, n)
 	}
+}
+
+// promtool is Prometheus' rule and config checker; make test installs it.
+func promtool(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatal("promtool is not installed: it checks the PromQL of the deploy files; install it with `apt-get install prometheus` (make test does, through deploy/prereqs.sh)")
+	}
+	return p
 }

@@ -36,8 +36,12 @@ type Store interface {
 
 // Config configures a Pipeline. Zero values take the defaults noted.
 type Config struct {
-	Brokers           []string
-	Group             string // default "funnelhouse"
+	Brokers []string
+	Group   string // default "funnelhouse"
+	// InstanceID makes this member static (KIP-345): restarted within the
+	// session timeout, it takes its partitions back without a rebalance.
+	// Empty keeps dynamic membership.
+	InstanceID        string
 	ClickstreamTopic  string // default "clickstream"
 	TransactionsTopic string // default "transactions"
 	DLQTopic          string // default "funnelhouse.dlq"
@@ -121,7 +125,8 @@ type Pipeline struct {
 	dlqErr   atomic.Pointer[error]
 	totals   Stats // of stopped owners, guarded by mu
 	writeCtx context.Context
-	failed   error // the first failed checkpoint, guarded by cpMu
+	failed   error                 // the first failed checkpoint, guarded by cpMu
+	fatal    atomic.Pointer[error] // a group error no retry can mend
 	metrics  *metrics
 }
 
@@ -181,8 +186,11 @@ func (pl *Pipeline) Totals() Stats {
 	return s
 }
 
-// Ready reports whether partitions are assigned and the store is healthy.
-func (pl *Pipeline) Ready() bool { return pl.assigned.Load() && pl.store.Healthy() }
+// Ready reports whether partitions are assigned, the store is healthy and
+// no fatal group error has occurred.
+func (pl *Pipeline) Ready() bool {
+	return pl.assigned.Load() && pl.store.Healthy() && pl.fatal.Load() == nil
+}
 
 // CheckTopics verifies that the input topics exist with the same number of
 // partitions (co-partitioning) and that the dead-letter topic exists. It
@@ -231,7 +239,7 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(pl.topics[0], pl.topics[1]),
 		// Range keeps partition p of both topics on one member when the
 		// counts are equal (checked above); cooperative-sticky does not.
-		kgo.Balancers(kgo.RangeBalancer()),
+		kgo.Balancers(restartStableRange{kgo.RangeBalancer()}),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -245,6 +253,10 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		// let a resumed partition be fetched soon (default wait 5s).
 		kgo.FetchMaxBytes(16 << 20),
 		kgo.FetchMaxWait(time.Second),
+		kgo.WithHooks(groupErrorHook{pl}),
+	}
+	if pl.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(pl.cfg.InstanceID))
 	}
 	cl, err := kgo.NewClient(append(opts, pl.cfg.KafkaOpts...)...)
 	if err != nil {
@@ -304,7 +316,7 @@ func (pl *Pipeline) poll(ctx context.Context, cpErr <-chan error) error {
 	for {
 		// Backpressure: while ClickHouse is slow or down, rows pile up in
 		// checkpoints that cannot be written; stop fetching until they drain.
-		for pl.buffered.Load() > limit {
+		for pl.buffered.Load() > limit && pl.fatal.Load() == nil {
 			select {
 			case <-ctx.Done():
 				return nil
@@ -323,6 +335,10 @@ func (pl *Pipeline) poll(ctx context.Context, cpErr <-chan error) error {
 			pl.cl.AllowRebalance()
 			return err
 		default:
+		}
+		if err := pl.fatal.Load(); err != nil {
+			pl.cl.AllowRebalance()
+			return *err
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
 			pl.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
@@ -456,6 +472,12 @@ func (pl *Pipeline) checkpointLocked(partitions []int32) (err error) {
 		}
 	})
 	pl.metrics.commitSec.Observe(time.Since(start).Seconds())
+	if isFatalGroupError(commitErr) {
+		// Another member owns the partitions now; it restored from a
+		// checkpoint and must not be overwritten by this one's next.
+		pl.failGroup(commitErr)
+		return *pl.fatal.Load()
+	}
 	if commitErr != nil {
 		// Not fatal: the state in ClickHouse holds the offsets, and a
 		// restarted member resumes from there (see adjustOffsets).

@@ -206,7 +206,7 @@ func TestKcatInterop(t *testing.T) {
 	dsn := testDSN(t, "fh_kcat")
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
-		t.Fatal("kcat is not installed (apt-get install kcat): it proves interop with librdkafka")
+		t.Fatal("kcat is not installed: it proves interop with librdkafka; install it with `apt-get install kcat` (make test does, through deploy/prereqs.sh)")
 	}
 	bin := buildBinary(t)
 	addr := freeAddr(t)

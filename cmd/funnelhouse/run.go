@@ -68,6 +68,7 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 		f.cfg.Brokers = []string{"127.0.0.1:9092"}
 		fs.Var(listFlag{&f.cfg.Brokers}, "brokers", "Kafka bootstrap brokers, a comma-separated list of `host:port`")
 		fs.StringVar(&f.cfg.Group, "group", "funnelhouse", "consumer group; all members share the partitions")
+		fs.StringVar(&f.cfg.InstanceID, "instance-id", "", "static group membership (KIP-345): a member restarted within --session-timeout takes its partitions back at once, without a rebalance; give each member its own stable `id` (a StatefulSet pod name), never one shared by two processes; empty: dynamic membership")
 		fs.StringVar(&f.cfg.ClickstreamTopic, "clickstream-topic", "clickstream", "input topic of clickstream events")
 		fs.StringVar(&f.cfg.TransactionsTopic, "transactions-topic", "transactions", "input topic of transaction events, co-partitioned with the clickstream topic")
 		fs.StringVar(&f.cfg.DLQTopic, "dlq-topic", "funnelhouse.dlq", "dead-letter topic for records that fail validation")
@@ -142,6 +143,9 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 		"transactions-topic": f.cfg.TransactionsTopic, "dlq-topic": f.cfg.DLQTopic}); err != nil {
 		return err
 	}
+	if id := f.cfg.InstanceID; id != "" && (!topicName.MatchString(id) || id == "." || id == "..") {
+		return fmt.Errorf("invalid --instance-id %q: it has 1-249 letters, digits, '.', '_' or '-'", id)
+	}
 	sink, err := chsink.Open(ctx, chsink.Config{Endpoint: endpoint, Registerer: reg, Hook: hook})
 	if err != nil {
 		return err
@@ -151,7 +155,7 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 	cfg.Registerer = reg
 	cfg.KafkaOpts = append(cfg.KafkaOpts, kafkaOpts...)
 	if f.sessionTimeout > 0 {
-		cfg.KafkaOpts = append(cfg.KafkaOpts, kgo.SessionTimeout(f.sessionTimeout), kgo.HeartbeatInterval(max(f.sessionTimeout/10, 100*time.Millisecond)))
+		cfg.KafkaOpts = append(cfg.KafkaOpts, kgo.SessionTimeout(f.sessionTimeout), kgo.HeartbeatInterval(min(max(f.sessionTimeout/10, 100*time.Millisecond), 3*time.Second)))
 	}
 	pl, err := pipeline.New(cfg, sink)
 	if err != nil {
@@ -167,7 +171,7 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 	if onReady != nil {
 		onReady(pl)
 	}
-	slog.Info("pipeline starting", "brokers", f.cfg.Brokers, "group", f.cfg.Group, "database", sink.Database())
+	slog.Info("pipeline starting", "brokers", f.cfg.Brokers, "group", f.cfg.Group, "instance_id", f.cfg.InstanceID, "database", sink.Database())
 	err = pl.Run(ctx)
 	if err != nil && f.kafka.mechanism != "" && strings.Contains(err.Error(), "EOF") {
 		// Brokers often close the connection without a word on a failed

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Run a command against a throwaway ClickHouse: the server is started in a
+# temporary directory on free loopback ports, its DSN is exported as
+# FUNNELHOUSE_TEST_CLICKHOUSE, and it is stopped and removed whatever
+# happens. The command's exit code is kept.
+#
+#   deploy/with-clickhouse.sh CMD [ARGS...]
+set -uo pipefail
+
+[[ $# -gt 0 ]] || { echo "usage: $0 CMD [ARGS...]" >&2; exit 2; }
+clickhouse=(bash "$(dirname "${BASH_SOURCE[0]}")/clickhouse.sh")
+ch_dir=$(mktemp -d "${TMPDIR:-/tmp}/funnelhouse-ch-test.XXXXXX")
+
+cleanup() {
+	local rc=$?
+	if [[ $rc -ne 0 && -s $ch_dir/log/clickhouse-server.err.log ]]; then
+		echo "--- last lines of the test ClickHouse error log ---" >&2
+		tail -n 20 "$ch_dir/log/clickhouse-server.err.log" >&2 || true
+	fi
+	"${clickhouse[@]}" stop "$ch_dir" || true
+	rm -rf "$ch_dir"
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+dsn=$("${clickhouse[@]}" start "$ch_dir") || exit 1
+export FUNNELHOUSE_TEST_CLICKHOUSE=$dsn
+echo "test ClickHouse: FUNNELHOUSE_TEST_CLICKHOUSE=$dsn"
+"$@"
