@@ -1,0 +1,189 @@
+package report
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/shopspring/decimal"
+)
+
+// CheckViews says plainly when the database was never migrated.
+func CheckViews(ctx context.Context, conn driver.Conn, db string) error {
+	rows, err := conn.Query(ctx, "SELECT name FROM system.tables WHERE database = ? AND name IN ('funnel_daily', 'bounce_daily', 'churn_monthly', 'revenue_daily')", db)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return err
+		}
+		have[n] = true
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var missing []string
+	for _, v := range []string{"funnel_daily", "bounce_daily", "churn_monthly", "revenue_daily"} {
+		if !have[v] {
+			missing = append(missing, v)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("database %s has no %s: run `funnelhouse migrate` (and `funnelhouse run`) against it first", db, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// dayWhere limits a view to the last days days up to its latest day.
+func dayWhere(view, col string, days int) string {
+	if days <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" WHERE %s > (SELECT max(%s) FROM {db}.%s) - %d", col, col, view, days)
+}
+
+// Data is what the page shows, as queried from the views.
+type Data struct {
+	db          string
+	days        int
+	funnel      [5]uint64 // awareness .. advocacy
+	funnelRows  uint64
+	funnelRange [2]string
+	funnelSrc   []funnelSourceRow // the sources with the most awareness
+	bounce      []bounceRow       // daily, ordered by day, source
+	churn       []churnRow
+	revenue     []revenueRow // ordered by day, currency
+}
+
+type funnelSourceRow struct {
+	source string
+	stages [5]uint64
+}
+
+// funnelSources is how many sources the funnel's by-source table shows.
+const funnelSources = 8
+
+type bounceRow struct {
+	day               string
+	source            string
+	sessions, bounces uint64
+}
+
+type churnRow struct {
+	month                        string
+	active, churned, reactivated uint64
+	rate                         float64
+}
+
+type revenueRow struct {
+	day, currency            string
+	orders, customers        uint64
+	revenue, refunds, netRev decimal.Decimal
+}
+
+var funnelStages = [5]string{"awareness", "acquisition", "conversion", "retention", "advocacy"}
+
+// Load queries the views; days > 0 limits the day-level views to their last
+// days days (churn_monthly is always whole).
+func Load(ctx context.Context, conn driver.Conn, db string, days int) (*Data, error) {
+	d := &Data{db: db, days: days}
+	q := func(sql string) string { return expandDB(sql, db) }
+	fw := dayWhere("funnel_daily", "cohort_day", days)
+	var from, to string
+	err := conn.QueryRow(ctx, q(`SELECT toUInt64(sum(awareness)), toUInt64(sum(acquisition)), toUInt64(sum(conversion)),
+       toUInt64(sum(retention)), toUInt64(sum(advocacy)), count(), toString(min(cohort_day)), toString(max(cohort_day))
+FROM {db}.funnel_daily`+fw)).Scan(&d.funnel[0], &d.funnel[1], &d.funnel[2], &d.funnel[3], &d.funnel[4], &d.funnelRows, &from, &to)
+	if err != nil {
+		return nil, fmt.Errorf("cannot query funnel_daily: %w", err)
+	}
+	if d.funnelRows > 0 {
+		d.funnelRange = [2]string{from, to}
+	}
+	err = queryEach(ctx, conn, q(fmt.Sprintf(`SELECT source, toUInt64(sum(awareness)) AS aw, toUInt64(sum(acquisition)), toUInt64(sum(conversion)),
+       toUInt64(sum(retention)), toUInt64(sum(advocacy))
+FROM {db}.funnel_daily%s GROUP BY source ORDER BY aw DESC, source LIMIT %d`, fw, funnelSources)), func(scan func(...any) error) error {
+		var r funnelSourceRow
+		if err := scan(&r.source, &r.stages[0], &r.stages[1], &r.stages[2], &r.stages[3], &r.stages[4]); err != nil {
+			return err
+		}
+		d.funnelSrc = append(d.funnelSrc, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot query funnel_daily by source: %w", err)
+	}
+
+	err = queryEach(ctx, conn, q(`SELECT toString(day), source, toUInt64(sessions), toUInt64(bounces) FROM {db}.bounce_daily`+
+		dayWhere("bounce_daily", "day", days)+` ORDER BY day, source`), func(scan func(...any) error) error {
+		var r bounceRow
+		if err := scan(&r.day, &r.source, &r.sessions, &r.bounces); err != nil {
+			return err
+		}
+		d.bounce = append(d.bounce, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot query bounce_daily: %w", err)
+	}
+
+	err = queryEach(ctx, conn, q(`SELECT toString(month), toUInt64(active_at_start), toUInt64(churned), toUInt64(reactivated), toFloat64(churn_rate)
+FROM {db}.churn_monthly ORDER BY month`), func(scan func(...any) error) error {
+		var r churnRow
+		if err := scan(&r.month, &r.active, &r.churned, &r.reactivated, &r.rate); err != nil {
+			return err
+		}
+		d.churn = append(d.churn, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot query churn_monthly: %w", err)
+	}
+
+	err = queryEach(ctx, conn, q(`SELECT toString(day), currency, toUInt64(orders), toString(revenue), toString(refunds), toString(net_revenue), toUInt64(customers)
+FROM {db}.revenue_daily`+dayWhere("revenue_daily", "day", days)+` ORDER BY day, currency`), func(scan func(...any) error) error {
+		var r revenueRow
+		var rev, ref, net string
+		if err := scan(&r.day, &r.currency, &r.orders, &rev, &ref, &net, &r.customers); err != nil {
+			return err
+		}
+		var err error
+		if r.revenue, err = decimal.NewFromString(rev); err != nil {
+			return err
+		}
+		if r.refunds, err = decimal.NewFromString(ref); err != nil {
+			return err
+		}
+		if r.netRev, err = decimal.NewFromString(net); err != nil {
+			return err
+		}
+		d.revenue = append(d.revenue, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot query revenue_daily: %w", err)
+	}
+	return d, nil
+}
+
+// queryEach calls each for every row of the query's result.
+func queryEach(ctx context.Context, conn driver.Conn, sql string, each func(scan func(...any) error) error) error {
+	rows, err := conn.Query(ctx, sql)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := each(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// expandDB names the database in a query written with {db}.
+func expandDB(sql, db string) string { return strings.ReplaceAll(sql, "{db}", db) }
