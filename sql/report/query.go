@@ -9,9 +9,12 @@ import (
 	"github.com/shopspring/decimal"
 )
 
+// views are the views the report reads, defined by the sql migrations.
+var views = []string{"funnel_daily", "bounce_daily", "churn_monthly", "revenue_daily"}
+
 // CheckViews says plainly when the database was never migrated.
 func CheckViews(ctx context.Context, conn driver.Conn, db string) error {
-	rows, err := conn.Query(ctx, "SELECT name FROM system.tables WHERE database = ? AND name IN ('funnel_daily', 'bounce_daily', 'churn_monthly', 'revenue_daily')", db)
+	rows, err := conn.Query(ctx, "SELECT name FROM system.tables WHERE database = ? AND name IN ('"+strings.Join(views, "', '")+"')", db)
 	if err != nil {
 		return err
 	}
@@ -28,7 +31,7 @@ func CheckViews(ctx context.Context, conn driver.Conn, db string) error {
 		return err
 	}
 	var missing []string
-	for _, v := range []string{"funnel_daily", "bounce_daily", "churn_monthly", "revenue_daily"} {
+	for _, v := range views {
 		if !have[v] {
 			missing = append(missing, v)
 		}
@@ -92,21 +95,29 @@ var funnelStages = [5]string{"awareness", "acquisition", "conversion", "retentio
 // days days (churn_monthly is always whole).
 func Load(ctx context.Context, conn driver.Conn, db string, days int) (*Data, error) {
 	d := &Data{db: db, days: days}
-	q := func(sql string) string { return expandDB(sql, db) }
-	fw := dayWhere("funnel_daily", "cohort_day", days)
+	for _, load := range []func(context.Context, driver.Conn) error{d.loadFunnel, d.loadBounce, d.loadChurn, d.loadRevenue} {
+		if err := load(ctx, conn); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func (d *Data) loadFunnel(ctx context.Context, conn driver.Conn) error {
+	fw := dayWhere("funnel_daily", "cohort_day", d.days)
 	var from, to string
-	err := conn.QueryRow(ctx, q(`SELECT toUInt64(sum(awareness)), toUInt64(sum(acquisition)), toUInt64(sum(conversion)),
+	err := conn.QueryRow(ctx, expandDB(`SELECT toUInt64(sum(awareness)), toUInt64(sum(acquisition)), toUInt64(sum(conversion)),
        toUInt64(sum(retention)), toUInt64(sum(advocacy)), count(), toString(min(cohort_day)), toString(max(cohort_day))
-FROM {db}.funnel_daily`+fw)).Scan(&d.funnel[0], &d.funnel[1], &d.funnel[2], &d.funnel[3], &d.funnel[4], &d.funnelRows, &from, &to)
+FROM {db}.funnel_daily`+fw, d.db)).Scan(&d.funnel[0], &d.funnel[1], &d.funnel[2], &d.funnel[3], &d.funnel[4], &d.funnelRows, &from, &to)
 	if err != nil {
-		return nil, fmt.Errorf("cannot query funnel_daily: %w", err)
+		return fmt.Errorf("cannot query funnel_daily: %w", err)
 	}
 	if d.funnelRows > 0 {
 		d.funnelRange = [2]string{from, to}
 	}
-	err = queryEach(ctx, conn, q(fmt.Sprintf(`SELECT source, toUInt64(sum(awareness)) AS aw, toUInt64(sum(acquisition)), toUInt64(sum(conversion)),
+	err = queryEach(ctx, conn, expandDB(fmt.Sprintf(`SELECT source, toUInt64(sum(awareness)) AS aw, toUInt64(sum(acquisition)), toUInt64(sum(conversion)),
        toUInt64(sum(retention)), toUInt64(sum(advocacy))
-FROM {db}.funnel_daily%s GROUP BY source ORDER BY aw DESC, source LIMIT %d`, fw, funnelSources)), func(scan func(...any) error) error {
+FROM {db}.funnel_daily%s GROUP BY source ORDER BY aw DESC, source LIMIT %d`, fw, funnelSources), d.db), func(scan func(...any) error) error {
 		var r funnelSourceRow
 		if err := scan(&r.source, &r.stages[0], &r.stages[1], &r.stages[2], &r.stages[3], &r.stages[4]); err != nil {
 			return err
@@ -115,11 +126,14 @@ FROM {db}.funnel_daily%s GROUP BY source ORDER BY aw DESC, source LIMIT %d`, fw,
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cannot query funnel_daily by source: %w", err)
+		return fmt.Errorf("cannot query funnel_daily by source: %w", err)
 	}
+	return nil
+}
 
-	err = queryEach(ctx, conn, q(`SELECT toString(day), source, toUInt64(sessions), toUInt64(bounces) FROM {db}.bounce_daily`+
-		dayWhere("bounce_daily", "day", days)+` ORDER BY day, source`), func(scan func(...any) error) error {
+func (d *Data) loadBounce(ctx context.Context, conn driver.Conn) error {
+	err := queryEach(ctx, conn, expandDB(`SELECT toString(day), source, toUInt64(sessions), toUInt64(bounces) FROM {db}.bounce_daily`+
+		dayWhere("bounce_daily", "day", d.days)+` ORDER BY day, source`, d.db), func(scan func(...any) error) error {
 		var r bounceRow
 		if err := scan(&r.day, &r.source, &r.sessions, &r.bounces); err != nil {
 			return err
@@ -128,11 +142,14 @@ FROM {db}.funnel_daily%s GROUP BY source ORDER BY aw DESC, source LIMIT %d`, fw,
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cannot query bounce_daily: %w", err)
+		return fmt.Errorf("cannot query bounce_daily: %w", err)
 	}
+	return nil
+}
 
-	err = queryEach(ctx, conn, q(`SELECT toString(month), toUInt64(active_at_start), toUInt64(churned), toUInt64(reactivated), toFloat64(churn_rate)
-FROM {db}.churn_monthly ORDER BY month`), func(scan func(...any) error) error {
+func (d *Data) loadChurn(ctx context.Context, conn driver.Conn) error {
+	err := queryEach(ctx, conn, expandDB(`SELECT toString(month), toUInt64(active_at_start), toUInt64(churned), toUInt64(reactivated), toFloat64(churn_rate)
+FROM {db}.churn_monthly ORDER BY month`, d.db), func(scan func(...any) error) error {
 		var r churnRow
 		if err := scan(&r.month, &r.active, &r.churned, &r.reactivated, &r.rate); err != nil {
 			return err
@@ -141,11 +158,16 @@ FROM {db}.churn_monthly ORDER BY month`), func(scan func(...any) error) error {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cannot query churn_monthly: %w", err)
+		return fmt.Errorf("cannot query churn_monthly: %w", err)
 	}
+	return nil
+}
 
-	err = queryEach(ctx, conn, q(`SELECT toString(day), currency, toUInt64(orders), toString(revenue), toString(refunds), toString(net_revenue), toUInt64(customers)
-FROM {db}.revenue_daily`+dayWhere("revenue_daily", "day", days)+` ORDER BY day, currency`), func(scan func(...any) error) error {
+// loadRevenue reads the money as text: decimal keeps every cent that a
+// float64 could round away.
+func (d *Data) loadRevenue(ctx context.Context, conn driver.Conn) error {
+	err := queryEach(ctx, conn, expandDB(`SELECT toString(day), currency, toUInt64(orders), toString(revenue), toString(refunds), toString(net_revenue), toUInt64(customers)
+FROM {db}.revenue_daily`+dayWhere("revenue_daily", "day", d.days)+` ORDER BY day, currency`, d.db), func(scan func(...any) error) error {
 		var r revenueRow
 		var rev, ref, net string
 		if err := scan(&r.day, &r.currency, &r.orders, &rev, &ref, &net, &r.customers); err != nil {
@@ -165,9 +187,9 @@ FROM {db}.revenue_daily`+dayWhere("revenue_daily", "day", days)+` ORDER BY day, 
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cannot query revenue_daily: %w", err)
+		return fmt.Errorf("cannot query revenue_daily: %w", err)
 	}
-	return d, nil
+	return nil
 }
 
 // queryEach calls each for every row of the query's result.
