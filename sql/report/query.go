@@ -115,60 +115,36 @@ FROM {db}.funnel_daily`+fw, d.db)).Scan(&d.funnel[0], &d.funnel[1], &d.funnel[2]
 	if d.funnelRows > 0 {
 		d.funnelRange = [2]string{from, to}
 	}
-	err = queryEach(ctx, conn, expandDB(fmt.Sprintf(`SELECT source, toUInt64(sum(awareness)) AS aw, toUInt64(sum(acquisition)), toUInt64(sum(conversion)),
+	q := fmt.Sprintf(`SELECT source, toUInt64(sum(awareness)) AS aw, toUInt64(sum(acquisition)), toUInt64(sum(conversion)),
        toUInt64(sum(retention)), toUInt64(sum(advocacy))
-FROM {db}.funnel_daily%s GROUP BY source ORDER BY aw DESC, source LIMIT %d`, fw, funnelSources), d.db), func(scan func(...any) error) error {
-		var r funnelSourceRow
-		if err := scan(&r.source, &r.stages[0], &r.stages[1], &r.stages[2], &r.stages[3], &r.stages[4]); err != nil {
-			return err
-		}
-		d.funnelSrc = append(d.funnelSrc, r)
-		return nil
+FROM {db}.funnel_daily%s GROUP BY source ORDER BY aw DESC, source LIMIT %d`, fw, funnelSources)
+	return loadRows(ctx, conn, expandDB(q, d.db), "funnel_daily by source", &d.funnelSrc, func(r *funnelSourceRow, scan func(...any) error) error {
+		return scan(&r.source, &r.stages[0], &r.stages[1], &r.stages[2], &r.stages[3], &r.stages[4])
 	})
-	if err != nil {
-		return fmt.Errorf("cannot query funnel_daily by source: %w", err)
-	}
-	return nil
 }
 
 func (d *Data) loadBounce(ctx context.Context, conn driver.Conn) error {
-	err := queryEach(ctx, conn, expandDB(`SELECT toString(day), source, toUInt64(sessions), toUInt64(bounces) FROM {db}.bounce_daily`+
-		dayWhere("bounce_daily", "day", d.days)+` ORDER BY day, source`, d.db), func(scan func(...any) error) error {
-		var r bounceRow
-		if err := scan(&r.day, &r.source, &r.sessions, &r.bounces); err != nil {
-			return err
-		}
-		d.bounce = append(d.bounce, r)
-		return nil
+	q := `SELECT toString(day), source, toUInt64(sessions), toUInt64(bounces) FROM {db}.bounce_daily` +
+		dayWhere("bounce_daily", "day", d.days) + ` ORDER BY day, source`
+	return loadRows(ctx, conn, expandDB(q, d.db), "bounce_daily", &d.bounce, func(r *bounceRow, scan func(...any) error) error {
+		return scan(&r.day, &r.source, &r.sessions, &r.bounces)
 	})
-	if err != nil {
-		return fmt.Errorf("cannot query bounce_daily: %w", err)
-	}
-	return nil
 }
 
 func (d *Data) loadChurn(ctx context.Context, conn driver.Conn) error {
-	err := queryEach(ctx, conn, expandDB(`SELECT toString(month), toUInt64(active_at_start), toUInt64(churned), toUInt64(reactivated), toFloat64(churn_rate)
-FROM {db}.churn_monthly ORDER BY month`, d.db), func(scan func(...any) error) error {
-		var r churnRow
-		if err := scan(&r.month, &r.active, &r.churned, &r.reactivated, &r.rate); err != nil {
-			return err
-		}
-		d.churn = append(d.churn, r)
-		return nil
+	q := `SELECT toString(month), toUInt64(active_at_start), toUInt64(churned), toUInt64(reactivated), toFloat64(churn_rate)
+FROM {db}.churn_monthly ORDER BY month`
+	return loadRows(ctx, conn, expandDB(q, d.db), "churn_monthly", &d.churn, func(r *churnRow, scan func(...any) error) error {
+		return scan(&r.month, &r.active, &r.churned, &r.reactivated, &r.rate)
 	})
-	if err != nil {
-		return fmt.Errorf("cannot query churn_monthly: %w", err)
-	}
-	return nil
 }
 
 // loadRevenue reads the money as text: decimal keeps every cent that a
 // float64 could round away.
 func (d *Data) loadRevenue(ctx context.Context, conn driver.Conn) error {
-	err := queryEach(ctx, conn, expandDB(`SELECT toString(day), currency, toUInt64(orders), toString(revenue), toString(refunds), toString(net_revenue), toUInt64(customers)
-FROM {db}.revenue_daily`+dayWhere("revenue_daily", "day", d.days)+` ORDER BY day, currency`, d.db), func(scan func(...any) error) error {
-		var r revenueRow
+	q := `SELECT toString(day), currency, toUInt64(orders), toString(revenue), toString(refunds), toString(net_revenue), toUInt64(customers)
+FROM {db}.revenue_daily` + dayWhere("revenue_daily", "day", d.days) + ` ORDER BY day, currency`
+	return loadRows(ctx, conn, expandDB(q, d.db), "revenue_daily", &d.revenue, func(r *revenueRow, scan func(...any) error) error {
 		var rev, ref, net string
 		if err := scan(&r.day, &r.currency, &r.orders, &rev, &ref, &net, &r.customers); err != nil {
 			return err
@@ -180,31 +156,30 @@ FROM {db}.revenue_daily`+dayWhere("revenue_daily", "day", d.days)+` ORDER BY day
 		if r.refunds, err = decimal.NewFromString(ref); err != nil {
 			return err
 		}
-		if r.netRev, err = decimal.NewFromString(net); err != nil {
-			return err
-		}
-		d.revenue = append(d.revenue, r)
-		return nil
+		r.netRev, err = decimal.NewFromString(net)
+		return err
 	})
-	if err != nil {
-		return fmt.Errorf("cannot query revenue_daily: %w", err)
-	}
-	return nil
 }
 
-// queryEach calls each for every row of the query's result.
-func queryEach(ctx context.Context, conn driver.Conn, sql string, each func(scan func(...any) error) error) error {
-	rows, err := conn.Query(ctx, sql)
+// loadRows appends a row to *rows for every row of the query's result, read
+// by scan; what names the query in the error.
+func loadRows[R any](ctx context.Context, conn driver.Conn, query, what string, rows *[]R, scan func(r *R, scan func(...any) error) error) error {
+	res, err := conn.Query(ctx, query)
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot query %s: %w", what, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := each(rows.Scan); err != nil {
-			return err
+	defer res.Close()
+	for res.Next() {
+		var r R
+		if err := scan(&r, res.Scan); err != nil {
+			return fmt.Errorf("cannot query %s: %w", what, err)
 		}
+		*rows = append(*rows, r)
 	}
-	return rows.Err()
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("cannot query %s: %w", what, err)
+	}
+	return nil
 }
 
 // expandDB names the database in a query written with {db}.
