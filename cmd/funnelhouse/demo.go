@@ -16,6 +16,7 @@ import (
 	"github.com/funnelhouse/funnelhouse/deploy/kafka"
 	"github.com/funnelhouse/funnelhouse/pipeline"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+	"github.com/funnelhouse/funnelhouse/sql/report"
 )
 
 const demoDSN = "clickhouse://default@127.0.0.1:9000/funnelhouse_demo"
@@ -275,7 +276,7 @@ func demoCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	if err := printSummaryTables(ctx, os.Stdout, conn, db); err != nil {
+	if err := report.PrintSummary(ctx, os.Stdout, conn, db); err != nil {
 		return err
 	}
 	valid := len(r.expect.events)
