@@ -76,7 +76,7 @@ func TestReport(t *testing.T) {
 	t.Run("chromium", func(t *testing.T) {
 		browser := findChromium()
 		if browser == "" {
-			t.Skip("chromium is not installed: the rendered page is not checked; install the Debian package `chromium` (add it to .ci/run's apt packages)")
+			t.Fatal("chromium is not installed: it renders the report page to check its numbers; install it with `apt-get install chromium` (make test does, through deploy/prereqs.sh)")
 		}
 		dom := chromium(t, browser, "--dump-dom", "file://"+htmlPath)
 		if !strings.Contains(dom, "<svg") || !strings.Contains(dom, "funnelhouse report") {
