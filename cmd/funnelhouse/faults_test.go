@@ -43,6 +43,21 @@ type faultRig struct {
 	want       *expected.Result
 	conn       driver.Conn
 	db         string
+	brokerArgs []string
+	broker     *exec.Cmd
+}
+
+func (r *faultRig) startBroker() {
+	r.broker = startProcess(r.t, r.bin, r.brokerArgs...)
+	waitListening(r.t, r.brokerAddr)
+}
+
+// restartBroker SIGKILLs the broker and starts it again on its data dir
+// and port.
+func (r *faultRig) restartBroker() {
+	_ = r.broker.Process.Kill()
+	_ = r.broker.Wait()
+	r.startBroker()
 }
 
 func newFaultRig(t *testing.T, name string, events, partitions int) *faultRig {
@@ -53,12 +68,22 @@ func newFaultRig(t *testing.T, name string, events, partitions int) *faultRig {
 // newFaultRigOn is newFaultRig on the ClickHouse of the DSN given.
 func newFaultRigOn(t *testing.T, dsn, name string, events, partitions int) *faultRig {
 	t.Helper()
+	return newFaultRigWith(t, dsn, name, events, partitions, "")
+}
+
+// newFaultRigWith is newFaultRigOn with a broker that keeps its records
+// and offsets in brokerDir (when not empty), so that it can be restarted.
+func newFaultRigWith(t *testing.T, dsn, name string, events, partitions int, brokerDir string) *faultRig {
+	t.Helper()
 	r := &faultRig{t: t, dsn: dsn, group: name, cs: name + ".clickstream", tx: name + ".transactions", dlq: name + ".dlq"}
 	r.bin = buildBinary(t)
 	r.brokerAddr = freeAddr(t)
-	startProcess(t, r.bin, "broker", "--listen", r.brokerAddr, "--partitions", fmt.Sprint(partitions),
-		"--topics", r.cs+","+r.tx+","+r.dlq, "--min-session-timeout", "500ms")
-	waitListening(t, r.brokerAddr)
+	r.brokerArgs = []string{"broker", "--listen", r.brokerAddr, "--partitions", fmt.Sprint(partitions),
+		"--topics", r.cs + "," + r.tx + "," + r.dlq, "--min-session-timeout", "500ms"}
+	if brokerDir != "" {
+		r.brokerArgs = append(r.brokerArgs, "--data-dir", brokerDir)
+	}
+	r.startBroker()
 	if err := resetDatabase(context.Background(), chsink.Endpoint{DSN: r.dsn}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,15 +182,22 @@ func killedBySignal(err error) bool {
 	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
-// committed is the number of input records the group has committed.
+// committed is the number of input records the group has committed, 0
+// when the broker cannot say.
 func (r *faultRig) committed() int64 {
+	n, _ := r.committedNow()
+	return n
+}
+
+func (r *faultRig) committedNow() (int64, error) {
 	w, err := newCommitWatcher([]string{r.brokerAddr}, nil, r.group, r.cs, r.tx)
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	defer w.close()
-	n, _ := w.records(context.Background())
-	return n
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return w.records(ctx)
 }
 
 // waitDrained waits until every record is committed and the tables hold

@@ -366,8 +366,12 @@ type StateRow struct {
 	Data  []byte
 }
 
-// LoadState reads the newest state rows of one consumer group's partition.
+// LoadState reads the newest state rows of one consumer group's partition,
+// once the state inserts running at the call have ended.
 func (s *Sink) LoadState(ctx context.Context, group string, partition int32) ([]StateRow, error) {
+	if err := s.drainStateInserts(ctx); err != nil {
+		return nil, fmt.Errorf("cannot load state of partition %d: %w", partition, err)
+	}
 	rows, err := s.conn.Query(ctx, "SELECT kind, key, epoch, data FROM "+s.db+".pipeline_state FINAL WHERE consumer_group = ? AND kafka_partition = ?", group, partition)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load state of partition %d: %w", partition, err)
@@ -391,4 +395,50 @@ func (s *Sink) LoadState(ctx context.Context, group string, partition int32) ([]
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// drainStateInserts waits until the INSERTs into pipeline_state running now
+// have ended. A member killed with a state insert in flight leaves it to
+// the server, which commits it if every block arrived. Read before that
+// commit, the state would be one checkpoint old, and the predecessor's
+// checkpoint, landing later with the epoch the successor then uses too,
+// would mix with the successor's rows of that epoch.
+func (s *Sink) drainStateInserts(ctx context.Context) error {
+	running := func() (map[string]bool, error) {
+		rows, err := s.conn.Query(ctx, "SELECT query_id FROM system.processes WHERE query LIKE ?", "INSERT INTO "+s.db+".pipeline_state %")
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		ids := map[string]bool{}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return nil, err
+			}
+			ids[id] = true
+		}
+		return ids, rows.Err()
+	}
+	waiting, err := running()
+	start := time.Now()
+	for err == nil && len(waiting) > 0 {
+		if time.Since(start) > 30*time.Second {
+			s.log.Warn("state inserts still running after 30s; restoring anyway", "inserts", len(waiting))
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+		var now map[string]bool
+		if now, err = running(); err == nil {
+			for id := range waiting {
+				if !now[id] {
+					delete(waiting, id)
+				}
+			}
+		}
+	}
+	if d := time.Since(start); d > 10*time.Millisecond {
+		s.log.Info("waited for state inserts in flight before restoring", "waited", d.Round(time.Millisecond))
+	}
+	return err
 }
