@@ -1,5 +1,9 @@
 package schemas
 
+// The JSON lexer: the token checks that the scanner (scan.go) and strictLeaves
+// (diagnose.go) share, and JSON string escaping both ways (appendUnescaped
+// reads a string as fastjson does, appendJSONString writes one).
+
 import (
 	"bytes"
 	"encoding/binary"
@@ -7,10 +11,6 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 )
-
-// The JSON lexer: the token checks that the scanner (scan.go), strictLeaves
-// and the diagnosis share, and JSON string escaping both ways (appendUnescaped
-// reads a string as fastjson does, appendJSONString writes one).
 
 // skipWS returns the index of the first byte at or after b[i] that is not
 // JSON whitespace.
