@@ -1,5 +1,8 @@
 package schemas
 
+// amount and currency of order_* events. Numbers are read as exact
+// decimals, never through float64: Amount is a Decimal(18,4).
+
 // maxAmountUnits is 99999999999999.9999, the largest Amount (Decimal(18,4)).
 const maxAmountUnits = 999999999999999999
 
@@ -131,17 +134,18 @@ func parseAmount(raw []byte) (Amount, string) {
 	return Amount(d.sig * pow10[scale]), ""
 }
 
-func (d *Decoder) decodeAmount(required bool) (Amount, *Error) {
-	if d.absent(fAmount) {
+// decodeAmount checks amount, which must be there when required.
+func (fv *fieldValues) decodeAmount(required bool) (Amount, *Error) {
+	if fv.absent(fAmount) {
 		if required {
 			return 0, missing(fAmount)
 		}
 		return 0, nil
 	}
-	if k := d.vals[fAmount].kind; k != kNumber {
+	if k := fv.vals[fAmount].kind; k != kNumber {
 		return 0, wrongJSONType(fAmount, "a JSON number", k)
 	}
-	raw := d.text(fAmount)
+	raw := fv.text(fAmount)
 	a, msg := parseAmount(raw)
 	if msg != "" {
 		return 0, errorf(ReasonBadValue, "field amount: %s, got %s", msg, quote(raw))
@@ -149,14 +153,15 @@ func (d *Decoder) decodeAmount(required bool) (Amount, *Error) {
 	return a, nil
 }
 
-func (d *Decoder) decodeCurrency(required bool) *Error {
-	if e := d.stringField(fCurrency, maxOtherBytes, required); e != nil {
+// decodeCurrency checks currency, which must be there when required.
+func (fv *fieldValues) decodeCurrency(required bool) *Error {
+	if e := fv.stringField(fCurrency, maxOtherBytes, required); e != nil {
 		return e
 	}
-	if d.absent(fCurrency) {
+	if fv.absent(fCurrency) {
 		return nil
 	}
-	c := d.text(fCurrency)
+	c := fv.text(fCurrency)
 	if len(c) != 3 || !isUpper(c[0]) || !isUpper(c[1]) || !isUpper(c[2]) {
 		return errorf(ReasonBadValue, "field currency: must be 3 upper-case letters (ISO 4217), got %s", quote(c))
 	}

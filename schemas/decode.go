@@ -19,14 +19,12 @@ type Decoder struct {
 	now func() time.Time
 
 	// Per-Decode state, reset at the start of each call.
-	value []byte              // the record value, during Decode only
-	vals  [numFields]jval     // the known top-level fields
-	ukeys []span              // the unknown top-level keys, as written in buf
-	seen  map[string]struct{} // unknown keys, once there are many of them
-	buf   []byte              // Props, then all string bytes of one event, copied once into a string
-	arena Arena               // where those strings live
-	unesc []byte              // decoded text of the known strings that had escapes
-	tmp   []byte              // scratch: one decoded key or prop string
+	fieldValues                     // the known top-level fields
+	ukeys       []span              // the unknown top-level keys, as written in buf
+	seen        map[string]struct{} // unknown keys, once there are many of them
+	buf         []byte              // Props, then all string bytes of one event, copied once into a string
+	arena       Arena               // where those strings live
+	tmp         []byte              // scratch: one decoded key or prop string
 
 	p fastjson.Parser // names the fault of a value that scan rejects (badJSON)
 }
@@ -56,106 +54,119 @@ func NewDecoder(now func() time.Time) *Decoder {
 // visitor's id.
 func (d *Decoder) Decode(topic Topic, key, value []byte, ev *Event) *Error {
 	if len(value) > MaxValueBytes {
-		return errorf(ReasonTooLarge, "value: %d bytes is more than the limit of %d", len(value), MaxValueBytes)
+		return tooLarge(value)
 	}
 	// The whole value is checked before any field, so that bad_json wins.
-	d.vals = [numFields]jval{}
+	d.reset()
 	d.ukeys = d.ukeys[:0]
 	d.buf = d.buf[:0]
-	d.unesc = d.unesc[:0]
 	if len(d.seen) > 0 {
 		clear(d.seen)
 	}
 	if !d.scan(value) {
 		return d.badJSON(value)
 	}
-	if len(key) == 0 {
-		return errorf(ReasonMissingKey, "record key: absent or empty, it must be the visitor_id")
-	}
 	d.value = value
-	e := d.decodeFields(topic, key, ev)
+	c, e := d.validate(topic, key, d.now)
+	if e == nil {
+		d.buf = d.fill(ev, &c, d.buf, &d.arena)
+	}
 	d.value = nil
 	return e
 }
 
-// decodeFields checks the fields of a scanned value and fills *ev.
-func (d *Decoder) decodeFields(topic Topic, key []byte, ev *Event) *Error {
-	// type
-	typ, e := d.decodeType(topic)
-	if e != nil {
-		return e
+// tooLarge is the rejection of a value over MaxValueBytes, which comes
+// before any parsing.
+func tooLarge(value []byte) *Error {
+	return errorf(ReasonTooLarge, "value: %d bytes is more than the limit of %d", len(value), MaxValueBytes)
+}
+
+// checked is what validate found besides the strings.
+type checked struct {
+	typ               Type
+	tsMs              int64
+	amount            Amount
+	rating, nps, csat int8
+}
+
+// validate checks the record key and the known fields, in the order that
+// Decode states.
+func (fv *fieldValues) validate(topic Topic, key []byte, now func() time.Time) (c checked, e *Error) {
+	if len(key) == 0 {
+		return c, errorf(ReasonMissingKey, "record key: absent or empty, it must be the visitor_id")
 	}
-	// event_id, visitor_id
-	if e := d.requiredString(fEventID, maxEventIDBytes); e != nil {
-		return e
+	if c.typ, e = fv.decodeType(topic); e != nil {
+		return c, e
 	}
-	if e := d.requiredString(fVisitorID, maxVisitorIDBytes); e != nil {
-		return e
+	if e := fv.checkIDs(key); e != nil {
+		return c, e
 	}
-	if vid := d.text(fVisitorID); !bytes.Equal(key, vid) {
-		return errorf(ReasonKeyMismatch, "field visitor_id: %s differs from the record key %s",
-			quote(vid), quote(key))
+	if c.tsMs, e = fv.decodeTs(now); e != nil {
+		return c, e
 	}
-	// ts
-	tsMs, e := d.decodeTs()
-	if e != nil {
-		return e
-	}
-	// optional strings
 	for _, o := range optStrings {
-		if e := d.optionalString(o.f, o.max); e != nil {
-			return e
+		if e := fv.optionalString(o.f, o.max); e != nil {
+			return c, e
 		}
 	}
 	// order_id, amount, currency: required on order_* events, checked when present elsewhere.
-	isOrder := typ == OrderCompleted || typ == OrderRefunded
-	if e := d.stringField(fOrderID, maxOtherBytes, isOrder); e != nil {
-		return e
+	isOrder := c.typ == OrderCompleted || c.typ == OrderRefunded
+	if e := fv.stringField(fOrderID, maxOtherBytes, isOrder); e != nil {
+		return c, e
 	}
-	amount, e := d.decodeAmount(isOrder)
-	if e != nil {
-		return e
+	if c.amount, e = fv.decodeAmount(isOrder); e != nil {
+		return c, e
 	}
-	if e := d.decodeCurrency(isOrder); e != nil {
-		return e
+	if e := fv.decodeCurrency(isOrder); e != nil {
+		return c, e
 	}
-	// rating, nps, csat
-	rating, e := d.smallInt(fRating, 1, 5, typ == Review)
-	if e != nil {
-		return e
+	if c.rating, e = fv.smallInt(fRating, 1, 5, c.typ == Review); e != nil {
+		return c, e
 	}
-	nps, e := d.smallInt(fNPS, 0, 10, false)
-	if e != nil {
-		return e
+	if c.nps, e = fv.smallInt(fNPS, 0, 10, false); e != nil {
+		return c, e
 	}
-	csat, e := d.smallInt(fCSAT, 1, 5, false)
-	if e != nil {
-		return e
-	}
+	c.csat, e = fv.smallInt(fCSAT, 1, 5, false)
+	return c, e
+}
 
-	// Copy every string of the event into one buffer, after the Props that
-	// scan wrote there, and that into the arena as one string, so that an
-	// event costs a few hundred bytes of a chunk and no allocation of its
-	// own. The fields are substrings of it. Every string field is valid
-	// now: a string, or absent (no text).
+// checkIDs checks event_id and visitor_id, which must equal the record key.
+func (fv *fieldValues) checkIDs(key []byte) *Error {
+	if e := fv.requiredString(fEventID, maxEventIDBytes); e != nil {
+		return e
+	}
+	if e := fv.requiredString(fVisitorID, maxVisitorIDBytes); e != nil {
+		return e
+	}
+	if vid := fv.text(fVisitorID); !bytes.Equal(key, vid) {
+		return errorf(ReasonKeyMismatch, "field visitor_id: %s differs from the record key %s",
+			quote(vid), quote(key))
+	}
+	return nil
+}
+
+// fill sets *ev from c and the valid fields. buf holds the Props; fill
+// appends every string of the event after them and copies that into the
+// arena as one string, so that an event costs a few hundred bytes of a
+// chunk and no allocation of its own. The fields are substrings of it.
+// It returns buf for reuse.
+func (fv *fieldValues) fill(ev *Event, c *checked, buf []byte, a *Arena) []byte {
 	var lo, hi [numFields]int
-	buf := d.buf
 	propsLen := len(buf)
 	for _, f := range stringFields {
 		lo[f] = len(buf)
-		if d.vals[f].kind == kString {
-			buf = append(buf, d.text(f)...)
+		if fv.vals[f].kind == kString { // else absent: no text
+			buf = append(buf, fv.text(f)...)
 		}
 		hi[f] = len(buf)
 	}
-	d.buf = buf
-	all := d.arena.String(buf)
+	all := a.String(buf)
 	s := func(f field) string { return all[lo[f]:hi[f]] }
 
 	*ev = Event{
 		EventID:     s(fEventID),
-		Type:        typ,
-		TsMs:        tsMs,
+		Type:        c.typ,
+		TsMs:        c.tsMs,
 		VisitorID:   s(fVisitorID),
 		CustomerID:  s(fCustomerID),
 		URL:         s(fURL),
@@ -166,41 +177,25 @@ func (d *Decoder) decodeFields(topic Topic, key []byte, ev *Event) *Error {
 		Device:      s(fDevice),
 		Country:     s(fCountry),
 		OrderID:     s(fOrderID),
-		Amount:      amount,
+		Amount:      c.amount,
 		Currency:    s(fCurrency),
-		Rating:      rating,
-		NPS:         nps,
-		CSAT:        csat,
+		Rating:      c.rating,
+		NPS:         c.nps,
+		CSAT:        c.csat,
 		Props:       all[:propsLen],
 	}
-	return nil
+	return buf
 }
 
-// text returns the text of field f: a string's decoded bytes, a number's
-// JSON text. It is valid until the next Decode.
-func (d *Decoder) text(f field) []byte {
-	v := d.vals[f]
-	if v.esc {
-		return d.unesc[v.lo:v.hi]
-	}
-	return d.value[v.lo:v.hi]
-}
-
-// absent reports whether field f counts as absent: not there, null, or "".
-// (A string with escapes is never empty.)
-func (d *Decoder) absent(f field) bool {
-	v := d.vals[f]
-	return v.kind == kAbsent || v.kind == kNull || v.kind == kString && v.lo == v.hi
-}
-
-func (d *Decoder) decodeType(topic Topic) (Type, *Error) {
-	if d.absent(fType) {
+// decodeType checks type, which must name a type of topic.
+func (fv *fieldValues) decodeType(topic Topic) (Type, *Error) {
+	if fv.absent(fType) {
 		return 0, missing(fType)
 	}
-	if k := d.vals[fType].kind; k != kString {
+	if k := fv.vals[fType].kind; k != kString {
 		return 0, wrongJSONType(fType, "a string", k)
 	}
-	b := d.text(fType)
+	b := fv.text(fType)
 	typ := ParseType(string(b))
 	if typ == 0 {
 		return 0, errorf(ReasonUnknownType, "field type: %s names no event type", quote(b))
@@ -211,32 +206,32 @@ func (d *Decoder) decodeType(topic Topic) (Type, *Error) {
 	return typ, nil
 }
 
-// requiredString validates a required string field.
 // stringField checks field f as requiredString does when required, else
 // as optionalString does.
-func (d *Decoder) stringField(f field, max int, required bool) *Error {
+func (fv *fieldValues) stringField(f field, max int, required bool) *Error {
 	if required {
-		return d.requiredString(f, max)
+		return fv.requiredString(f, max)
 	}
-	return d.optionalString(f, max)
+	return fv.optionalString(f, max)
 }
 
-func (d *Decoder) requiredString(f field, max int) *Error {
-	if d.absent(f) {
+// requiredString validates a required string field.
+func (fv *fieldValues) requiredString(f field, max int) *Error {
+	if fv.absent(f) {
 		return missing(f)
 	}
-	return d.optionalString(f, max)
+	return fv.optionalString(f, max)
 }
 
 // optionalString validates an optional string field.
-func (d *Decoder) optionalString(f field, max int) *Error {
-	if d.absent(f) {
+func (fv *fieldValues) optionalString(f field, max int) *Error {
+	if fv.absent(f) {
 		return nil
 	}
-	if k := d.vals[f].kind; k != kString {
+	if k := fv.vals[f].kind; k != kString {
 		return wrongJSONType(f, "a string", k)
 	}
-	if n := len(d.text(f)); n > max {
+	if n := len(fv.text(f)); n > max {
 		return errorf(ReasonTooLarge, "field %s: %d bytes is more than the limit of %d", fieldNames[f], n, max)
 	}
 	return nil
@@ -244,17 +239,17 @@ func (d *Decoder) optionalString(f field, max int) *Error {
 
 // smallInt decodes an integer field in [lo, hi]: a JSON number whose value is
 // integral (4 and 4.0 are fine, 4.5 and "4" are not). Absent gives Absent.
-func (d *Decoder) smallInt(f field, lo, hi int64, required bool) (int8, *Error) {
-	if d.absent(f) {
+func (fv *fieldValues) smallInt(f field, lo, hi int64, required bool) (int8, *Error) {
+	if fv.absent(f) {
 		if required {
 			return Absent, missing(f)
 		}
 		return Absent, nil
 	}
-	if k := d.vals[f].kind; k != kNumber {
+	if k := fv.vals[f].kind; k != kNumber {
 		return Absent, wrongJSONType(f, "an integer", k)
 	}
-	raw := d.text(f)
+	raw := fv.text(f)
 	n, ok := parseDecimal(raw)
 	if !ok {
 		return Absent, errorf(ReasonBadValue, "field %s: not a JSON number, got %s", fieldNames[f], quote(raw))

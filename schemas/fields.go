@@ -1,5 +1,8 @@
 package schemas
 
+// The field table: the known top-level fields of a record value (SPEC §2),
+// their size limits, and where an extractor notes their values.
+
 // Size limits of string fields, in UTF-8 bytes of the decoded (unescaped) string.
 const (
 	maxEventIDBytes   = 64
@@ -121,13 +124,47 @@ const (
 )
 
 // jval is where the value of a known top-level field is. It holds offsets,
-// not slices, so filling Decoder.vals stores no pointers (pointer stores
+// not slices, so filling fieldValues.vals stores no pointers (pointer stores
 // into the heap pay for GC write barriers, which were 15% of Decode when the
 // decoder kept fastjson values).
 type jval struct {
 	kind kind
-	// esc: the string had escapes, and its decoded text is d.unesc[lo:hi].
-	// Otherwise the value's text is value[lo:hi] (a string's without quotes).
+	// esc: the value's text is unesc[lo:hi]; the scanner puts there the
+	// decoded text of a string that had escapes, the fuzz reference every
+	// text. Otherwise the text is value[lo:hi] (a string's without quotes).
 	esc    bool
 	lo, hi int32
+}
+
+// fieldValues holds the known top-level fields of one record value. An
+// extractor fills it (the scanner; in tests the reference's walk over
+// fastjson values) and the validators (decode.go) read it, so that the two
+// decoders differ only in how they extract fields.
+type fieldValues struct {
+	vals  [numFields]jval
+	value []byte // the record value, during Decode only
+	unesc []byte // text that is not in value as it stands (see jval.esc)
+}
+
+// reset forgets the fields of the previous record.
+func (fv *fieldValues) reset() {
+	fv.vals = [numFields]jval{}
+	fv.unesc = fv.unesc[:0]
+}
+
+// text returns the text of field f: a string's decoded bytes, a number's
+// JSON text. It is valid until the next Decode.
+func (fv *fieldValues) text(f field) []byte {
+	v := fv.vals[f]
+	if v.esc {
+		return fv.unesc[v.lo:v.hi]
+	}
+	return fv.value[v.lo:v.hi]
+}
+
+// absent reports whether field f counts as absent: not there, null, or "".
+// (A string with escapes is never empty.)
+func (fv *fieldValues) absent(f field) bool {
+	v := fv.vals[f]
+	return v.kind == kAbsent || v.kind == kNull || v.kind == kString && v.lo == v.hi
 }

@@ -15,9 +15,12 @@ import (
 // page_view went from about 800 to 290 ns on a busy 2-core machine).
 //
 // It accepts exactly what that chain accepted; when it rejects a value,
-// Decoder.badJSON runs the chain to name the fault, so error details are the
-// same as before too. FuzzScanMatchesReference holds both to the decoder
-// as it was before the scanner (reference_test.go).
+// Decoder.badJSON runs the chain (diagnose) to name the fault, so error
+// details are the same as before too. The scanner only extracts: the
+// fields it notes are checked by the validators (decode.go), which the
+// reference decoder (reference_test.go) shares, so FuzzScanMatchesReference
+// holds the scanner to the chain it replaced. The token checks are in
+// jsonlex.go.
 //
 // Outside strings a valid document is ASCII, so checking UTF-8 inside
 // strings is checking the whole value.
@@ -28,7 +31,8 @@ import (
 const maxDepth = fastjson.MaxDepth
 
 // scan checks that value is one JSON object without duplicated top-level
-// keys, fills d.vals with its known fields and appends the unknown ones to
+// keys, fills d.vals with its known fields (d.unesc with the decoded text
+// of their strings that had escapes) and appends the unknown ones to
 // d.buf as one compact JSON object (nothing when there are none). It returns
 // false on any fault without saying which: see Decoder.badJSON.
 func (d *Decoder) scan(b []byte) bool {

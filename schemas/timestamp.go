@@ -1,8 +1,9 @@
 package schemas
 
-import (
-	"time"
-)
+// ts: an RFC 3339 time with a zone, or integer epoch milliseconds, not
+// before 2000 and not more than an hour after the processing clock.
+
+import "time"
 
 // minTsMs is 2000-01-01T00:00:00Z; earlier events are rejected with ReasonBadTs.
 const minTsMs = 946684800000
@@ -10,20 +11,22 @@ const minTsMs = 946684800000
 // maxFutureMs is how far ahead of the processing clock an event ts may be.
 const maxFutureMs = int64(time.Hour / time.Millisecond)
 
-func (d *Decoder) decodeTs() (int64, *Error) {
-	if d.absent(fTs) {
+// decodeTs checks ts against the clock now and returns it in epoch
+// milliseconds.
+func (fv *fieldValues) decodeTs(now func() time.Time) (int64, *Error) {
+	if fv.absent(fTs) {
 		return 0, missing(fTs)
 	}
 	var ms int64
-	switch k := d.vals[fTs].kind; k {
+	switch k := fv.vals[fTs].kind; k {
 	case kString:
-		b := d.text(fTs)
+		b := fv.text(fTs)
 		var ok bool
 		if ms, ok = parseRFC3339Ms(b); !ok {
 			return 0, errorf(ReasonBadTs, "field ts: want an RFC 3339 time with a zone (Z or ±hh:mm) or integer epoch milliseconds, got %s", quote(b))
 		}
 	case kNumber:
-		raw := d.text(fTs)
+		raw := fv.text(fTs)
 		var ok bool
 		if ms, ok = parseEpochMs(raw); !ok {
 			return 0, errorf(ReasonBadTs, "field ts: epoch milliseconds must be a JSON integer literal in range, got %s", quote(raw))
@@ -34,7 +37,7 @@ func (d *Decoder) decodeTs() (int64, *Error) {
 	if ms < minTsMs {
 		return 0, errorf(ReasonBadTs, "field ts: not before 2000-01-01, got %s", msString(ms))
 	}
-	if limit := d.now().UnixMilli() + maxFutureMs; ms > limit {
+	if limit := now().UnixMilli() + maxFutureMs; ms > limit {
 		return 0, errorf(ReasonBadTs, "field ts: more than 1h after the processing clock, got %s, limit %s", msString(ms), msString(limit))
 	}
 	return ms, nil
