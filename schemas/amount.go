@@ -1,7 +1,8 @@
 package schemas
 
-// amount and currency of order_* events. Numbers are read as exact
-// decimals, never through float64: Amount is a Decimal(18,4).
+// amount of order_* events, and the exact decimals that it and the small
+// integers (rating, nps, csat) are read as: never through float64, since
+// Amount is a Decimal(18,4).
 
 // maxAmountUnits is 99999999999999.9999, the largest Amount (Decimal(18,4)).
 const maxAmountUnits = 999999999999999999
@@ -152,20 +153,3 @@ func (fv *fieldValues) decodeAmount(required bool) (Amount, *Error) {
 	}
 	return a, nil
 }
-
-// decodeCurrency checks currency, which must be there when required.
-func (fv *fieldValues) decodeCurrency(required bool) *Error {
-	if e := fv.stringField(fCurrency, maxOtherBytes, required); e != nil {
-		return e
-	}
-	if fv.absent(fCurrency) {
-		return nil
-	}
-	c := fv.text(fCurrency)
-	if len(c) != 3 || !isUpper(c[0]) || !isUpper(c[1]) || !isUpper(c[2]) {
-		return errorf(ReasonBadValue, "field currency: must be 3 upper-case letters (ISO 4217), got %s", quote(c))
-	}
-	return nil
-}
-
-func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }

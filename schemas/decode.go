@@ -237,6 +237,23 @@ func (fv *fieldValues) optionalString(f field, max int) *Error {
 	return nil
 }
 
+// decodeCurrency checks currency, which must be there when required.
+func (fv *fieldValues) decodeCurrency(required bool) *Error {
+	if e := fv.stringField(fCurrency, maxOtherBytes, required); e != nil {
+		return e
+	}
+	if fv.absent(fCurrency) {
+		return nil
+	}
+	c := fv.text(fCurrency)
+	if len(c) != 3 || !isUpper(c[0]) || !isUpper(c[1]) || !isUpper(c[2]) {
+		return errorf(ReasonBadValue, "field currency: must be 3 upper-case letters (ISO 4217), got %s", quote(c))
+	}
+	return nil
+}
+
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+
 // smallInt decodes an integer field in [lo, hi]: a JSON number whose value is
 // integral (4 and 4.0 are fine, 4.5 and "4" are not). Absent gives Absent.
 func (fv *fieldValues) smallInt(f field, lo, hi int64, required bool) (int8, *Error) {
