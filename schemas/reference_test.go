@@ -33,14 +33,6 @@ type refDecoder struct {
 	arena   Arena
 }
 
-// newRefDecoder returns a refDecoder; now is as for NewDecoder.
-func newRefDecoder(now func() time.Time) *refDecoder {
-	if now == nil {
-		now = time.Now
-	}
-	return &refDecoder{now: now}
-}
-
 // Decode is Decoder.Decode.
 func (d *refDecoder) Decode(topic Topic, key, value []byte, ev *Event) *Error {
 	if len(value) > MaxValueBytes {

@@ -81,7 +81,7 @@ var scanSamples = []string{
 // TestDecodeMatchesReference runs the decoder table and scanSamples through
 // the Decoder and the reference decoder (reference_test.go).
 func TestDecodeMatchesReference(t *testing.T) {
-	d, ref := NewDecoder(testClock), newRefDecoder(testClock)
+	d, ref := NewDecoder(testClock), &refDecoder{now: testClock}
 	check := func(topic Topic, key, value []byte) {
 		t.Helper()
 		for _, topic := range []Topic{Clickstream, Transactions} {
@@ -132,7 +132,7 @@ func FuzzScanMatchesReference(f *testing.F) {
 			f.Add(uint8(Clickstream), []byte("v1"), []byte(v))
 		}
 	}
-	d, ref := NewDecoder(testClock), newRefDecoder(testClock)
+	d, ref := NewDecoder(testClock), &refDecoder{now: testClock}
 	f.Fuzz(func(t *testing.T, topicByte uint8, key, value []byte) {
 		topic := Topic(topicByte & 1)
 		var ev, want Event
