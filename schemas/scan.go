@@ -2,10 +2,6 @@ package schemas
 
 import (
 	"bytes"
-	"encoding/binary"
-	"math/bits"
-	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
 )
@@ -19,38 +15,15 @@ import (
 // page_view went from about 800 to 290 ns on a busy 2-core machine).
 //
 // It accepts exactly what that chain accepted; when it rejects a value,
-// Decoder.badJSON runs the chain to name the fault, so error details are the
-// same as before too. FuzzScanMatchesReference holds both to the decoder
-// as it was before the scanner (reference_test.go).
+// Decoder.badJSON runs the chain (diagnose) to name the fault, so error
+// details are the same as before too. The scanner only extracts: the
+// fields it notes are checked by the validators (decode.go), which the
+// reference decoder (reference_test.go) shares, so FuzzScanMatchesReference
+// holds the scanner to the chain it replaced. The token checks are in
+// jsonlex.go.
 //
 // Outside strings a valid document is ASCII, so checking UTF-8 inside
 // strings is checking the whole value.
-
-// kind is the JSON type of a top-level value; kAbsent marks a known field
-// the record does not have.
-type kind uint8
-
-const (
-	kAbsent kind = iota
-	kNull
-	kBool
-	kNumber
-	kString
-	kArray
-	kObject
-)
-
-// jval is where the value of a known top-level field is. It holds offsets,
-// not slices, so filling Decoder.vals stores no pointers (pointer stores
-// into the heap pay for GC write barriers, which were 15% of Decode when the
-// decoder kept fastjson values).
-type jval struct {
-	kind kind
-	// esc: the string had escapes, and its decoded text is d.unesc[lo:hi].
-	// Otherwise the value's text is value[lo:hi] (a string's without quotes).
-	esc    bool
-	lo, hi int32
-}
 
 // maxDepth is the nesting limit, fastjson's, counted as fastjson counts it:
 // the top-level object is at depth 1, its field values at depth 2, and no
@@ -58,7 +31,8 @@ type jval struct {
 const maxDepth = fastjson.MaxDepth
 
 // scan checks that value is one JSON object without duplicated top-level
-// keys, fills d.vals with its known fields and appends the unknown ones to
+// keys, fills d.vals with its known fields (d.unesc with the decoded text
+// of their strings that had escapes) and appends the unknown ones to
 // d.buf as one compact JSON object (nothing when there are none). It returns
 // false on any fault without saying which: see Decoder.badJSON.
 func (d *Decoder) scan(b []byte) bool {
@@ -296,191 +270,4 @@ func (d *Decoder) appendString(dst, raw []byte, esc bool) []byte {
 	}
 	d.tmp = appendUnescaped(d.tmp[:0], raw)
 	return appendJSONString(dst, d.tmp)
-}
-
-// skipWS returns the index of the first byte at or after b[i] that is not
-// JSON whitespace.
-func skipWS(b []byte, i int) int {
-	for i < len(b) && b[i] <= ' ' {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// scanLiteral checks that true, false or null starts at b[i] and returns the
-// index after it.
-func scanLiteral(b []byte, i int) (int, bool) {
-	var lit string
-	switch b[i] {
-	case 't':
-		lit = "true"
-	case 'f':
-		lit = "false"
-	default:
-		lit = "null"
-	}
-	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return i, false
-	}
-	return i + len(lit), true
-}
-
-// strByte marks the bytes that specialMask finds: '"', '\\' and control
-// characters, which JSON does not allow raw in a string (TestSpecialMask).
-var strByte = func() (t [256]bool) {
-	for c := range 0x20 {
-		t[c] = true
-	}
-	t['"'] = true
-	t['\\'] = true
-	return t
-}()
-
-const (
-	lsb = 0x0101010101010101 // the low bit of each byte
-	msb = 0x8080808080808080 // the high bit of each byte
-)
-
-// specialMask sets the high bit of each byte of x (eight string bytes, the
-// first in the low byte) that is '"', '\\' or a control character. It is the
-// "has a byte less than n" trick (x - n×lsb) & ^x & msb, applied to x for
-// n = 0x20 and to x^'"' and x^'\\' for n = 1; XOR with a byte below 0x80 keeps
-// each high bit, so one ^x serves all three. Only the lowest set bit is
-// exact (a borrow can set spurious bits above a true one), which is all the
-// caller uses.
-func specialMask(x uint64) uint64 {
-	quote := x ^ (lsb * '"')
-	backslash := x ^ (lsb * '\\')
-	return ((x - lsb*0x20) | (quote - lsb) | (backslash - lsb)) & ^x & msb
-}
-
-// stopMask sets the high bit of each byte of x (eight string bytes, the
-// first in the low byte) that ends the fast scan of a string: the bytes
-// specialMask marks, and the bytes of multi-byte UTF-8 sequences, which
-// need checking. As with specialMask, only the lowest set bit is exact.
-func stopMask(x uint64) uint64 {
-	return specialMask(x) | x&msb
-}
-
-// scanString checks the string whose opening quote is before b[i], strictly
-// (escapes, no raw control characters, valid UTF-8), and returns the index
-// after its closing quote and whether it has escapes.
-func scanString(b []byte, i int) (end int, esc, ok bool) {
-	for {
-		// Skip plain ASCII eight bytes at a time while eight are left.
-		for i+8 <= len(b) {
-			m := stopMask(binary.LittleEndian.Uint64(b[i:]))
-			if m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
-			}
-			i += 8
-		}
-		if i >= len(b) {
-			return i, esc, false
-		}
-		c := b[i]
-		switch {
-		case c == '"':
-			return i + 1, esc, true
-		case c == '\\':
-			// A JSON escape must follow.
-			if i+1 >= len(b) {
-				return i, esc, false
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
-					return i, esc, false
-				}
-				i += 6
-			default:
-				return i, esc, false
-			}
-			esc = true
-		case c < 0x20:
-			return i, esc, false
-		case c < utf8.RuneSelf:
-			i++ // plain ASCII in the last seven bytes
-		default:
-			r, n := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && n == 1 {
-				return i, esc, false
-			}
-			i += n
-		}
-	}
-}
-
-// appendUnescaped appends the decoded text of raw, the text between the
-// quotes of a string that scanString accepted, exactly as fastjson v1.6.10
-// decodes it (unescapeStringBestEffort), so that strings and Props are the
-// same as before the scanner. In particular, for \uXXXX escapes of UTF-16
-// surrogates:
-//   - a surrogate followed by another \u escape is decoded as a pair with it,
-//     and both become U+FFFD unless they are a high and a low surrogate;
-//   - a surrogate not followed by a \u escape stays as its six bytes of text,
-//     backslash included.
-func appendUnescaped(dst, raw []byte) []byte {
-	for {
-		n := bytes.IndexByte(raw, '\\')
-		if n < 0 {
-			return append(dst, raw...)
-		}
-		dst = append(dst, raw[:n]...)
-		c := raw[n+1]
-		raw = raw[n+2:]
-		switch c {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			x := rune(hex4(raw))
-			hex := raw[:4]
-			raw = raw[4:]
-			switch {
-			case !utf16.IsSurrogate(x):
-				dst = utf8.AppendRune(dst, x)
-			case len(raw) >= 6 && raw[0] == '\\' && raw[1] == 'u':
-				dst = utf8.AppendRune(dst, utf16.DecodeRune(x, rune(hex4(raw[2:]))))
-				raw = raw[6:]
-			default:
-				dst = append(dst, '\\', 'u')
-				dst = append(dst, hex...)
-			}
-		default: // '"', '\\', '/'
-			dst = append(dst, c)
-		}
-	}
-}
-
-// hex4 decodes the four hex digits at the start of b.
-func hex4(b []byte) uint16 {
-	var x uint16
-	for _, c := range b[:4] {
-		switch {
-		case c >= 'a':
-			c -= 'a' - 10
-		case c >= 'A':
-			c -= 'A' - 10
-		default:
-			c -= '0'
-		}
-		x = x<<4 | uint16(c)
-	}
-	return x
 }

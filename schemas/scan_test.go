@@ -1,9 +1,6 @@
 package schemas
 
 import (
-	"encoding/binary"
-	"math/bits"
-	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -84,7 +81,7 @@ var scanSamples = []string{
 // TestDecodeMatchesReference runs the decoder table and scanSamples through
 // the Decoder and the reference decoder (reference_test.go).
 func TestDecodeMatchesReference(t *testing.T) {
-	d, ref := NewDecoder(testClock), newRefDecoder(testClock)
+	d, ref := NewDecoder(testClock), &refDecoder{now: testClock}
 	check := func(topic Topic, key, value []byte) {
 		t.Helper()
 		for _, topic := range []Topic{Clickstream, Transactions} {
@@ -135,7 +132,7 @@ func FuzzScanMatchesReference(f *testing.F) {
 			f.Add(uint8(Clickstream), []byte("v1"), []byte(v))
 		}
 	}
-	d, ref := NewDecoder(testClock), newRefDecoder(testClock)
+	d, ref := NewDecoder(testClock), &refDecoder{now: testClock}
 	f.Fuzz(func(t *testing.T, topicByte uint8, key, value []byte) {
 		topic := Topic(topicByte & 1)
 		var ev, want Event
@@ -145,43 +142,4 @@ func FuzzScanMatchesReference(f *testing.F) {
 			t.Fatalf("Decode(%s, %q, %q)\n got %v %+v\nwant %v %+v", topic, key, value, err, ev, wantErr, want)
 		}
 	})
-}
-
-// TestStopMask checks that stopMask finds the first byte that is '"', '\\',
-// a control character or not ASCII, like TestSpecialMask does for specialMask.
-func TestStopMask(t *testing.T) {
-	interesting := []byte{0, 1, 0x1f, 0x20, 0x21, '"', '#', '[', '\\', ']', 0x7f, 0x80, 0xa2, 0xc3, 0xdc, 0xff}
-	checkMask(t, "stopMask", stopMask, func(c byte) bool { return strByte[c] || c >= 0x80 }, rand.NewPCG(5, 6), interesting)
-}
-
-// checkMask compares a word-at-a-time mask (the high bit of each byte that
-// stops a scan, little-endian) with stops, one byte at a time, on random
-// words made half of interesting bytes.
-func checkMask(t *testing.T, name string, mask func(uint64) uint64, stops func(byte) bool, src rand.Source, interesting []byte) {
-	t.Helper()
-	r := rand.New(src)
-	var b [8]byte
-	for range 200000 {
-		for i := range b {
-			if r.IntN(2) == 0 {
-				b[i] = interesting[r.IntN(len(interesting))]
-			} else {
-				b[i] = byte(r.Uint32())
-			}
-		}
-		want := 8
-		for i, c := range b {
-			if stops(c) {
-				want = i
-				break
-			}
-		}
-		got := 8
-		if m := mask(binary.LittleEndian.Uint64(b[:])); m != 0 {
-			got = bits.TrailingZeros64(m) / 8
-		}
-		if got != want {
-			t.Fatalf("%s(% x): first stop byte %d, want %d", name, b, got, want)
-		}
-	}
 }
