@@ -351,7 +351,8 @@ func endOffset(t *testing.T, cl *kgo.Client, topic string) int64 {
 
 var builtBinary string
 
-// buildBinary builds funnelhouse once per test run.
+// buildBinary builds funnelhouse once per test run, with the test hooks
+// (-tags testhooks: FUNNELHOUSE_TEST_KILL, which the crash tests use).
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	if builtBinary != "" {
@@ -362,7 +363,7 @@ func buildBinary(t *testing.T) string {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, "funnelhouse")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", "testhooks", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	builtBinary = bin
