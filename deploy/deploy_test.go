@@ -563,6 +563,9 @@ func checkComposeMember(t *testing.T, name string, run map[string]any, migrateDS
 	if runEnv["FUNNELHOUSE_CLICKHOUSE"] == "" || runEnv["FUNNELHOUSE_CLICKHOUSE"] != migrateDSN {
 		t.Errorf("services %s and migrate must use the same FUNNELHOUSE_CLICKHOUSE", name)
 	}
+	if p := runEnv["FUNNELHOUSE_PPROF"]; p != "" && p != "false" {
+		t.Errorf("service %s: FUNNELHOUSE_PPROF=%q: keep /debug/pprof off by default", name, p)
+	}
 	if r := get(run, "deploy", "replicas"); r != nil && str(r) != "1" {
 		t.Errorf("service %s: deploy.replicas %v: replicas share FUNNELHOUSE_INSTANCE_ID and fence each other; add a service per member", name, r)
 	}
@@ -682,25 +685,37 @@ func TestKubernetes(t *testing.T) {
 	kust := yamlDocs(t, "k8s/kustomization.yaml")[0]
 	resources := strList(kust["resources"])
 	files, _ := filepath.Glob("k8s/*.yaml")
-	var want []string
+	// Every manifest but the example Secret, whose CHANGE-ME placeholders
+	// would overwrite a real Secret of the same name.
+	const exampleSecret = "secret.example.yaml"
+	var manifests, want []string
 	for _, f := range files {
 		if b := filepath.Base(f); b != "kustomization.yaml" {
-			want = append(want, b)
+			manifests = append(manifests, b)
+			if b != exampleSecret {
+				want = append(want, b)
+			}
 		}
+	}
+	if !slices.Contains(manifests, exampleSecret) {
+		t.Errorf("k8s/%s is gone: keep it as the example of the Secret's keys", exampleSecret)
+	}
+	if slices.Contains(resources, exampleSecret) {
+		t.Errorf("kustomization.yaml applies %s: its placeholders would overwrite the real Secret; create the Secret out of band", exampleSecret)
 	}
 	sorted := slices.Clone(resources)
 	sort.Strings(sorted)
 	if !slices.Equal(sorted, want) {
-		t.Errorf("kustomization.yaml resources %v, want every manifest %v", resources, want)
+		t.Errorf("kustomization.yaml resources %v, want every manifest but %s: %v", resources, exampleSecret, want)
 	}
 	for _, r := range resources {
-		if !slices.Contains(want, r) {
+		if !slices.Contains(manifests, r) {
 			t.Errorf("kustomization.yaml lists %s, which does not exist", r)
 		}
 	}
 
-	objects := map[string]map[string]any{} // Kind/name
-	for _, f := range want {
+	objects := map[string]map[string]any{} // Kind/name, the example Secret included
+	for _, f := range manifests {
 		for _, doc := range yamlDocs(t, filepath.Join("k8s", f)) {
 			if ns := get(doc, "metadata", "namespace"); ns != nil {
 				t.Errorf("%s: metadata.namespace %v: keep the manifests namespace-less", f, ns)
@@ -891,6 +906,170 @@ func TestKubernetes(t *testing.T) {
 	}
 	if pdb := objects["PodDisruptionBudget/funnelhouse"]; pdb == nil || !selects(get(pdb, "spec", "selector", "matchLabels"), podLabels) {
 		t.Error("PodDisruptionBudget/funnelhouse: missing, or its selector does not select the StatefulSet's pods")
+	}
+	checkNetworkPolicy(t, objects, podLabels, ports)
+	if config["FUNNELHOUSE_PPROF"] != "" && config["FUNNELHOUSE_PPROF"] != "false" {
+		t.Errorf("ConfigMap: FUNNELHOUSE_PPROF=%q: keep /debug/pprof off by default", config["FUNNELHOUSE_PPROF"])
+	}
+
+	// The image: the name the pods use, pinned to a version by kustomize.
+	var pinned bool
+	for _, img := range list(kust["images"]) {
+		if str(get(img, "name")) != str(get(container, "image")) {
+			continue
+		}
+		tag := str(get(img, "newTag"))
+		pinned = releaseTag.MatchString(tag)
+		if !pinned {
+			t.Errorf("kustomization.yaml: image %s newTag %q, want a pinned version such as 0.1.0 (bumped at each release)", get(img, "name"), tag)
+		}
+	}
+	if !pinned && !t.Failed() {
+		t.Errorf("kustomization.yaml: no images: entry pins the pods' image %v to a version", get(container, "image"))
+	}
+}
+
+// releaseTag is a pinned release version: 0.1.0, v1.2.3, 1.2.3-rc.1.
+var releaseTag = regexp.MustCompile(`^v?\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$`)
+
+// checkNetworkPolicy: a NetworkPolicy selects the pipeline's pods and
+// admits ingress only from selected peers (Prometheus), only to the metrics
+// port.
+func checkNetworkPolicy(t *testing.T, objects map[string]map[string]any, podLabels any, ports map[string]string) {
+	t.Helper()
+	var np map[string]any
+	for k, o := range objects {
+		if strings.HasPrefix(k, "NetworkPolicy/") && selects(get(o, "spec", "podSelector", "matchLabels"), podLabels) {
+			np = o
+		}
+	}
+	if np == nil {
+		t.Error("no NetworkPolicy selects the StatefulSet's pods: the metrics port would be open to every pod in the cluster")
+		return
+	}
+	if !slices.Contains(strList(get(np, "spec", "policyTypes")), "Ingress") {
+		t.Errorf("NetworkPolicy/%s: policyTypes %v lacks Ingress", get(np, "metadata", "name"), get(np, "spec", "policyTypes"))
+	}
+	rules := list(get(np, "spec", "ingress"))
+	if len(rules) == 0 {
+		t.Errorf("NetworkPolicy/%s: no ingress rule: Prometheus could not scrape", get(np, "metadata", "name"))
+	}
+	for i, r := range rules {
+		from := list(get(r, "from"))
+		if len(from) == 0 {
+			t.Errorf("NetworkPolicy ingress[%d]: no from: open to every peer", i)
+		}
+		for _, peer := range from {
+			ns, pod := get(peer, "namespaceSelector", "matchLabels"), get(peer, "podSelector", "matchLabels")
+			if get(peer, "ipBlock") != nil || (len(mapOf(ns)) == 0 && len(mapOf(pod)) == 0) {
+				t.Errorf("NetworkPolicy ingress[%d]: peer %v, want Prometheus by namespace and/or pod labels", i, peer)
+			}
+		}
+		rulePorts := list(get(r, "ports"))
+		if len(rulePorts) == 0 {
+			t.Errorf("NetworkPolicy ingress[%d]: no ports: every port admitted", i)
+		}
+		for _, p := range rulePorts {
+			port := str(get(p, "port"))
+			if named, ok := ports[port]; ok {
+				port = named
+			}
+			if port != "9464" {
+				t.Errorf("NetworkPolicy ingress[%d]: port %v, want only the metrics port 9464", i, get(p, "port"))
+			}
+		}
+	}
+}
+
+func mapOf(v any) map[string]any { m, _ := v.(map[string]any); return m }
+
+// TestNoLatestImages: every image is pinned. Third-party images carry a
+// version tag; the funnelhouse image is the local build funnelhouse:dev in
+// compose (built there, never pulled) and a release version in Kubernetes
+// (TestKubernetes); the word latest appears in no deploy file.
+func TestNoLatestImages(t *testing.T) {
+	services, _ := loadCompose(t)["services"].(map[string]any)
+	for _, name := range sortedKeys(services) {
+		img := str(get(services[name], "image"))
+		if img == "" {
+			t.Errorf("service %s: no image", name)
+			continue
+		}
+		repo, tag := img, ""
+		if i := strings.LastIndex(img, ":"); i > strings.LastIndex(img, "/") {
+			repo, tag = img[:i], img[i+1:]
+		}
+		switch {
+		case repo == "funnelhouse":
+			if tag != "dev" || get(services[name], "build") == nil {
+				t.Errorf("service %s: image %q, want funnelhouse:dev built by the stack", name, img)
+			}
+		case tag == "" || tag == "latest" || !regexp.MustCompile(`\d`).MatchString(tag):
+			t.Errorf("service %s: image %q is not pinned to a version", name, img)
+		}
+	}
+	for _, m := range regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(readFile(t, "Dockerfile"), -1) {
+		if i := strings.LastIndex(m[1], ":"); i < 0 || m[1][i+1:] == "latest" {
+			t.Errorf("Dockerfile: FROM %s is not pinned", m[1])
+		}
+	}
+	latest := regexp.MustCompile(`(?i)\blatest\b`)
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if !(strings.HasSuffix(path, ".yml") || strings.HasSuffix(path, ".yaml") || strings.HasPrefix(filepath.Base(path), "Dockerfile")) {
+			return nil
+		}
+		for i, line := range strings.Split(readFile(t, path), "\n") {
+			if code, _, _ := strings.Cut(line, "#"); latest.MatchString(code) {
+				t.Errorf("%s:%d: %q: pin a version instead of latest", path, i+1, strings.TrimSpace(line))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestTestHooksNotInDefaultBuild: the self-kill hook of the crash tests
+// (FUNNELHOUSE_TEST_KILL, cmd/funnelhouse/faults.go) is compiled only with
+// -tags testhooks: the binary a default `go build` makes (as the Dockerfile
+// and make build do) does not even contain the variable's name, while the
+// tagged build does (which shows that the check can see it).
+func TestTestHooksNotInDefaultBuild(t *testing.T) {
+	const hook = "FUNNELHOUSE_TEST_KILL"
+	b, err := os.ReadFile(funnelhouseBin(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte(hook)) {
+		t.Errorf("the default build contains %s: the test hook ships in production builds", hook)
+	}
+	if df := readFile(t, "Dockerfile"); strings.Contains(df, "testhooks") {
+		t.Error("Dockerfile: the image must be built without -tags testhooks")
+	}
+	if testing.Short() {
+		return
+	}
+	tagged := filepath.Join(t.TempDir(), "funnelhouse-testhooks")
+	cmd := exec.Command("go", "build", "-tags", "testhooks", "-o", tagged, "./cmd/funnelhouse")
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags testhooks: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(tagged); err != nil || !bytes.Contains(b, []byte(hook)) {
+		t.Errorf("the testhooks build does not contain %s (%v): this test no longer sees the hook", hook, err)
 	}
 }
 
