@@ -19,6 +19,7 @@ import (
 
 	"github.com/funnelhouse/funnelhouse/bench/expected"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
+	"github.com/funnelhouse/funnelhouse/deploy/kafka"
 	"github.com/funnelhouse/funnelhouse/pipeline"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
@@ -368,6 +369,18 @@ func buildBinary(t *testing.T) string {
 	}
 	builtBinary = bin
 	return bin
+}
+
+// startBroker starts the embedded broker on a loopback port with these
+// topics, closed at the end of the test.
+func startBroker(t *testing.T, partitions int, topics ...string) *kafka.Broker {
+	t.Helper()
+	b, err := kafka.Start(context.Background(), kafka.Config{Listen: "127.0.0.1:0", Partitions: partitions, Topics: topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
 }
 
 // freeAddr returns a loopback address with a port that was free a moment

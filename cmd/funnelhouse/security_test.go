@@ -26,7 +26,6 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
-	"github.com/funnelhouse/funnelhouse/deploy/kafka"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
@@ -160,11 +159,7 @@ func TestArgvPasswordWarnings(t *testing.T) {
 func TestPprofOnlyWithFlag(t *testing.T) {
 	dsn := testDSN(t, "fh_pprof")
 	ctx := context.Background()
-	b, err := kafka.Start(ctx, kafka.Config{Listen: "127.0.0.1:0", Partitions: 1, Topics: []string{"pp.clickstream", "pp.transactions", "pp.dlq"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBroker(t, 1, "pp.clickstream", "pp.transactions", "pp.dlq")
 	if err := migrate(ctx, chsink.Endpoint{DSN: dsn}); err != nil {
 		t.Fatal(err)
 	}
