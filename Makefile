@@ -32,6 +32,9 @@ FUZZTIME ?= 20s
 
 .PHONY: prereqs prereqs-demo chaos build test test-steps test-current-clickhouse vet demo demo-stop bench gobench clickhouse-start clickhouse-stop clickhouse-status clean
 
+# A production build: no test hooks. The crash tests build their own binary
+# with -tags testhooks (buildBinary in cmd/funnelhouse/e2e_test.go), which
+# adds the FUNNELHOUSE_TEST_KILL self-kill hook (cmd/funnelhouse/faults.go).
 build:
 	$(GO) build -o $(BIN) ./cmd/funnelhouse
 
@@ -54,6 +57,7 @@ test-steps:
 	mkdir -p "$$FUNNELHOUSE_TEST_ARTIFACTS"; \
 	set -x; \
 	$(GO) vet ./...; \
+	$(GO) vet -tags testhooks ./cmd/funnelhouse; \
 	$(GO) test -count=1 -timeout 20m ./...; \
 	{ set +x; } 2>/dev/null; \
 	if ! $(GO) test ./schemas -list '^FuzzDecode$$' | grep -x FuzzDecode >/dev/null; then \
@@ -77,8 +81,10 @@ test-current-clickhouse:
 	@command -v npm >/dev/null || { echo "npm is needed for the current-ClickHouse check (apt-get install nodejs npm)" >&2; exit 1; }
 	cd .ci/current-clickhouse && npm install --no-audit --no-fund --loglevel=error >/dev/null && node check.js ../..
 
+# Also the files only the testhooks build compiles.
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags testhooks ./cmd/funnelhouse
 
 clickhouse-start:
 	@$(CLICKHOUSE) start $(LOCAL_CH_DIR)

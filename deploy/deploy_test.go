@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
@@ -371,12 +372,13 @@ func loadCompose(t *testing.T) map[string]any {
 func TestCompose(t *testing.T) {
 	c := loadCompose(t)
 	services, _ := c["services"].(map[string]any)
-	for _, name := range []string{"redpanda", "topics", "clickhouse", "migrate", "funnelhouse", "generate", "prometheus", "grafana"} {
+	for _, name := range []string{"redpanda", "topics", "clickhouse", "migrate", "generate", "prometheus", "grafana"} {
 		if services[name] == nil {
 			t.Errorf("docker-compose.yml: no service %q", name)
 		}
 	}
 	svc := func(name string) map[string]any { m, _ := services[name].(map[string]any); return m }
+	members := composeMembers(t, c)
 	dependsOn := func(name, on, condition string) {
 		if got := str(get(svc(name), "depends_on", on, "condition")); got != condition {
 			t.Errorf("service %s: depends_on %s condition %q, want %q", name, on, got, condition)
@@ -384,7 +386,7 @@ func TestCompose(t *testing.T) {
 	}
 
 	// Images: the funnelhouse services run the image built by deploy/Dockerfile.
-	for _, name := range []string{"migrate", "funnelhouse", "generate"} {
+	for _, name := range append([]string{"migrate", "generate"}, members...) {
 		s := svc(name)
 		if str(get(s, "build", "dockerfile")) != "deploy/Dockerfile" || str(get(s, "build", "context")) != "../.." {
 			t.Errorf("service %s: build %v, want context ../.. and dockerfile deploy/Dockerfile", name, s["build"])
@@ -424,8 +426,13 @@ func TestCompose(t *testing.T) {
 		t.Error("service clickhouse: the password must come from the clickhouse_password secret")
 	}
 
-	// migrate, run, generate: configured only through FUNNELHOUSE_* variables.
-	for name, want := range map[string]string{"migrate": "migrate", "funnelhouse": "run", "generate": "generate"} {
+	// migrate, the run members, generate: configured only through
+	// FUNNELHOUSE_* variables.
+	commands := map[string]string{"migrate": "migrate", "generate": "generate"}
+	for _, name := range members {
+		commands[name] = "run"
+	}
+	for name, want := range commands {
 		s := svc(name)
 		if cmd := strList(s["command"]); len(cmd) != 1 || cmd[0] != want {
 			t.Errorf("service %s: command %v, want [%s]", name, cmd, want)
@@ -448,58 +455,41 @@ func TestCompose(t *testing.T) {
 		}
 	}
 	dependsOn("migrate", "clickhouse", "service_healthy")
-	run := svc("funnelhouse")
-	runEnv := envMap(run["environment"])
-	for k, want := range map[string]string{"FUNNELHOUSE_BROKERS": "redpanda:9092", "FUNNELHOUSE_METRICS_ADDR": "0.0.0.0:9464"} {
-		if runEnv[k] != want {
-			t.Errorf("service funnelhouse: %s=%q, want %q", k, runEnv[k], want)
-		}
-	}
-	if runEnv["FUNNELHOUSE_CLICKHOUSE"] == "" || runEnv["FUNNELHOUSE_CLICKHOUSE"] != envMap(svc("migrate")["environment"])["FUNNELHOUSE_CLICKHOUSE"] {
-		t.Error("services funnelhouse and migrate must use the same FUNNELHOUSE_CLICKHOUSE")
-	}
-	if r, _ := strconv.Atoi(str(get(run, "deploy", "replicas"))); r < 2 {
-		t.Errorf("service funnelhouse: deploy.replicas %v, want >= 2", get(run, "deploy", "replicas"))
-	}
-	if hc := strings.Join(strList(get(run, "healthcheck", "test")), " "); !strings.Contains(hc, "http://127.0.0.1:9464/healthz") {
-		t.Errorf("service funnelhouse: healthcheck %q does not GET /healthz on the metrics port", hc)
-	}
-	if g, _ := time.ParseDuration(str(run["stop_grace_period"])); g <= 60*time.Second {
-		t.Errorf("service funnelhouse: stop_grace_period %v, want above the 60 s shutdown timeout", run["stop_grace_period"])
-	}
-	dependsOn("funnelhouse", "migrate", "service_completed_successfully")
-	dependsOn("funnelhouse", "topics", "service_completed_successfully")
 	dependsOn("generate", "topics", "service_completed_successfully")
-	// Generated events are historical: with the demo profile the members
-	// start after them (optional dependency), or idle members would have
-	// moved the watermark past them.
-	dependsOn("funnelhouse", "generate", "service_completed_successfully")
-	if r := str(get(run, "depends_on", "generate", "required")); r != "false" {
-		t.Errorf("service funnelhouse: depends_on generate must be required: false (generate is in the demo profile), got %q", r)
-	}
 	if p := strList(svc("generate")["profiles"]); !slices.Equal(p, []string{"demo"}) {
 		t.Errorf("service generate: profiles %v, want [demo]", p)
 	}
 
-	// The configuration values themselves, as `run --check` judges them
-	// (the secret file replaced by a temporary one).
-	pw := filepath.Join(t.TempDir(), "clickhouse_password")
-	if err := os.WriteFile(pw, []byte("example-password\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	checkEnv := map[string]string{}
-	for k, v := range runEnv {
-		checkEnv[k] = strings.ReplaceAll(v, "/run/secrets/clickhouse_password", pw)
-	}
-	switch line := runCheckConfig(t, checkEnv); {
-	case line == "":
-	case strings.HasPrefix(line, "ok"):
-		t.Logf("service funnelhouse: funnelhouse run --check with its environment: %s", line)
-	default:
-		t.Errorf("service funnelhouse: funnelhouse run --check with its environment: %s", line)
+	// The pipeline members: one service each, because each has its own
+	// static instance id (replicas of one service share their environment),
+	// and otherwise the same service (one YAML anchor).
+	ids := map[string]string{} // FUNNELHOUSE_INSTANCE_ID -> service
+	var first map[string]any
+	for _, name := range members {
+		checkComposeMember(t, name, svc(name), envMap(svc("migrate")["environment"])["FUNNELHOUSE_CLICKHOUSE"])
+		env := envMap(svc(name)["environment"])
+		id := env["FUNNELHOUSE_INSTANCE_ID"]
+		switch {
+		case id == "":
+			t.Errorf("service %s: no FUNNELHOUSE_INSTANCE_ID (static group membership)", name)
+		case ids[id] != "":
+			t.Errorf("services %s and %s share FUNNELHOUSE_INSTANCE_ID %q: two processes with one id fence each other", ids[id], name, id)
+		default:
+			ids[id] = name
+		}
+		// Everything but the instance id is shared.
+		rest := maps.Clone(svc(name))
+		restEnv := maps.Clone(env)
+		delete(restEnv, "FUNNELHOUSE_INSTANCE_ID")
+		rest["environment"] = restEnv
+		if first == nil {
+			first = rest
+		} else if !reflect.DeepEqual(rest, first) {
+			t.Errorf("service %s differs from %s in more than FUNNELHOUSE_INSTANCE_ID: share one anchor", name, members[0])
+		}
 	}
 
-	// Grafana: the ClickHouse plugin, the provisioning and dashboards mounted.
+	// Grafana: the ClickHouse plugin, the provisioning and dashboards mounted.	// Grafana: the ClickHouse plugin, the provisioning and dashboards mounted.
 	gf := svc("grafana")
 	if p := envMap(gf["environment"])["GF_INSTALL_PLUGINS"]; !strings.Contains(p, "grafana-clickhouse-datasource") {
 		t.Errorf("service grafana: GF_INSTALL_PLUGINS %q lacks grafana-clickhouse-datasource", p)
@@ -538,11 +528,89 @@ func TestCompose(t *testing.T) {
 		t.Errorf("compose/secrets/.gitignore must ignore the secret files: %v", err)
 	}
 
-	checkPrometheusConfig(t)
-	checkGrafanaProvisioning(t, c, mounts)
+	checkPrometheusConfig(t, members)
+	checkGrafanaProvisioning(t, c, members[0], mounts)
 }
 
-func checkPrometheusConfig(t *testing.T) {
+// composeMembers returns the names of the compose services that run the
+// pipeline (command [run]), at least two.
+func composeMembers(t *testing.T, c map[string]any) []string {
+	t.Helper()
+	services, _ := c["services"].(map[string]any)
+	var members []string
+	for _, name := range sortedKeys(services) {
+		if cmd := strList(get(services[name], "command")); slices.Equal(cmd, []string{"run"}) {
+			members = append(members, name)
+		}
+	}
+	if len(members) < 2 {
+		t.Fatalf("docker-compose.yml: run services %v, want at least two members", members)
+	}
+	return members
+}
+
+// checkComposeMember checks one pipeline member of the compose stack: its
+// settings, health check, shutdown, dependencies, and the configuration as
+// `run --check` judges it.
+func checkComposeMember(t *testing.T, name string, run map[string]any, migrateDSN string) {
+	t.Helper()
+	runEnv := envMap(run["environment"])
+	for k, want := range map[string]string{"FUNNELHOUSE_BROKERS": "redpanda:9092", "FUNNELHOUSE_METRICS_ADDR": "0.0.0.0:9464"} {
+		if runEnv[k] != want {
+			t.Errorf("service %s: %s=%q, want %q", name, k, runEnv[k], want)
+		}
+	}
+	if runEnv["FUNNELHOUSE_CLICKHOUSE"] == "" || runEnv["FUNNELHOUSE_CLICKHOUSE"] != migrateDSN {
+		t.Errorf("services %s and migrate must use the same FUNNELHOUSE_CLICKHOUSE", name)
+	}
+	if p := runEnv["FUNNELHOUSE_PPROF"]; p != "" && p != "false" {
+		t.Errorf("service %s: FUNNELHOUSE_PPROF=%q: keep /debug/pprof off by default", name, p)
+	}
+	if r := get(run, "deploy", "replicas"); r != nil && str(r) != "1" {
+		t.Errorf("service %s: deploy.replicas %v: replicas share FUNNELHOUSE_INSTANCE_ID and fence each other; add a service per member", name, r)
+	}
+	if hc := strings.Join(strList(get(run, "healthcheck", "test")), " "); !strings.Contains(hc, "http://127.0.0.1:9464/healthz") {
+		t.Errorf("service %s: healthcheck %q does not GET /healthz on the metrics port", name, hc)
+	}
+	if g, _ := time.ParseDuration(str(run["stop_grace_period"])); g <= 60*time.Second {
+		t.Errorf("service %s: stop_grace_period %v, want above the 60 s shutdown timeout", name, run["stop_grace_period"])
+	}
+	dependsOn := func(on, condition string) {
+		if got := str(get(run, "depends_on", on, "condition")); got != condition {
+			t.Errorf("service %s: depends_on %s condition %q, want %q", name, on, got, condition)
+		}
+	}
+	dependsOn("migrate", "service_completed_successfully")
+	dependsOn("topics", "service_completed_successfully")
+	// Generated events are historical: with the demo profile the members
+	// start after them (optional dependency), or idle members would have
+	// moved the watermark past them.
+	dependsOn("generate", "service_completed_successfully")
+	if r := str(get(run, "depends_on", "generate", "required")); r != "false" {
+		t.Errorf("service %s: depends_on generate must be required: false (generate is in the demo profile), got %q", name, r)
+	}
+
+	// The configuration values themselves, as `run --check` judges them
+	// (the secret file replaced by a temporary one).
+	pw := filepath.Join(t.TempDir(), "clickhouse_password")
+	if err := os.WriteFile(pw, []byte("example-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkEnv := map[string]string{}
+	for k, v := range runEnv {
+		checkEnv[k] = strings.ReplaceAll(v, "/run/secrets/clickhouse_password", pw)
+	}
+	switch line := runCheckConfig(t, checkEnv); {
+	case line == "":
+	case strings.HasPrefix(line, "ok"):
+		t.Logf("service %s: funnelhouse run --check with its environment: %s", name, line)
+	default:
+		t.Errorf("service %s: funnelhouse run --check with its environment: %s", name, line)
+	}
+}
+
+// checkPrometheusConfig: job funnelhouse scrapes every member on :9464.
+func checkPrometheusConfig(t *testing.T, members []string) {
 	docs := yamlDocs(t, "prometheus/prometheus.yml")
 	var job map[string]any
 	for _, j := range list(get(docs[0], "scrape_configs")) {
@@ -556,23 +624,25 @@ func checkPrometheusConfig(t *testing.T) {
 	if p := str(job["metrics_path"]); p != "" && p != "/metrics" {
 		t.Errorf("prometheus.yml: metrics_path %q, want /metrics", p)
 	}
-	// funnelhouse:9464, as a static target or as the DNS name of all replicas.
-	found := false
-	for _, sc := range list(job["static_configs"]) {
-		found = found || slices.Contains(strList(get(sc, "targets")), "funnelhouse:9464")
-	}
-	for _, sd := range list(job["dns_sd_configs"]) {
-		found = found || (slices.Contains(strList(get(sd, "names")), "funnelhouse") && str(get(sd, "port")) == "9464")
-	}
-	if !found {
-		t.Error("prometheus.yml: job funnelhouse does not scrape funnelhouse:9464")
+	// member:9464 for every member, as a static target or a DNS name.
+	for _, m := range members {
+		found := false
+		for _, sc := range list(job["static_configs"]) {
+			found = found || slices.Contains(strList(get(sc, "targets")), m+":9464")
+		}
+		for _, sd := range list(job["dns_sd_configs"]) {
+			found = found || (slices.Contains(strList(get(sd, "names")), m) && str(get(sd, "port")) == "9464")
+		}
+		if !found {
+			t.Errorf("prometheus.yml: job funnelhouse does not scrape %s:9464", m)
+		}
 	}
 	if out, err := exec.Command(promtool(t), "check", "config", "--syntax-only", "prometheus/prometheus.yml").CombinedOutput(); err != nil {
 		t.Errorf("promtool check config prometheus/prometheus.yml: %v\n%s", err, out)
 	}
 }
 
-func checkGrafanaProvisioning(t *testing.T, compose map[string]any, mounts map[string]string) {
+func checkGrafanaProvisioning(t *testing.T, compose map[string]any, member string, mounts map[string]string) {
 	docs := yamlDocs(t, "grafana/provisioning/datasources/datasources.yml")
 	byType := map[string]map[string]any{}
 	for _, ds := range list(get(docs[0], "datasources")) {
@@ -587,7 +657,7 @@ func checkGrafanaProvisioning(t *testing.T, compose map[string]any, mounts map[s
 		t.Errorf("datasources.yml: Prometheus url %q, want http://prometheus:9090", u)
 	}
 	services, _ := compose["services"].(map[string]any)
-	runEnv := envMap(get(services, "funnelhouse", "environment"))
+	runEnv := envMap(get(services, member, "environment"))
 	dsn, _ := url.Parse(runEnv["FUNNELHOUSE_CLICKHOUSE"])
 	if dsn != nil {
 		jd := get(chds, "jsonData")
@@ -615,25 +685,37 @@ func TestKubernetes(t *testing.T) {
 	kust := yamlDocs(t, "k8s/kustomization.yaml")[0]
 	resources := strList(kust["resources"])
 	files, _ := filepath.Glob("k8s/*.yaml")
-	var want []string
+	// Every manifest but the example Secret, whose CHANGE-ME placeholders
+	// would overwrite a real Secret of the same name.
+	const exampleSecret = "secret.example.yaml"
+	var manifests, want []string
 	for _, f := range files {
 		if b := filepath.Base(f); b != "kustomization.yaml" {
-			want = append(want, b)
+			manifests = append(manifests, b)
+			if b != exampleSecret {
+				want = append(want, b)
+			}
 		}
+	}
+	if !slices.Contains(manifests, exampleSecret) {
+		t.Errorf("k8s/%s is gone: keep it as the example of the Secret's keys", exampleSecret)
+	}
+	if slices.Contains(resources, exampleSecret) {
+		t.Errorf("kustomization.yaml applies %s: its placeholders would overwrite the real Secret; create the Secret out of band", exampleSecret)
 	}
 	sorted := slices.Clone(resources)
 	sort.Strings(sorted)
 	if !slices.Equal(sorted, want) {
-		t.Errorf("kustomization.yaml resources %v, want every manifest %v", resources, want)
+		t.Errorf("kustomization.yaml resources %v, want every manifest but %s: %v", resources, exampleSecret, want)
 	}
 	for _, r := range resources {
-		if !slices.Contains(want, r) {
+		if !slices.Contains(manifests, r) {
 			t.Errorf("kustomization.yaml lists %s, which does not exist", r)
 		}
 	}
 
-	objects := map[string]map[string]any{} // Kind/name
-	for _, f := range want {
+	objects := map[string]map[string]any{} // Kind/name, the example Secret included
+	for _, f := range manifests {
 		for _, doc := range yamlDocs(t, filepath.Join("k8s", f)) {
 			if ns := get(doc, "metadata", "namespace"); ns != nil {
 				t.Errorf("%s: metadata.namespace %v: keep the manifests namespace-less", f, ns)
@@ -641,9 +723,16 @@ func TestKubernetes(t *testing.T) {
 			objects[str(doc["kind"])+"/"+str(get(doc, "metadata", "name"))] = doc
 		}
 	}
-	dep, job, cm, sec := objects["Deployment/funnelhouse"], objects["Job/funnelhouse-migrate"], objects["ConfigMap/funnelhouse"], objects["Secret/funnelhouse"]
-	if dep == nil || job == nil || cm == nil || sec == nil {
-		t.Fatalf("want Deployment/funnelhouse, Job/funnelhouse-migrate, ConfigMap/funnelhouse, Secret/funnelhouse; have %v", sortedKeys(objects))
+	sts, job, cm, sec := objects["StatefulSet/funnelhouse"], objects["Job/funnelhouse-migrate"], objects["ConfigMap/funnelhouse"], objects["Secret/funnelhouse"]
+	if sts == nil || job == nil || cm == nil || sec == nil {
+		t.Fatalf("want StatefulSet/funnelhouse, Job/funnelhouse-migrate, ConfigMap/funnelhouse, Secret/funnelhouse; have %v", sortedKeys(objects))
+	}
+	// A Deployment's pod names change on every rollout: each new pod would
+	// join as a new static member while the old id stays reserved.
+	for k := range objects {
+		if strings.HasPrefix(k, "Deployment/") {
+			t.Errorf("%s: run the members as a StatefulSet (stable pod names as instance ids), not a Deployment", k)
+		}
 	}
 	config := map[string]string{}
 	for k, v := range get(cm, "data").(map[string]any) {
@@ -690,14 +779,14 @@ func TestKubernetes(t *testing.T) {
 	checkEnvNames(t, "ConfigMap", "run", sortedKeys(config))
 	checkEnvNames(t, "Secret", "run", sortedKeys(secrets))
 
-	// The Deployment.
-	if r := str(get(dep, "spec", "replicas")); r != "3" {
-		t.Errorf("Deployment: replicas %s, want 3", r)
+	// The StatefulSet: everything the pods need, and static membership.
+	if r := str(get(sts, "spec", "replicas")); r != "3" {
+		t.Errorf("StatefulSet: replicas %s, want 3", r)
 	}
-	pod := get(dep, "spec", "template", "spec")
+	pod := get(sts, "spec", "template", "spec")
 	container := get(pod, "containers", 0)
 	if args := strList(get(container, "args")); !slices.Equal(args, []string{"run"}) {
-		t.Errorf("Deployment: args %v, want [run]", args)
+		t.Errorf("StatefulSet: args %v, want [run]", args)
 	}
 	ports := map[string]string{}
 	for _, p := range list(get(container, "ports")) {
@@ -710,26 +799,26 @@ func TestKubernetes(t *testing.T) {
 			port = named
 		}
 		if str(get(h, "path")) != path || port != "9464" {
-			t.Errorf("Deployment: %s is GET %v on port %v, want %s on 9464", kind, get(h, "path"), get(h, "port"), path)
+			t.Errorf("StatefulSet: %s is GET %v on port %v, want %s on 9464", kind, get(h, "path"), get(h, "port"), path)
 		}
 	}
 	probe("livenessProbe", "/healthz")
 	probe("readinessProbe", "/readyz")
-	ann := get(dep, "spec", "template", "metadata", "annotations")
+	ann := get(sts, "spec", "template", "metadata", "annotations")
 	for k, v := range map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "9464", "prometheus.io/path": "/metrics"} {
 		if got := str(get(ann, k)); got != v {
-			t.Errorf("Deployment: pod annotation %s=%q, want %q", k, got, v)
+			t.Errorf("StatefulSet: pod annotation %s=%q, want %q", k, got, v)
 		}
 	}
 	if g, _ := strconv.Atoi(str(get(pod, "terminationGracePeriodSeconds"))); g < 90 {
-		t.Errorf("Deployment: terminationGracePeriodSeconds %d, want >= 90 (above the 60 s shutdown timeout)", g)
+		t.Errorf("StatefulSet: terminationGracePeriodSeconds %d, want >= 90 (above the 60 s shutdown timeout)", g)
 	}
 	if str(get(pod, "securityContext", "runAsNonRoot")) != "true" || str(get(container, "securityContext", "readOnlyRootFilesystem")) != "true" ||
 		str(get(container, "securityContext", "allowPrivilegeEscalation")) != "false" {
-		t.Error("Deployment: want runAsNonRoot, readOnlyRootFilesystem and no privilege escalation")
+		t.Error("StatefulSet: want runAsNonRoot, readOnlyRootFilesystem and no privilege escalation")
 	}
 	if get(container, "resources", "requests") == nil || get(container, "resources", "limits", "memory") == nil {
-		t.Error("Deployment: want resource requests and a memory limit")
+		t.Error("StatefulSet: want resource requests and a memory limit")
 	}
 	checkPodEnv := func(what, command string, c any, wantSecrets []string) map[string]string {
 		env := map[string]string{}
@@ -754,7 +843,14 @@ func TestKubernetes(t *testing.T) {
 		for _, e := range list(get(c, "env")) {
 			name := str(get(e, "name"))
 			names = append(names, name)
-			if ref := get(e, "valueFrom", "secretKeyRef"); ref != nil {
+			if ref := get(e, "valueFrom", "fieldRef"); ref != nil {
+				// The downward API; run --check gets what a first pod gets.
+				if p := str(get(ref, "fieldPath")); p == "metadata.name" {
+					env[name] = "funnelhouse-0"
+				} else {
+					t.Errorf("%s: %s from fieldRef %s, which the test does not know", what, name, p)
+				}
+			} else if ref := get(e, "valueFrom", "secretKeyRef"); ref != nil {
 				fromSecret = append(fromSecret, name)
 				if str(get(ref, "name")) != "funnelhouse" || secrets[str(get(ref, "key"))] == "" {
 					t.Errorf("%s: %s refers to Secret %v key %v, which the example Secret lacks", what, name, get(ref, "name"), get(ref, "key"))
@@ -772,7 +868,8 @@ func TestKubernetes(t *testing.T) {
 		checkEnvNames(t, what, command, names)
 		return env
 	}
-	runEnv := checkPodEnv("Deployment", "run", container, []string{"FUNNELHOUSE_CLICKHOUSE_PASSWORD", "FUNNELHOUSE_KAFKA_SASL_PASSWORD"})
+	runEnv := checkPodEnv("StatefulSet", "run", container, []string{"FUNNELHOUSE_CLICKHOUSE_PASSWORD", "FUNNELHOUSE_KAFKA_SASL_PASSWORD"})
+	checkStaticMembership(t, objects, sts, container)
 	checkEnv := map[string]string{}
 	for k, v := range runEnv {
 		if strings.HasPrefix(k, "FUNNELHOUSE_") {
@@ -782,9 +879,9 @@ func TestKubernetes(t *testing.T) {
 	switch line := runCheckConfig(t, checkEnv); {
 	case line == "":
 	case strings.HasPrefix(line, "ok"):
-		t.Logf("Deployment: funnelhouse run --check with the ConfigMap and Secret: %s", line)
+		t.Logf("StatefulSet: funnelhouse run --check with the ConfigMap and Secret: %s", line)
 	default:
-		t.Errorf("Deployment: funnelhouse run --check with the ConfigMap and Secret: %s", line)
+		t.Errorf("StatefulSet: funnelhouse run --check with the ConfigMap and Secret: %s", line)
 	}
 
 	// The migrate Job.
@@ -800,17 +897,240 @@ func TestKubernetes(t *testing.T) {
 		t.Error("Job: does not get FUNNELHOUSE_CLICKHOUSE from the ConfigMap")
 	}
 	if get(jc, "image") != get(container, "image") {
-		t.Errorf("Job image %v differs from the Deployment's %v", get(jc, "image"), get(container, "image"))
+		t.Errorf("Job image %v differs from the StatefulSet's %v", get(jc, "image"), get(container, "image"))
 	}
 	// The Job's pods must not look like the pipeline's to its selector.
-	sel := get(dep, "spec", "selector", "matchLabels").(map[string]any)
-	jobLabels, _ := get(job, "spec", "template", "metadata", "labels").(map[string]any)
-	matches := true
-	for k, v := range sel {
-		matches = matches && str(jobLabels[k]) == str(v)
+	podLabels := get(sts, "spec", "template", "metadata", "labels")
+	if selects(get(sts, "spec", "selector", "matchLabels"), get(job, "spec", "template", "metadata", "labels")) {
+		t.Error("Job: its pod labels match the StatefulSet's selector")
 	}
-	if matches {
-		t.Error("Job: its pod labels match the Deployment's selector")
+	if pdb := objects["PodDisruptionBudget/funnelhouse"]; pdb == nil || !selects(get(pdb, "spec", "selector", "matchLabels"), podLabels) {
+		t.Error("PodDisruptionBudget/funnelhouse: missing, or its selector does not select the StatefulSet's pods")
+	}
+	checkNetworkPolicy(t, objects, podLabels, ports)
+	if config["FUNNELHOUSE_PPROF"] != "" && config["FUNNELHOUSE_PPROF"] != "false" {
+		t.Errorf("ConfigMap: FUNNELHOUSE_PPROF=%q: keep /debug/pprof off by default", config["FUNNELHOUSE_PPROF"])
+	}
+
+	// The image: the name the pods use, pinned to a version by kustomize.
+	var pinned bool
+	for _, img := range list(kust["images"]) {
+		if str(get(img, "name")) != str(get(container, "image")) {
+			continue
+		}
+		tag := str(get(img, "newTag"))
+		pinned = releaseTag.MatchString(tag)
+		if !pinned {
+			t.Errorf("kustomization.yaml: image %s newTag %q, want a pinned version such as 0.1.0 (bumped at each release)", get(img, "name"), tag)
+		}
+	}
+	if !pinned && !t.Failed() {
+		t.Errorf("kustomization.yaml: no images: entry pins the pods' image %v to a version", get(container, "image"))
+	}
+}
+
+// releaseTag is a pinned release version: 0.1.0, v1.2.3, 1.2.3-rc.1.
+var releaseTag = regexp.MustCompile(`^v?\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$`)
+
+// checkNetworkPolicy: a NetworkPolicy selects the pipeline's pods and
+// admits ingress only from selected peers (Prometheus), only to the metrics
+// port.
+func checkNetworkPolicy(t *testing.T, objects map[string]map[string]any, podLabels any, ports map[string]string) {
+	t.Helper()
+	var np map[string]any
+	for k, o := range objects {
+		if strings.HasPrefix(k, "NetworkPolicy/") && selects(get(o, "spec", "podSelector", "matchLabels"), podLabels) {
+			np = o
+		}
+	}
+	if np == nil {
+		t.Error("no NetworkPolicy selects the StatefulSet's pods: the metrics port would be open to every pod in the cluster")
+		return
+	}
+	if !slices.Contains(strList(get(np, "spec", "policyTypes")), "Ingress") {
+		t.Errorf("NetworkPolicy/%s: policyTypes %v lacks Ingress", get(np, "metadata", "name"), get(np, "spec", "policyTypes"))
+	}
+	rules := list(get(np, "spec", "ingress"))
+	if len(rules) == 0 {
+		t.Errorf("NetworkPolicy/%s: no ingress rule: Prometheus could not scrape", get(np, "metadata", "name"))
+	}
+	for i, r := range rules {
+		from := list(get(r, "from"))
+		if len(from) == 0 {
+			t.Errorf("NetworkPolicy ingress[%d]: no from: open to every peer", i)
+		}
+		for _, peer := range from {
+			ns, pod := get(peer, "namespaceSelector", "matchLabels"), get(peer, "podSelector", "matchLabels")
+			if get(peer, "ipBlock") != nil || (len(mapOf(ns)) == 0 && len(mapOf(pod)) == 0) {
+				t.Errorf("NetworkPolicy ingress[%d]: peer %v, want Prometheus by namespace and/or pod labels", i, peer)
+			}
+		}
+		rulePorts := list(get(r, "ports"))
+		if len(rulePorts) == 0 {
+			t.Errorf("NetworkPolicy ingress[%d]: no ports: every port admitted", i)
+		}
+		for _, p := range rulePorts {
+			port := str(get(p, "port"))
+			if named, ok := ports[port]; ok {
+				port = named
+			}
+			if port != "9464" {
+				t.Errorf("NetworkPolicy ingress[%d]: port %v, want only the metrics port 9464", i, get(p, "port"))
+			}
+		}
+	}
+}
+
+func mapOf(v any) map[string]any { m, _ := v.(map[string]any); return m }
+
+// TestNoLatestImages: every image is pinned. Third-party images carry a
+// version tag; the funnelhouse image is the local build funnelhouse:dev in
+// compose (built there, never pulled) and a release version in Kubernetes
+// (TestKubernetes); the word latest appears in no deploy file.
+func TestNoLatestImages(t *testing.T) {
+	services, _ := loadCompose(t)["services"].(map[string]any)
+	for _, name := range sortedKeys(services) {
+		img := str(get(services[name], "image"))
+		if img == "" {
+			t.Errorf("service %s: no image", name)
+			continue
+		}
+		repo, tag := img, ""
+		if i := strings.LastIndex(img, ":"); i > strings.LastIndex(img, "/") {
+			repo, tag = img[:i], img[i+1:]
+		}
+		switch {
+		case repo == "funnelhouse":
+			if tag != "dev" || get(services[name], "build") == nil {
+				t.Errorf("service %s: image %q, want funnelhouse:dev built by the stack", name, img)
+			}
+		case tag == "" || tag == "latest" || !regexp.MustCompile(`\d`).MatchString(tag):
+			t.Errorf("service %s: image %q is not pinned to a version", name, img)
+		}
+	}
+	for _, m := range regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(readFile(t, "Dockerfile"), -1) {
+		if i := strings.LastIndex(m[1], ":"); i < 0 || m[1][i+1:] == "latest" {
+			t.Errorf("Dockerfile: FROM %s is not pinned", m[1])
+		}
+	}
+	latest := regexp.MustCompile(`(?i)\blatest\b`)
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if !(strings.HasSuffix(path, ".yml") || strings.HasSuffix(path, ".yaml") || strings.HasPrefix(filepath.Base(path), "Dockerfile")) {
+			return nil
+		}
+		for i, line := range strings.Split(readFile(t, path), "\n") {
+			if code, _, _ := strings.Cut(line, "#"); latest.MatchString(code) {
+				t.Errorf("%s:%d: %q: pin a version instead of latest", path, i+1, strings.TrimSpace(line))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestTestHooksNotInDefaultBuild: the self-kill hook of the crash tests
+// (FUNNELHOUSE_TEST_KILL, cmd/funnelhouse/faults.go) is compiled only with
+// -tags testhooks: the binary a default `go build` makes (as the Dockerfile
+// and make build do) does not even contain the variable's name, while the
+// tagged build does (which shows that the check can see it).
+func TestTestHooksNotInDefaultBuild(t *testing.T) {
+	const hook = "FUNNELHOUSE_TEST_KILL"
+	b, err := os.ReadFile(funnelhouseBin(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte(hook)) {
+		t.Errorf("the default build contains %s: the test hook ships in production builds", hook)
+	}
+	if df := readFile(t, "Dockerfile"); strings.Contains(df, "testhooks") {
+		t.Error("Dockerfile: the image must be built without -tags testhooks")
+	}
+	if testing.Short() {
+		return
+	}
+	tagged := filepath.Join(t.TempDir(), "funnelhouse-testhooks")
+	cmd := exec.Command("go", "build", "-tags", "testhooks", "-o", tagged, "./cmd/funnelhouse")
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags testhooks: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(tagged); err != nil || !bytes.Contains(b, []byte(hook)) {
+		t.Errorf("the testhooks build does not contain %s (%v): this test no longer sees the hook", hook, err)
+	}
+}
+
+// selects reports whether a non-empty matchLabels selector selects a pod
+// with these labels.
+func selects(selector, labels any) bool {
+	sel, _ := selector.(map[string]any)
+	l, _ := labels.(map[string]any)
+	if len(sel) == 0 {
+		return false
+	}
+	for k, v := range sel {
+		if x, ok := l[k]; !ok || str(x) != str(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkStaticMembership: each member's instance id is its pod name, stable
+// across restarts and rollouts because the pods are a StatefulSet's, which
+// needs a headless Service that selects them.
+func checkStaticMembership(t *testing.T, objects map[string]map[string]any, sts map[string]any, container any) {
+	t.Helper()
+	podLabels := get(sts, "spec", "template", "metadata", "labels")
+	if !selects(get(sts, "spec", "selector", "matchLabels"), podLabels) {
+		t.Errorf("StatefulSet: selector %v does not select its pod template's labels %v", get(sts, "spec", "selector", "matchLabels"), podLabels)
+	}
+	name := str(get(sts, "spec", "serviceName"))
+	svc := objects["Service/"+name]
+	switch {
+	case name == "":
+		t.Error("StatefulSet: no serviceName (a headless Service for the pods' stable identity)")
+	case svc == nil:
+		t.Errorf("StatefulSet: serviceName %q, but there is no Service/%s", name, name)
+	default:
+		if c := str(get(svc, "spec", "clusterIP")); c != "None" {
+			t.Errorf("Service/%s: clusterIP %q, want None (headless, as a StatefulSet's serviceName)", name, c)
+		}
+		if !selects(get(svc, "spec", "selector"), podLabels) {
+			t.Errorf("Service/%s: selector %v does not select the StatefulSet's pods %v", name, get(svc, "spec", "selector"), podLabels)
+		}
+	}
+	if p := str(get(sts, "spec", "podManagementPolicy")); p != "" && p != "Parallel" && p != "OrderedReady" {
+		t.Errorf("StatefulSet: podManagementPolicy %q", p)
+	}
+	if u := str(get(sts, "spec", "updateStrategy", "type")); u != "" && u != "RollingUpdate" {
+		t.Errorf("StatefulSet: updateStrategy %q, want RollingUpdate (a new image rolls out by itself)", u)
+	}
+	found := false
+	for _, e := range list(get(container, "env")) {
+		if str(get(e, "name")) != "FUNNELHOUSE_INSTANCE_ID" {
+			continue
+		}
+		found = true
+		if p := str(get(e, "valueFrom", "fieldRef", "fieldPath")); p != "metadata.name" || get(e, "value") != nil {
+			t.Errorf("StatefulSet: FUNNELHOUSE_INSTANCE_ID must be the pod's name (valueFrom.fieldRef.fieldPath metadata.name), got %v", e)
+		}
+	}
+	if !found {
+		t.Error("StatefulSet: no FUNNELHOUSE_INSTANCE_ID (static group membership from the pod name)")
 	}
 }
 
@@ -843,8 +1163,8 @@ func TestDockerfile(t *testing.T) {
 	uid, _, _ := strings.Cut(users[len(users)-1][1], ":")
 	if n, err := strconv.Atoi(uid); err != nil || n == 0 {
 		t.Errorf("Dockerfile: final USER %s, want a numeric non-root uid (runAsNonRoot checks it)", users[len(users)-1][1])
-	} else if k8s := yamlDocs(t, "k8s/deployment.yaml")[0]; str(get(k8s, "spec", "template", "spec", "securityContext", "runAsUser")) != uid {
-		t.Errorf("Dockerfile USER %s differs from the Deployment's runAsUser", uid)
+	} else if k8s := yamlDocs(t, "k8s/statefulset.yaml")[0]; str(get(k8s, "spec", "template", "spec", "securityContext", "runAsUser")) != uid {
+		t.Errorf("Dockerfile USER %s differs from the StatefulSet's runAsUser", uid)
 	}
 	ignore, err := os.ReadFile("Dockerfile.dockerignore")
 	if err != nil {

@@ -16,11 +16,7 @@ import (
 func TestRunCheck(t *testing.T) {
 	dsn := testDSN(t, "fh_check")
 	ctx := context.Background()
-	b, err := kafka.Start(ctx, kafka.Config{Listen: "127.0.0.1:0", Partitions: 3, Topics: []string{"ck.clickstream", "ck.transactions", "ck.dlq"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBroker(t, 3, "ck.clickstream", "ck.transactions", "ck.dlq")
 	if err := kafka.CreateTopics(ctx, b.Addrs(), 2, []string{"ck.transactions2"}); err != nil {
 		t.Fatal(err)
 	}

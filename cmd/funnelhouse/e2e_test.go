@@ -19,6 +19,7 @@ import (
 
 	"github.com/funnelhouse/funnelhouse/bench/expected"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
+	"github.com/funnelhouse/funnelhouse/deploy/kafka"
 	"github.com/funnelhouse/funnelhouse/pipeline"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
@@ -351,7 +352,8 @@ func endOffset(t *testing.T, cl *kgo.Client, topic string) int64 {
 
 var builtBinary string
 
-// buildBinary builds funnelhouse once per test run.
+// buildBinary builds funnelhouse once per test run, with the test hooks
+// (-tags testhooks: FUNNELHOUSE_TEST_KILL, which the crash tests use).
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	if builtBinary != "" {
@@ -362,11 +364,23 @@ func buildBinary(t *testing.T) string {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, "funnelhouse")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", "testhooks", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	builtBinary = bin
 	return bin
+}
+
+// startBroker starts the embedded broker on a loopback port with these
+// topics, closed at the end of the test.
+func startBroker(t *testing.T, partitions int, topics ...string) *kafka.Broker {
+	t.Helper()
+	b, err := kafka.Start(context.Background(), kafka.Config{Listen: "127.0.0.1:0", Partitions: partitions, Topics: topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
 }
 
 // freeAddr returns a loopback address with a port that was free a moment

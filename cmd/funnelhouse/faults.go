@@ -1,3 +1,10 @@
+//go:build testhooks
+
+// The fault-injection hook of the crash tests, built only with
+// `-tags testhooks` (buildBinary in e2e_test.go). A default build gets the
+// no-op in faults_off.go: a production binary never kills itself, whatever
+// its environment says.
+
 package main
 
 import (

@@ -86,7 +86,8 @@ func newFlagSet(name, synopsis string) *flag.FlagSet {
 
 // parseWithEnv parses args, then fills every flag not given on the command
 // line from FUNNELHOUSE_<FLAG> (upper case, '-' as '_'), so that secrets and
-// deployment settings need not appear in a process listing.
+// deployment settings need not appear in a process listing; a password
+// given on the command line is logged as a warning (argvSecretWarnings).
 func parseWithEnv(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -94,6 +95,9 @@ func parseWithEnv(fs *flag.FlagSet, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags only; see --help)", fs.Arg(0))
 	}
+	// Before the environment fills the rest: fs.Visit sees only the flags
+	// set on the command line (Value.Set below does not mark a flag set).
+	warnArgvSecrets(fs)
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var errs []error

@@ -58,6 +58,7 @@ type pipelineFlags struct {
 	clickhouseFlags
 	kafka          kafkaSecurity
 	metricsAddr    string
+	pprof          bool
 	sessionTimeout time.Duration
 }
 
@@ -82,6 +83,7 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 	fs.IntVar(&f.cfg.BatchRows, "batch-rows", 100_000, "flush to ClickHouse when this many rows are buffered")
 	durationVar(fs, &f.cfg.FlushInterval, "flush-interval", time.Second, "flush to ClickHouse at least this often (a `duration`: 30m, 2160h, 90d)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9464", "listen address for /metrics, /healthz and /readyz (empty: off)")
+	fs.BoolVar(&f.pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr, unauthenticated (profiles of CPU, memory, goroutines): only where nobody else can reach that address")
 	durationVar(fs, &f.cfg.ShutdownTimeout, "shutdown-timeout", 60*time.Second, "on SIGTERM, give up writing the last rows after this (the successor replays them)")
 	durationVar(fs, &f.sessionTimeout, "session-timeout", 45*time.Second, "consumer group session timeout: a member silent this long is dropped and its partitions move (the broker's minimum applies)")
 }
@@ -91,7 +93,7 @@ func runCmd(ctx context.Context, args []string) error {
 	var f pipelineFlags
 	f.register(fs, true)
 	check := fs.Bool("check", false, "validate the configuration and connectivity (brokers, topics and partition counts, ClickHouse, migrations), print a verdict and exit")
-	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (see go tool pprof); /debug/pprof on --metrics-addr profiles a window")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (see go tool pprof); --pprof serves /debug/pprof on --metrics-addr for a window")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
@@ -162,7 +164,7 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 		return err
 	}
 	if f.metricsAddr != "" {
-		srv, err := serveMetrics(f.metricsAddr, reg, pl, sink)
+		srv, err := serveMetrics(f.metricsAddr, reg, pl, f.pprof)
 		if err != nil {
 			return err
 		}
@@ -181,7 +183,11 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 	return err
 }
 
-func serveMetrics(addr string, reg *prometheus.Registry, pl *pipeline.Pipeline, sink *chsink.Sink) (*http.Server, error) {
+// serveMetrics serves /metrics, /healthz and /readyz on addr, and
+// /debug/pprof/ only with withPprof: the metrics address is often reachable
+// from the whole cluster network, and profiles are unauthenticated, cost CPU
+// and show the program's internals.
+func serveMetrics(addr string, reg *prometheus.Registry, pl *pipeline.Pipeline, withPprof bool) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on --metrics-addr %s: %w", addr, err)
@@ -196,9 +202,11 @@ func serveMetrics(addr string, reg *prometheus.Registry, pl *pipeline.Pipeline, 
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	// Profiles, for the operator chasing CPU or memory (go tool pprof).
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	if withPprof {
+		// Profiles, for the operator chasing CPU or memory (go tool pprof).
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

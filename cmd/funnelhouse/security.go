@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -68,11 +70,12 @@ func (f *tlsFlags) config(prefix string) (*tls.Config, error) {
 
 // kafkaSecurity are the flags for TLS and SASL to Kafka.
 type kafkaSecurity struct {
-	tls          tlsFlags
-	mechanism    string
-	user         string
-	password     string
-	passwordFile string
+	tls            tlsFlags
+	mechanism      string
+	user           string
+	password       string
+	passwordFile   string
+	allowPlaintext bool // SASL PLAIN without TLS
 }
 
 func (k *kafkaSecurity) register(fs *flag.FlagSet) {
@@ -81,6 +84,7 @@ func (k *kafkaSecurity) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.user, "kafka-sasl-user", "", "SASL user name")
 	fs.StringVar(&k.password, "kafka-sasl-password", "", "SASL password; prefer FUNNELHOUSE_KAFKA_SASL_PASSWORD or --kafka-sasl-password-file, which stay out of process listings")
 	fs.StringVar(&k.passwordFile, "kafka-sasl-password-file", "", "read the SASL password from this `file` (e.g. a mounted Secret)")
+	fs.BoolVar(&k.allowPlaintext, "kafka-allow-plaintext-password", false, "allow --kafka-sasl-mechanism plain without --kafka-tls, which sends the password in clear text (a trusted network only)")
 }
 
 // opts returns the franz-go options for TLS and SASL.
@@ -109,6 +113,10 @@ func (k *kafkaSecurity) opts() ([]kgo.Opt, error) {
 	}
 	switch mech {
 	case "plain":
+		// PLAIN sends the password as it is; SCRAM never sends it.
+		if tc == nil && !k.allowPlaintext {
+			return nil, errors.New("--kafka-sasl-mechanism plain without --kafka-tls sends the password in clear text: add --kafka-tls, use scram-sha-256 or scram-sha-512, or accept it with --kafka-allow-plaintext-password")
+		}
 		opts = append(opts, kgo.SASL(plain.Auth{User: k.user, Pass: password}.AsMechanism()))
 	case "scram-sha-256":
 		opts = append(opts, kgo.SASL(scram.Auth{User: k.user, Pass: password}.AsSha256Mechanism()))
@@ -134,6 +142,53 @@ func secret(flagName, value, file string) (string, error) {
 		return "", fmt.Errorf("cannot read --%s-file: %w", flagName, err)
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// argvSecretWarnings returns a warning for each password given on the
+// command line (parsed into fs), where any user of the machine sees it in
+// `ps` and /proc/PID/cmdline: --clickhouse-password, --kafka-sasl-password,
+// and a password in the --clickhouse DSN. Each names the flag and the safer
+// alternative. Values from FUNNELHOUSE_* variables are not flagged: those
+// are not in the process listing.
+func argvSecretWarnings(fs *flag.FlagSet) []string {
+	var warnings []string
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "clickhouse-password", "kafka-sasl-password":
+			if f.Value.String() != "" {
+				warnings = append(warnings, fmt.Sprintf("--%s on the command line is visible to every user of this machine (ps, /proc); use %s or --%s-file instead", f.Name, envName(f.Name), f.Name))
+			}
+		case "clickhouse":
+			if dsnHasPassword(f.Value.String()) {
+				warnings = append(warnings, "the --clickhouse DSN on the command line carries a password, visible to every user of this machine (ps, /proc); give the DSN without it and the password as FUNNELHOUSE_CLICKHOUSE_PASSWORD or --clickhouse-password-file")
+			}
+		}
+	})
+	return warnings
+}
+
+// dsnHasPassword reports whether a DSN holds a password, as user:pass@ or
+// as a password parameter.
+func dsnHasPassword(dsn string) bool {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		// Unparsable: look for user:pass@ by hand rather than stay silent.
+		_, rest, ok := strings.Cut(dsn, "://")
+		userinfo, _, at := strings.Cut(rest, "@")
+		return ok && at && strings.Contains(userinfo, ":")
+	}
+	if _, has := u.User.Password(); has {
+		return true
+	}
+	return u.Query().Get("password") != ""
+}
+
+// warnArgvSecrets logs argvSecretWarnings; parseWithEnv calls it for every
+// command.
+func warnArgvSecrets(fs *flag.FlagSet) {
+	for _, w := range argvSecretWarnings(fs) {
+		slog.Warn("password in argv: " + w)
+	}
 }
 
 var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,10 +10,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +47,15 @@ func TestSecurityFlagErrors(t *testing.T) {
 		want string // "" = valid
 	}{
 		{nil, nil, ""},
-		{[]string{"--kafka-sasl-mechanism", "plain", "--kafka-sasl-user", "u"}, map[string]string{"FUNNELHOUSE_KAFKA_SASL_PASSWORD": "p"}, ""},
+		{[]string{"--kafka-tls", "--kafka-sasl-mechanism", "plain", "--kafka-sasl-user", "u"}, map[string]string{"FUNNELHOUSE_KAFKA_SASL_PASSWORD": "p"}, ""},
+		// PLAIN sends the password as it is: not without TLS, unless the
+		// override says so. SCRAM never sends it.
+		{[]string{"--kafka-sasl-mechanism", "plain", "--kafka-sasl-user", "u"}, map[string]string{"FUNNELHOUSE_KAFKA_SASL_PASSWORD": "p"},
+			"--kafka-sasl-mechanism plain without --kafka-tls sends the password in clear text: add --kafka-tls, use scram-sha-256 or scram-sha-512, or accept it with --kafka-allow-plaintext-password"},
+		{[]string{"--kafka-sasl-mechanism", "PLAIN", "--kafka-sasl-user", "u", "--kafka-sasl-password-file", pwFile}, nil, "--kafka-sasl-mechanism plain without --kafka-tls"},
+		{[]string{"--kafka-sasl-mechanism", "plain", "--kafka-sasl-user", "u", "--kafka-allow-plaintext-password"}, map[string]string{"FUNNELHOUSE_KAFKA_SASL_PASSWORD": "p"}, ""},
+		{[]string{"--kafka-sasl-mechanism", "plain", "--kafka-sasl-user", "u"}, map[string]string{"FUNNELHOUSE_KAFKA_SASL_PASSWORD": "p", "FUNNELHOUSE_KAFKA_ALLOW_PLAINTEXT_PASSWORD": "true"}, ""},
+		{[]string{"--kafka-sasl-mechanism", "scram-sha-256", "--kafka-sasl-user", "u"}, map[string]string{"FUNNELHOUSE_KAFKA_SASL_PASSWORD": "p"}, ""},
 		{[]string{"--kafka-sasl-mechanism", "scram-sha-512", "--kafka-sasl-user", "u", "--kafka-sasl-password-file", pwFile}, nil, ""},
 		{[]string{"--kafka-sasl-mechanism", "gssapi", "--kafka-sasl-user", "u", "--kafka-sasl-password", "p"}, nil, `invalid --kafka-sasl-mechanism "gssapi"`},
 		{[]string{"--kafka-sasl-mechanism", "plain"}, nil, "--kafka-sasl-mechanism plain needs --kafka-sasl-user and a password"},
@@ -70,6 +82,129 @@ func TestSecurityFlagErrors(t *testing.T) {
 		}
 		for k := range tc.env {
 			os.Unsetenv(k)
+		}
+	}
+}
+
+// TestArgvPasswordWarnings checks the warning `run` and `migrate` log for a
+// password given on the command line (which `ps` shows to every user): it
+// names the flag and the safer alternative; the same password from the
+// environment or a file draws no warning.
+func TestArgvPasswordWarnings(t *testing.T) {
+	var logged bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	const (
+		chWarn   = "--clickhouse-password on the command line is visible to every user of this machine (ps, /proc); use FUNNELHOUSE_CLICKHOUSE_PASSWORD or --clickhouse-password-file instead"
+		saslWarn = "--kafka-sasl-password on the command line is visible to every user of this machine (ps, /proc); use FUNNELHOUSE_KAFKA_SASL_PASSWORD or --kafka-sasl-password-file instead"
+		dsnWarn  = "the --clickhouse DSN on the command line carries a password, visible to every user of this machine (ps, /proc); give the DSN without it and the password as FUNNELHOUSE_CLICKHOUSE_PASSWORD or --clickhouse-password-file"
+	)
+	for _, tc := range []struct {
+		command string
+		args    []string
+		env     map[string]string
+		want    []string // warnings, in flag order
+	}{
+		{"run", []string{"--clickhouse-password", "s3cret"}, nil, []string{chWarn}},
+		{"migrate", []string{"--clickhouse-password", "s3cret"}, nil, []string{chWarn}},
+		{"run", []string{"--kafka-sasl-password", "s3cret", "--kafka-sasl-mechanism", "scram-sha-512"}, nil, []string{saslWarn}},
+		{"run", []string{"--clickhouse", "clickhouse://fh:s3cret@ch:9000/funnelhouse"}, nil, []string{dsnWarn}},
+		{"migrate", []string{"--clickhouse", "clickhouse://fh:s3cret@ch:9000/funnelhouse"}, nil, []string{dsnWarn}},
+		{"migrate", []string{"--clickhouse", "clickhouse://fh@ch:9000/funnelhouse?password=s3cret"}, nil, []string{dsnWarn}},
+		{"run", []string{"--clickhouse", "clickhouse://fh:s3cret@ch:9000/funnelhouse", "--clickhouse-password", "x", "--kafka-sasl-password", "y"}, nil, []string{dsnWarn, chWarn, saslWarn}},
+		// Not in argv: no warning.
+		{"run", []string{"--clickhouse", "clickhouse://fh@ch:9000/funnelhouse"}, map[string]string{"FUNNELHOUSE_CLICKHOUSE_PASSWORD": "s3cret", "FUNNELHOUSE_KAFKA_SASL_PASSWORD": "s3cret"}, nil},
+		{"migrate", nil, map[string]string{"FUNNELHOUSE_CLICKHOUSE": "clickhouse://fh:s3cret@ch:9000/funnelhouse"}, nil},
+		{"run", []string{"--clickhouse-password-file", "/run/secrets/pw", "--kafka-sasl-password-file", "/run/secrets/sasl"}, nil, nil},
+		{"run", []string{"--clickhouse-password", ""}, nil, nil},
+	} {
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		fs := newFlagSet(tc.command, "")
+		switch tc.command {
+		case "run":
+			var f pipelineFlags
+			f.register(fs, true)
+		case "migrate":
+			var f clickhouseFlags
+			f.register(fs)
+		}
+		logged.Reset()
+		if err := parseWithEnv(fs, tc.args); err != nil {
+			t.Fatalf("%s %v: %v", tc.command, tc.args, err)
+		}
+		if got := argvSecretWarnings(fs); !slices.Equal(got, tc.want) {
+			t.Errorf("%s %v (env %v): warnings\n%q\nwant\n%q", tc.command, tc.args, tc.env, got, tc.want)
+		}
+		// parseWithEnv logged each of them.
+		if n := strings.Count(logged.String(), "level=WARN"); n != len(tc.want) {
+			t.Errorf("%s %v: %d warnings logged, want %d:\n%s", tc.command, tc.args, n, len(tc.want), logged.String())
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(logged.String(), strings.ReplaceAll(w, `"`, `\"`)) {
+				t.Errorf("%s %v: log lacks %q:\n%s", tc.command, tc.args, w, logged.String())
+			}
+		}
+		for k := range tc.env {
+			os.Unsetenv(k)
+		}
+	}
+}
+
+// TestPprofOnlyWithFlag starts `run` against the embedded broker and the
+// test ClickHouse: without --pprof, /debug/pprof/ is 404 on the metrics
+// address (which a container binds to 0.0.0.0); with it, the profiles are
+// served. /metrics is served either way.
+func TestPprofOnlyWithFlag(t *testing.T) {
+	dsn := testDSN(t, "fh_pprof")
+	ctx := context.Background()
+	b := startBroker(t, 1, "pp.clickstream", "pp.transactions", "pp.dlq")
+	if err := migrate(ctx, chsink.Endpoint{DSN: dsn}); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--pprof"}} {
+		addr := freeAddr(t)
+		args := append([]string{"--brokers", strings.Join(b.Addrs(), ","), "--clickhouse", dsn, "--group", "pprof",
+			"--clickstream-topic", "pp.clickstream", "--transactions-topic", "pp.transactions", "--dlq-topic", "pp.dlq",
+			"--metrics-addr", addr}, extra...)
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- runCmd(runCtx, args) }()
+		status := func(path string) int {
+			resp, err := http.Get("http://" + addr + path)
+			if err != nil {
+				return 0
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for status("/healthz") != http.StatusOK {
+			select {
+			case err := <-done:
+				cancel()
+				t.Fatalf("run %v ended before serving /healthz: %v", extra, err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("run %v: nothing serves /healthz on %s after 30 s", extra, addr)
+			}
+		}
+		want := http.StatusNotFound
+		if len(extra) > 0 {
+			want = http.StatusOK
+		}
+		if got := status("/debug/pprof/"); got != want {
+			t.Errorf("run %v: GET /debug/pprof/ is %d, want %d", extra, got, want)
+		}
+		if got := status("/metrics"); got != http.StatusOK {
+			t.Errorf("run %v: GET /metrics is %d, want 200", extra, got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run %v: %v", extra, err)
 		}
 	}
 }
