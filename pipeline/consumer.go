@@ -186,10 +186,10 @@ func (pl *Pipeline) Totals() Stats {
 	return s
 }
 
-// Ready reports whether partitions are assigned, the store is healthy and
-// no fatal group error has occurred.
+// Ready reports whether partitions are assigned, the store is healthy, no
+// fatal group error has occurred and no dead letter failed.
 func (pl *Pipeline) Ready() bool {
-	return pl.assigned.Load() && pl.store.Healthy() && pl.fatal.Load() == nil
+	return pl.assigned.Load() && pl.store.Healthy() && pl.fatal.Load() == nil && pl.dlqErr.Load() == nil
 }
 
 // CheckTopics verifies that the input topics exist with the same number of
@@ -249,6 +249,10 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(pl.onRevoked),
 		kgo.OnPartitionsLost(pl.onLost),
 		kgo.ProducerLinger(5 * time.Millisecond),
+		// A dead letter that cannot be written within this fails the
+		// checkpoint (and the member) with the producer's error, instead of
+		// retrying forever while /readyz says ready.
+		kgo.RecordDeliveryTimeout(dlqDeliveryTimeout),
 		// Bound what is fetched ahead of processing (default 50 MiB), and
 		// let a resumed partition be fetched soon (default wait 5s).
 		kgo.FetchMaxBytes(16 << 20),
@@ -822,22 +826,10 @@ func (o *owner) account() {
 	}
 }
 
-// deadLetter produces the record unchanged to the dead-letter topic with
-// headers saying why and where it came from.
+// deadLetter produces the record to the dead-letter topic with headers
+// saying why and where it came from (cut to fit; see deadLetter).
 func (o *owner) deadLetter(r *kgo.Record, err *schemas.Error) {
-	dl := &kgo.Record{
-		Topic: o.pl.cfg.DLQTopic,
-		Key:   r.Key,
-		Value: r.Value,
-		Headers: []kgo.RecordHeader{
-			{Key: "funnelhouse.reason", Value: []byte(err.Reason)},
-			{Key: "funnelhouse.detail", Value: []byte(err.Detail)},
-			{Key: "funnelhouse.topic", Value: []byte(r.Topic)},
-			{Key: "funnelhouse.partition", Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
-			{Key: "funnelhouse.offset", Value: strconv.AppendInt(nil, r.Offset, 10)},
-		},
-	}
-	o.pl.cl.Produce(context.Background(), dl, func(_ *kgo.Record, err error) {
+	o.pl.cl.Produce(context.Background(), deadLetter(o.pl.cfg.DLQTopic, r, err), func(_ *kgo.Record, err error) {
 		if err != nil {
 			o.pl.dlqErr.CompareAndSwap(nil, &err)
 		}
