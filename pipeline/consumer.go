@@ -244,6 +244,9 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers take offsets too; seen, they move the input
+		// past them (Processor.Skip), so that it can be caught up.
+		kgo.KeepControlRecords(),
 		kgo.OnPartitionsAssigned(pl.onAssigned),
 		kgo.AdjustFetchOffsetsFn(pl.adjustOffsets),
 		kgo.OnPartitionsRevoked(pl.onRevoked),
@@ -521,16 +524,30 @@ func (pl *Pipeline) endOffsetsLoop(ctx context.Context, adm *kadm.Client) {
 			return
 		case <-t.C:
 		}
-		ends, err := adm.ListEndOffsets(ctx, pl.topics[0], pl.topics[1])
+		// The last stable offset: a read-committed consumer reads no
+		// further. A partition whose records retention deleted before they
+		// were read has nothing to read: it ends at 0, like an empty one.
+		ends, err := adm.ListCommittedOffsets(ctx, pl.topics[0], pl.topics[1])
+		if err != nil {
+			continue
+		}
+		starts, err := adm.ListStartOffsets(ctx, pl.topics[0], pl.topics[1])
 		if err != nil {
 			continue
 		}
 		pl.mu.Lock()
 		for _, o := range pl.owners {
 			for t, topic := range pl.topics {
-				if e, ok := ends.Lookup(topic, o.partition); ok && e.Err == nil {
-					o.ends[t].Store(e.Offset)
+				e, ok := ends.Lookup(topic, o.partition)
+				s, sok := starts.Lookup(topic, o.partition)
+				if !ok || e.Err != nil {
+					continue
 				}
+				end := e.Offset
+				if sok && s.Err == nil && s.Offset >= end {
+					end = 0
+				}
+				o.ends[t].Store(end)
 			}
 		}
 		pl.mu.Unlock()
@@ -795,6 +812,10 @@ func (o *owner) feed(now time.Time) {
 		o.queue[t][o.head[t]] = nil
 		if o.head[t]++; o.head[t] == len(o.queue[t]) {
 			o.queue[t], o.head[t] = o.queue[t][:0], 0
+		}
+		if r.Attrs.IsControl() {
+			o.proc.Skip(schemas.Topic(t), r.Offset)
+			continue
 		}
 		if err := o.proc.Add(schemas.Topic(t), r.Key, r.Value, r.Offset, now); err != nil {
 			o.deadLetter(r, err)

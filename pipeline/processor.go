@@ -135,6 +135,11 @@ func caughtUp(next, end int64) bool { return end == 0 || end > 0 && next >= end 
 // that Advance knows whether the input has unread records.
 func (p *Processor) SetEnd(t schemas.Topic, end int64) { p.inputs[t].end = end }
 
+// Skip moves input t past a record that carries no event: a transaction's
+// commit or abort marker. Without it, the input would seem to have an
+// unread record forever and never go idle.
+func (p *Processor) Skip(t schemas.Topic, offset int64) { p.inputs[t].next = offset + 1 }
+
 // Next is the offset of the next record to read from input t, or -1.
 func (p *Processor) Next(t schemas.Topic) int64 { return p.inputs[t].next }
 

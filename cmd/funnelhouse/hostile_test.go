@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
 	"github.com/funnelhouse/funnelhouse/pipeline"
 	"github.com/funnelhouse/funnelhouse/schemas"
+	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
 // TestPoisonRecord puts a 3 MB record, which the broker accepted
@@ -48,4 +51,109 @@ func TestPoisonRecord(t *testing.T) {
 	r.waitDrained(3 * time.Minute)
 	m.stop(t, 30*time.Second)
 	r.verify()
+}
+
+// TestIdleAdvanceAfterMarkersAndRetention: an input counts as idle once it
+// has no unread records. A transaction's commit marker takes an offset that
+// carries no record, and a partition whose records retention deleted before
+// they were read has none left: neither may hold the watermark back for
+// ever (it did: 0 rows after 20 s). 100 page views within 5 minutes of
+// event time are all held for the watermark until both inputs are idle.
+func TestIdleAdvanceAfterMarkersAndRetention(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		transactional, purged bool
+	}{
+		{"clickstream produced in a transaction", true, false},
+		{"transactions emptied by retention", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := "idle" + map[bool]string{true: "tx", false: "del"}[tc.transactional]
+			dsn := testDSN(t, "fh_"+name)
+			if err := resetDatabase(context.Background(), chsink.Endpoint{DSN: dsn}); err != nil {
+				t.Fatal(err)
+			}
+			bin, brokers := buildBinary(t), freeAddr(t)
+			cs, tx, dlq := name+".clickstream", name+".transactions", name+".dlq"
+			startProcess(t, bin, "broker", "--listen", brokers, "--partitions", "1", "--topics", cs+","+tx+","+dlq)
+			waitListening(t, brokers)
+			if tc.purged {
+				purge(t, brokers, tx)
+			}
+			produceViews(t, brokers, cs, 100, tc.transactional)
+			startProcess(t, bin, "run", "--brokers", brokers, "--clickhouse", dsn, "--group", name, "--clickstream-topic", cs,
+				"--transactions-topic", tx, "--dlq-topic", dlq, "--idle-advance", "2s", "--flush-interval", "300ms", "--metrics-addr", "")
+			conn, db, err := chsink.Connect(context.Background(), chsink.Endpoint{DSN: dsn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			var rows uint64
+			took := waitFor(t, "all 100 events written", 20*time.Second, func() bool {
+				_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".events WHERE late = 0").Scan(&rows)
+				return rows == 100
+			})
+			t.Logf("100 events written %s after start", took.Round(100*time.Millisecond))
+		})
+	}
+}
+
+// produceViews produces n page views of 10 visitors, 3 s apart in event
+// time, in one transaction or without.
+func produceViews(t *testing.T, brokers, topic string, n int, transactional bool) {
+	t.Helper()
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers), kgo.DefaultProduceTopic(topic)}
+	if transactional {
+		opts = append(opts, kgo.TransactionalID("fh-test-"+topic))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	if transactional {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	for i := range n {
+		v := fmt.Sprintf("v%d", i%10)
+		value := fmt.Sprintf(`{"event_id":"e%d","type":"page_view","ts":%q,"visitor_id":%q,"url":"/p"}`, i, base.Add(time.Duration(i)*3*time.Second).Format(time.RFC3339), v)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(v), Value: []byte(value)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if transactional {
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// purge produces 10 records to partition 0 of topic and deletes them, as
+// retention would before anyone read them.
+func purge(t *testing.T, brokers, topic string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	for i := range 10 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("gone"), Value: fmt.Appendf(nil, "%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offsets := kadm.Offsets{}
+	offsets.Add(kadm.Offset{Topic: topic, Partition: 0, At: 10})
+	resp, err := kadm.NewClient(cl).DeleteRecords(ctx, offsets)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatalf("delete records: %v", err)
+	}
 }
