@@ -21,6 +21,7 @@ import (
 
 	"github.com/funnelhouse/funnelhouse/bench/expected"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
+	"github.com/funnelhouse/funnelhouse/bench/verify"
 	"github.com/funnelhouse/funnelhouse/deploy/kafka"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
@@ -136,17 +137,17 @@ func runBench(ctx context.Context, f *benchFlags) (*benchReport, error) {
 	tc := traffic.Config{Seed: f.seed, Events: f.events}.WithDefaults()
 	tc.BadRate = 0
 	tc.ClickstreamTopic, tc.TransactionsTopic = cs, tx
-	expect := newExpectation(cs, tx, time.Now)
-	if _, err := produceTraffic(ctx, brokers, tc, func(r *traffic.Record) { expect.add(r.Topic, r.Key, r.Value) }); err != nil {
+	expect := verify.NewExpectation(cs, tx, time.Now)
+	if _, err := produceTraffic(ctx, brokers, tc, func(r *traffic.Record) { expect.Add(r.Topic, r.Key, r.Value) }); err != nil {
 		return nil, err
 	}
-	want := expected.Compute(expect.events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
-	rep := &benchReport{Events: int64(len(expect.events)), Records: expect.records, Partitions: f.partitions, Ratios: map[string]float64{}}
+	want := expected.Compute(expect.Events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
+	rep := &benchReport{Events: int64(len(expect.Events)), Records: expect.Records, Partitions: f.partitions, Ratios: map[string]float64{}}
 	chPID := readPID(f.chPIDFile)
 
 	// funnelhouse, --runs times from a cold start.
-	fh := &benchResult{System: "funnelhouse", Runs: f.runs, Records: expect.records,
-		Rows: int64(len(expect.events) + len(want.Sessions) + len(want.Transitions)),
+	fh := &benchResult{System: "funnelhouse", Runs: f.runs, Records: expect.Records,
+		Rows: int64(len(expect.Events) + len(want.Sessions) + len(want.Transitions)),
 		Note: "sessionises, attributes, writes events, sessions, transitions, state; verified exact"}
 	var rss, cpu, chCPU, benchCPU []float64
 	for i := 0; i < f.runs; i++ {
@@ -157,16 +158,16 @@ func runBench(ctx context.Context, f *benchFlags) (*benchReport, error) {
 		fh.Seconds = append(fh.Seconds, run.seconds)
 		rss, cpu, chCPU = append(rss, run.rssMiB), append(cpu, run.cpu), append(chCPU, run.chCPU)
 		benchCPU = append(benchCPU, run.benchCPU)
-		fmt.Fprintf(os.Stderr, "funnelhouse run %d/%d: %.2f s, %.0f events/s, verified\n", i+1, f.runs, run.seconds, float64(len(expect.events))/run.seconds)
+		fmt.Fprintf(os.Stderr, "funnelhouse run %d/%d: %.2f s, %.0f events/s, verified\n", i+1, f.runs, run.seconds, float64(len(expect.Events))/run.seconds)
 	}
 	rep.Verified = true
 	fh.MedianSeconds = median(fh.Seconds)
-	fh.RecordsPerSec = float64(expect.records) / fh.MedianSeconds
-	fh.EventsPerSec = float64(len(expect.events)) / fh.MedianSeconds
+	fh.RecordsPerSec = float64(expect.Records) / fh.MedianSeconds
+	fh.EventsPerSec = float64(len(expect.Events)) / fh.MedianSeconds
 	fh.PeakRSSMiB = slices.Max(rss)
-	fh.CPUSecPerMEv = perMillion(median(cpu), expect.records)
-	fh.BenchCPUSecPerMEv = perMillion(median(benchCPU), expect.records)
-	fh.CHCPUSecPerMEv = perMillion(median(chCPU), expect.records) // 0 without --clickhouse-pid-file
+	fh.CPUSecPerMEv = perMillion(median(cpu), expect.Records)
+	fh.BenchCPUSecPerMEv = perMillion(median(benchCPU), expect.Records)
+	fh.CHCPUSecPerMEv = perMillion(median(chCPU), expect.Records) // 0 without --clickhouse-pid-file
 	rep.Results = append(rep.Results, fh)
 
 	if f.latencySecs > 0 {
@@ -201,7 +202,7 @@ type runMeasure struct {
 // until every record is committed and the tables hold the expected rows,
 // then verifies every view.
 func benchFunnelhouse(ctx context.Context, bin string, brokers []string, e chsink.Endpoint, f *benchFlags, group, cs, tx, dlq string,
-	expect *expectation, want *expected.Result, chPID int) (runMeasure, error) {
+	expect *verify.Expectation, want *expected.Result, chPID int) (runMeasure, error) {
 	var m runMeasure
 	if err := resetDatabase(ctx, e); err != nil {
 		return m, err
@@ -236,7 +237,7 @@ func benchFunnelhouse(ctx context.Context, bin string, brokers []string, e chsin
 			_ = cmd.Wait()
 		}
 	}()
-	prog := newProgress("funnelhouse", expect.records)
+	prog := newProgress("funnelhouse", expect.Records)
 	// Drained: every record committed, then the last sessions and churns
 	// written. Plain counts: a run without crashes writes no row twice (the
 	// verification below uses FINAL), and FINAL on a busy table would slow
@@ -244,7 +245,7 @@ func benchFunnelhouse(ctx context.Context, bin string, brokers []string, e chsin
 	for {
 		n, _ := w.records(ctx)
 		prog.update(n)
-		if n >= expect.records && tableCount(ctx, conn, db+".sessions") == uint64(len(want.Sessions)) &&
+		if n >= expect.Records && tableCount(ctx, conn, db+".sessions") == uint64(len(want.Sessions)) &&
 			tableCount(ctx, conn, db+".lifecycle_transitions") == uint64(len(want.Transitions)) {
 			break
 		}
@@ -254,7 +255,7 @@ func benchFunnelhouse(ctx context.Context, bin string, brokers []string, e chsin
 		time.Sleep(50 * time.Millisecond)
 	}
 	m.seconds = time.Since(start).Seconds()
-	prog.done(expect.records)
+	prog.done(expect.Records)
 	m.rssMiB = float64(peakRSSOf(cmd.Process.Pid)) / (1 << 20)
 	m.cpu = cpuSeconds(cmd.Process.Pid)
 	used := before.since(chPID)
@@ -263,10 +264,10 @@ func benchFunnelhouse(ctx context.Context, bin string, brokers []string, e chsin
 	if err := cmd.Wait(); err != nil {
 		return m, fmt.Errorf("run exited with %v: %s", err, lastLines(stderr.String(), 10))
 	}
-	if err := verifyViews(ctx, conn, db, want, len(expect.events)); err != nil {
+	if err := verify.Views(ctx, conn, db, want, len(expect.Events)); err != nil {
 		return m, err
 	}
-	return m, checkAccounting(ctx, conn, db, group, expect)
+	return m, verify.Accounting(ctx, conn, db, group, expect)
 }
 
 // childEnv passes the ClickHouse password to a child in the environment,
@@ -543,7 +544,7 @@ func printBench(w io.Writer, rep *benchReport) {
 // with a materialised view doing raw ingest of both topics into MergeTree
 // tables: no sessions, no stages. From creating the views until every
 // record is in the tables.
-func benchKafkaEngine(ctx context.Context, brokers []string, e chsink.Endpoint, cs, tx string, expect *expectation, chPID int) (*benchResult, error) {
+func benchKafkaEngine(ctx context.Context, brokers []string, e chsink.Endpoint, cs, tx string, expect *verify.Expectation, chPID int) (*benchResult, error) {
 	conn, db, err := chsink.Connect(ctx, e)
 	if err != nil {
 		return nil, err
@@ -578,17 +579,17 @@ func benchKafkaEngine(ctx context.Context, brokers []string, e chsink.Endpoint, 
 			return nil, err
 		}
 	}
-	prog := newProgress("kafka-engine", expect.records)
+	prog := newProgress("kafka-engine", expect.Records)
 	deadline := time.Now().Add(30 * time.Minute)
 	var n uint64
 	for {
 		n = tableCount(ctx, conn, pdb+".clickstream_raw") + tableCount(ctx, conn, pdb+".transactions_raw")
 		prog.update(int64(n))
-		if int64(n) >= expect.records {
+		if int64(n) >= expect.Records {
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("only %d of %d records ingested", n, expect.records)
+			return nil, fmt.Errorf("only %d of %d records ingested", n, expect.Records)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -601,18 +602,18 @@ func benchKafkaEngine(ctx context.Context, brokers []string, e chsink.Endpoint, 
 	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pdb); err != nil {
 		return nil, fmt.Errorf("cannot drop the kafka-engine peer's database: %w", err)
 	}
-	r := &benchResult{System: "kafka-engine", Runs: 1, Records: expect.records, Rows: int64(n), Seconds: []float64{secs}, MedianSeconds: secs,
+	r := &benchResult{System: "kafka-engine", Runs: 1, Records: expect.Records, Rows: int64(n), Seconds: []float64{secs}, MedianSeconds: secs,
 		RecordsPerSec: float64(n) / secs, CHCPUSecPerMEv: perMillion(used.clickhouse, int64(n)), BenchCPUSecPerMEv: perMillion(used.self, int64(n)),
 		Note: "ClickHouse Kafka engine + materialised view, raw ingest, kafka_num_consumers = 1"}
-	if int64(n) != expect.records {
-		r.Note += fmt.Sprintf("; %d rows for %d records", n, expect.records)
+	if int64(n) != expect.Records {
+		r.Note += fmt.Sprintf("; %d rows for %d records", n, expect.Records)
 	}
 	return r, nil
 }
 
 // benchNaive measures peer (b), bench/naive, as a child process (`funnelhouse
 // naive-peer`) so that its CPU and memory are its own.
-func benchNaive(ctx context.Context, bin string, brokers []string, e chsink.Endpoint, f *benchFlags, cs, tx string, expect *expectation, chPID int) (*benchResult, error) {
+func benchNaive(ctx context.Context, bin string, brokers []string, e chsink.Endpoint, f *benchFlags, cs, tx string, expect *verify.Expectation, chPID int) (*benchResult, error) {
 	conn, db, err := chsink.Connect(ctx, e)
 	if err != nil {
 		return nil, err
@@ -627,7 +628,7 @@ func benchNaive(ctx context.Context, bin string, brokers []string, e chsink.Endp
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, bin, "naive-peer", "--brokers", strings.Join(brokers, ","), "--clickhouse", base+"/"+pdb,
 		"--group", fmt.Sprintf("naive-%d", time.Now().UnixNano()), "--clickstream-topic", cs, "--transactions-topic", tx,
-		"--records", strconv.FormatInt(expect.records, 10))
+		"--records", strconv.FormatInt(expect.Records, 10))
 	cmd.Env = childEnv(e)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -657,9 +658,9 @@ func benchNaive(ctx context.Context, bin string, brokers []string, e chsink.Endp
 	}
 	secs := time.Since(start).Seconds()
 	used := before.since(chPID)
-	r := &benchResult{System: "naive", Runs: 1, Records: expect.records, Seconds: []float64{secs}, MedianSeconds: secs,
-		RecordsPerSec: float64(expect.records) / secs, PeakRSSMiB: float64(rss) / (1 << 20), CPUSecPerMEv: perMillion(cpu, expect.records),
-		CHCPUSecPerMEv: perMillion(used.clickhouse, expect.records), BenchCPUSecPerMEv: perMillion(used.self, expect.records),
+	r := &benchResult{System: "naive", Runs: 1, Records: expect.Records, Seconds: []float64{secs}, MedianSeconds: secs,
+		RecordsPerSec: float64(expect.Records) / secs, PeakRSSMiB: float64(rss) / (1 << 20), CPUSecPerMEv: perMillion(cpu, expect.Records),
+		CHCPUSecPerMEv: perMillion(used.clickhouse, expect.Records), BenchCPUSecPerMEv: perMillion(used.self, expect.Records),
 		Note: "bench/naive: encoding/json, a map per partition, row-by-row batch.Append"}
 	return r, nil
 }

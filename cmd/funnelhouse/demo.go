@@ -13,6 +13,7 @@ import (
 
 	"github.com/funnelhouse/funnelhouse/bench/expected"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
+	"github.com/funnelhouse/funnelhouse/bench/verify"
 	"github.com/funnelhouse/funnelhouse/deploy/kafka"
 	"github.com/funnelhouse/funnelhouse/pipeline"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
@@ -35,7 +36,7 @@ type e2eRun struct {
 
 	// results
 	broker      *kafka.Broker
-	expect      *expectation
+	expect      *verify.Expectation
 	want        *expected.Result
 	stats       pipeline.Stats
 	produced    traffic.Stats
@@ -70,16 +71,16 @@ func (r *e2eRun) runWith(ctx context.Context, keep func(*traffic.Record)) error 
 	cfg.Brokers = b.Addrs()
 	r.traffic.ClickstreamTopic, r.traffic.TransactionsTopic = cfg.ClickstreamTopic, cfg.TransactionsTopic
 
-	r.expect = newExpectation(cfg.ClickstreamTopic, cfg.TransactionsTopic, time.Now)
+	r.expect = verify.NewExpectation(cfg.ClickstreamTopic, cfg.TransactionsTopic, time.Now)
 	if err := produceRecords(ctx, cfg.Brokers, r.extra, bc.ClientOpts...); err != nil {
 		return err
 	}
 	for _, rec := range r.extra {
-		r.expect.add(rec.Topic, rec.Key, rec.Value)
+		r.expect.Add(rec.Topic, rec.Key, rec.Value)
 	}
 	start := time.Now()
 	r.produced, err = produceTraffic(ctx, cfg.Brokers, r.traffic, func(rec *traffic.Record) {
-		r.expect.add(rec.Topic, rec.Key, rec.Value)
+		r.expect.Add(rec.Topic, rec.Key, rec.Value)
 		if keep != nil {
 			keep(rec)
 		}
@@ -91,17 +92,17 @@ func (r *e2eRun) runWith(ctx context.Context, keep func(*traffic.Record)) error 
 	if err := r.runPipeline(ctx); err != nil {
 		return err
 	}
-	r.want = expected.Compute(r.expect.events, expected.Config{SessionGap: cfg.Rules.SessionGap, ChurnAfter: cfg.Rules.ChurnAfter, HorizonMs: time.Now().Add(-cfg.Rules.Lateness).UnixMilli()})
+	r.want = expected.Compute(r.expect.Events, expected.Config{SessionGap: cfg.Rules.SessionGap, ChurnAfter: cfg.Rules.ChurnAfter, HorizonMs: time.Now().Add(-cfg.Rules.Lateness).UnixMilli()})
 	conn, db, err := chsink.Connect(ctx, endpoint)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	r.database = db
-	if err := verifyViews(ctx, conn, db, r.want, len(r.expect.events)); err != nil {
+	if err := verify.Views(ctx, conn, db, r.want, len(r.expect.Events)); err != nil {
 		return err
 	}
-	return checkAccounting(ctx, conn, db, cfg.Group, r.expect)
+	return verify.Accounting(ctx, conn, db, cfg.Group, r.expect)
 }
 
 // runPipeline runs the pipeline until it has drained the produced records,
@@ -109,7 +110,7 @@ func (r *e2eRun) runWith(ctx context.Context, keep func(*traffic.Record)) error 
 // pipeline gracefully once that share of the records is committed and starts a
 // new one, which resumes from the checkpoint.
 func (r *e2eRun) runPipeline(ctx context.Context) error {
-	total := r.expect.records
+	total := r.expect.Records
 	committed, err := newCommitWatcher(r.pf.cfg.Brokers, r.brokerCfg.ClientOpts, r.pf.cfg.Group, r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic)
 	if err != nil {
 		return err
@@ -169,7 +170,7 @@ func (r *e2eRun) runUntil(ctx context.Context, committed *commitWatcher, prog *p
 		if stopAt >= 0 && n >= stopAt {
 			break
 		}
-		if n >= r.expect.records && r.consumeTime == 0 {
+		if n >= r.expect.Records && r.consumeTime == 0 {
 			r.consumeTime = time.Since(start)
 		}
 		if stopAt < 0 && r.consumeTime > 0 && pl.Drained() {
@@ -279,11 +280,11 @@ func demoCmd(ctx context.Context, args []string) error {
 	if err := report.PrintSummary(ctx, os.Stdout, conn, db); err != nil {
 		return err
 	}
-	valid := len(r.expect.events)
+	valid := len(r.expect.Events)
 	fmt.Printf("\n%d records produced in %s: %d valid events, %d duplicates (dropped), %d malformed (dead-lettered)\n",
-		r.expect.records, r.produceTime.Round(time.Millisecond), valid, r.expect.duplicates, r.expect.rejectedTotal())
+		r.expect.Records, r.produceTime.Round(time.Millisecond), valid, r.expect.Duplicates, r.expect.RejectedTotal())
 	fmt.Printf("pipeline: read and wrote every record in %s: %.0f events/s (%.0f records/s); drained in %s (includes the %s idle advance)\n",
-		r.consumeTime.Round(time.Millisecond), float64(valid)/r.consumeTime.Seconds(), float64(r.expect.records)/r.consumeTime.Seconds(),
+		r.consumeTime.Round(time.Millisecond), float64(valid)/r.consumeTime.Seconds(), float64(r.expect.Records)/r.consumeTime.Seconds(),
 		r.drainTime.Round(time.Millisecond), r.pf.cfg.Rules.IdleAdvance)
 	fmt.Printf("check: all four views, sessions, lifecycle_transitions and events equal the expected computation,\n       and every record is counted once: an event row, a dead letter or a duplicate (database %s)\n", db)
 	return nil

@@ -22,6 +22,7 @@ import (
 
 	"github.com/funnelhouse/funnelhouse/bench/expected"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
+	"github.com/funnelhouse/funnelhouse/bench/verify"
 	"github.com/funnelhouse/funnelhouse/schemas"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
@@ -38,7 +39,7 @@ type faultRig struct {
 	group      string
 	cs, tx     string
 	dlq        string
-	expect     *expectation
+	expect     *verify.Expectation
 	malformed  []traffic.Record
 	want       *expected.Result
 	conn       driver.Conn
@@ -89,16 +90,16 @@ func newFaultRigWith(t *testing.T, dsn, name string, events, partitions int, bro
 	}
 	cfg := traffic.Config{Seed: int64(len(name)), Events: events, ClickstreamTopic: r.cs, TransactionsTopic: r.tx}.WithDefaults()
 	cfg.BadRate = 0.002
-	r.expect = newExpectation(r.cs, r.tx, time.Now)
+	r.expect = verify.NewExpectation(r.cs, r.tx, time.Now)
 	if _, err := produceTraffic(context.Background(), []string{r.brokerAddr}, cfg, func(rec *traffic.Record) {
-		r.expect.add(rec.Topic, rec.Key, rec.Value)
+		r.expect.Add(rec.Topic, rec.Key, rec.Value)
 		if rec.Kind == traffic.Malformed {
 			r.malformed = append(r.malformed, traffic.Record{Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Reason: rec.Reason})
 		}
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r.want = expected.Compute(r.expect.events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
+	r.want = expected.Compute(r.expect.Events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
 	var err error
 	r.conn, r.db, err = chsink.Connect(context.Background(), chsink.Endpoint{DSN: r.dsn})
 	if err != nil {
@@ -216,12 +217,12 @@ func (r *faultRig) waitDrained(timeout time.Duration) {
 		var sessions, transitions uint64
 		_ = r.conn.QueryRow(ctx, "SELECT count() FROM "+r.db+".sessions FINAL").Scan(&sessions)
 		_ = r.conn.QueryRow(ctx, "SELECT count() FROM "+r.db+".lifecycle_transitions FINAL").Scan(&transitions)
-		if n >= r.expect.records && sessions == uint64(len(r.want.Sessions)) && transitions == uint64(len(r.want.Transitions)) {
+		if n >= r.expect.Records && sessions == uint64(len(r.want.Sessions)) && transitions == uint64(len(r.want.Transitions)) {
 			return
 		}
 		if time.Now().After(deadline) {
 			r.t.Fatalf("not drained after %s: %d/%d records committed, %d/%d sessions, %d/%d transitions",
-				timeout, n, r.expect.records, sessions, len(r.want.Sessions), transitions, len(r.want.Transitions))
+				timeout, n, r.expect.Records, sessions, len(r.want.Sessions), transitions, len(r.want.Transitions))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -234,10 +235,10 @@ func (r *faultRig) waitDrained(timeout time.Duration) {
 func (r *faultRig) verify() {
 	r.t.Helper()
 	ctx := context.Background()
-	if err := verifyViews(ctx, r.conn, r.db, r.want, len(r.expect.events)); err != nil {
+	if err := verify.Views(ctx, r.conn, r.db, r.want, len(r.expect.Events)); err != nil {
 		r.t.Error(err)
 	}
-	if err := checkAccounting(ctx, r.conn, r.db, r.group, r.expect); err != nil {
+	if err := verify.Accounting(ctx, r.conn, r.db, r.group, r.expect); err != nil {
 		r.t.Error(err)
 	}
 	checkDeadLetters(r.t, []string{r.brokerAddr}, r.dlq, r.malformed)
@@ -255,7 +256,7 @@ func TestCrashRecovery(t *testing.T) {
 	r := newFaultRig(t, "crash", 1_000_000, 4)
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
-	t.Logf("%d records produced; random kill times from seed %d", r.expect.records, seed)
+	t.Logf("%d records produced; random kill times from seed %d", r.expect.Records, seed)
 	faults := []struct {
 		name string
 		env  string
@@ -424,7 +425,7 @@ func TestClickHouseOutage(t *testing.T) {
 	r := newFaultRigOn(t, strings.TrimRight(base, "/")+"/fh_outage", "outage", 1_000_000, 4)
 	metricsAddr := freeAddr(t)
 	m := r.start(nil, "--metrics-addr", metricsAddr)
-	for r.committed() < r.expect.records/5 {
+	for r.committed() < r.expect.Records/5 {
 		time.Sleep(50 * time.Millisecond)
 	}
 	stopCH()
@@ -451,7 +452,7 @@ func TestClickHouseOutage(t *testing.T) {
 	if during["funnelhouse_sink_retries_total"] < 3 {
 		t.Errorf("only %v insert retries during the outage", during["funnelhouse_sink_retries_total"])
 	}
-	if read := during["funnelhouse_pipeline_records_total"]; read >= float64(r.expect.records) {
+	if read := during["funnelhouse_pipeline_records_total"]; read >= float64(r.expect.Records) {
 		t.Errorf("fetching did not pause: all %v records were read while ClickHouse was down", read)
 	}
 	r.waitDrained(3 * time.Minute)
@@ -480,7 +481,7 @@ func TestScaleOut(t *testing.T) {
 	}
 	r := newFaultRig(t, "scale", 1_000_000, 12)
 	a, b := r.start(nil), r.start(nil)
-	waitCommitted(t, r, r.expect.records/4)
+	waitCommitted(t, r, r.expect.Records/4)
 	c := r.start(nil)
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		if n, _ := c.restores(t); n > 0 {
@@ -490,10 +491,10 @@ func TestScaleOut(t *testing.T) {
 			t.Fatal("the late member was assigned no partition within a minute")
 		}
 	}
-	if n := r.committed(); n >= r.expect.records {
+	if n := r.committed(); n >= r.expect.Records {
 		t.Fatalf("all %d records were committed before the late member joined: the kill would not be mid-run", n)
 	}
-	waitCommitted(t, r, r.expect.records/2)
+	waitCommitted(t, r, r.expect.Records/2)
 	killedAt := time.Now()
 	b.kill()
 	before := r.committed()
@@ -530,10 +531,10 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	r := newFaultRig(t, "graceful", 1_000_000, 4)
 	first := r.start(nil)
-	waitCommitted(t, r, r.expect.records/3)
+	waitCommitted(t, r, r.expect.Records/3)
 	took := first.stop(t, 10*time.Second)
 	committed := r.committed()
-	stored, err := storedCounts(context.Background(), r.conn, r.db, r.group)
+	stored, err := verify.StoredCounts(context.Background(), r.conn, r.db, r.group)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -558,8 +559,8 @@ func TestGracefulShutdown(t *testing.T) {
 	metricsAddr := freeAddr(t)
 	second := r.start(nil, "--metrics-addr", metricsAddr)
 	r.waitDrained(3 * time.Minute)
-	if got := scrape(t, metricsAddr)["funnelhouse_pipeline_records_total"]; int64(got) != r.expect.records-committed {
-		t.Errorf("the restarted member read %v records, want the %d not yet committed", got, r.expect.records-committed)
+	if got := scrape(t, metricsAddr)["funnelhouse_pipeline_records_total"]; int64(got) != r.expect.Records-committed {
+		t.Errorf("the restarted member read %v records, want the %d not yet committed", got, r.expect.Records-committed)
 	}
 	second.stop(t, 10*time.Second)
 	r.verify()
