@@ -130,6 +130,14 @@ func Migrate(ctx context.Context, conn driver.Conn, db string) ([]int, error) {
 	return applied, nil
 }
 
+// Applied is the line that says what Migrate applied to db.
+func Applied(db string, applied []int) string {
+	if len(applied) == 0 {
+		return fmt.Sprintf("database %s is up to date", db)
+	}
+	return fmt.Sprintf("database %s: applied migrations %v", db, applied)
+}
+
 // AppliedVersions reads the versions recorded in db.schema_migrations.
 func AppliedVersions(ctx context.Context, conn driver.Conn, db string) (map[int]bool, error) {
 	rows, err := conn.Query(ctx, "SELECT DISTINCT version FROM "+db+".schema_migrations")

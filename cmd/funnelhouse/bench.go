@@ -19,7 +19,10 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/funnelhouse/funnelhouse/bench/e2e"
 	"github.com/funnelhouse/funnelhouse/bench/expected"
+	"github.com/funnelhouse/funnelhouse/bench/feed"
+	"github.com/funnelhouse/funnelhouse/bench/progress"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
 	"github.com/funnelhouse/funnelhouse/bench/verify"
 	"github.com/funnelhouse/funnelhouse/deploy/kafka"
@@ -138,7 +141,7 @@ func runBench(ctx context.Context, f *benchFlags) (*benchReport, error) {
 	tc.BadRate = 0
 	tc.ClickstreamTopic, tc.TransactionsTopic = cs, tx
 	expect := verify.NewExpectation(cs, tx, time.Now)
-	if _, err := produceTraffic(ctx, brokers, tc, func(r *traffic.Record) { expect.Add(r.Topic, r.Key, r.Value) }); err != nil {
+	if _, err := feed.Traffic(ctx, brokers, tc, func(r *traffic.Record) { expect.Add(r.Topic, r.Key, r.Value) }); err != nil {
 		return nil, err
 	}
 	want := expected.Compute(expect.Events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
@@ -204,7 +207,7 @@ type runMeasure struct {
 func benchFunnelhouse(ctx context.Context, bin string, brokers []string, e chsink.Endpoint, f *benchFlags, group, cs, tx, dlq string,
 	expect *verify.Expectation, want *expected.Result, chPID int) (runMeasure, error) {
 	var m runMeasure
-	if err := resetDatabase(ctx, e); err != nil {
+	if err := e2e.ResetDatabase(ctx, e, os.Stdout); err != nil {
 		return m, err
 	}
 	conn, db, err := chsink.Connect(ctx, e)
@@ -212,11 +215,11 @@ func benchFunnelhouse(ctx context.Context, bin string, brokers []string, e chsin
 		return m, err
 	}
 	defer conn.Close()
-	w, err := newCommitWatcher(brokers, nil, group, cs, tx)
+	w, err := feed.NewCommitWatcher(brokers, nil, group, cs, tx)
 	if err != nil {
 		return m, err
 	}
-	defer w.close()
+	defer w.Close()
 	before := markCPU(chPID)
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, bin, "run", "--brokers", strings.Join(brokers, ","), "--clickhouse", e.DSN, "--group", group,
@@ -237,14 +240,14 @@ func benchFunnelhouse(ctx context.Context, bin string, brokers []string, e chsin
 			_ = cmd.Wait()
 		}
 	}()
-	prog := newProgress("funnelhouse", expect.Records)
+	prog := progress.New("funnelhouse", expect.Records)
 	// Drained: every record committed, then the last sessions and churns
 	// written. Plain counts: a run without crashes writes no row twice (the
 	// verification below uses FINAL), and FINAL on a busy table would slow
 	// the measured run.
 	for {
-		n, _ := w.records(ctx)
-		prog.update(n)
+		n, _ := w.Records(ctx)
+		prog.Update(n)
 		if n >= expect.Records && tableCount(ctx, conn, db+".sessions") == uint64(len(want.Sessions)) &&
 			tableCount(ctx, conn, db+".lifecycle_transitions") == uint64(len(want.Transitions)) {
 			break
@@ -255,7 +258,7 @@ func benchFunnelhouse(ctx context.Context, bin string, brokers []string, e chsin
 		time.Sleep(50 * time.Millisecond)
 	}
 	m.seconds = time.Since(start).Seconds()
-	prog.done(expect.Records)
+	prog.Done(expect.Records)
 	m.rssMiB = float64(peakRSSOf(cmd.Process.Pid)) / (1 << 20)
 	m.cpu = cpuSeconds(cmd.Process.Pid)
 	used := before.since(chPID)
@@ -290,7 +293,7 @@ func tableCount(ctx context.Context, conn driver.Conn, table string) uint64 {
 // measures, for a sample of records, the time from the record's append
 // (its Kafka timestamp) to its row being visible in events.
 func benchLatency(ctx context.Context, bin string, brokers []string, e chsink.Endpoint, f *benchFlags, rep *benchReport) error {
-	if err := resetDatabase(ctx, e); err != nil {
+	if err := e2e.ResetDatabase(ctx, e, os.Stdout); err != nil {
 		return err
 	}
 	conn, db, err := chsink.Connect(ctx, e)
@@ -579,12 +582,12 @@ func benchKafkaEngine(ctx context.Context, brokers []string, e chsink.Endpoint, 
 			return nil, err
 		}
 	}
-	prog := newProgress("kafka-engine", expect.Records)
+	prog := progress.New("kafka-engine", expect.Records)
 	deadline := time.Now().Add(30 * time.Minute)
 	var n uint64
 	for {
 		n = tableCount(ctx, conn, pdb+".clickstream_raw") + tableCount(ctx, conn, pdb+".transactions_raw")
-		prog.update(int64(n))
+		prog.Update(int64(n))
 		if int64(n) >= expect.Records {
 			break
 		}
@@ -594,7 +597,7 @@ func benchKafkaEngine(ctx context.Context, brokers []string, e chsink.Endpoint, 
 		time.Sleep(100 * time.Millisecond)
 	}
 	secs := time.Since(start).Seconds()
-	prog.done(int64(n))
+	prog.Done(int64(n))
 	used := before.since(chPID)
 	// The Kafka tables' consumers would otherwise keep polling (a broker
 	// that is gone once the bench ends), costing ClickHouse CPU in every

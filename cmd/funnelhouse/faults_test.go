@@ -20,7 +20,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/funnelhouse/funnelhouse/bench/e2e"
 	"github.com/funnelhouse/funnelhouse/bench/expected"
+	"github.com/funnelhouse/funnelhouse/bench/feed"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
 	"github.com/funnelhouse/funnelhouse/bench/verify"
 	"github.com/funnelhouse/funnelhouse/schemas"
@@ -85,13 +87,13 @@ func newFaultRigWith(t *testing.T, dsn, name string, events, partitions int, bro
 		r.brokerArgs = append(r.brokerArgs, "--data-dir", brokerDir)
 	}
 	r.startBroker()
-	if err := resetDatabase(context.Background(), chsink.Endpoint{DSN: r.dsn}); err != nil {
+	if err := e2e.ResetDatabase(context.Background(), chsink.Endpoint{DSN: r.dsn}, os.Stdout); err != nil {
 		t.Fatal(err)
 	}
 	cfg := traffic.Config{Seed: int64(len(name)), Events: events, ClickstreamTopic: r.cs, TransactionsTopic: r.tx}.WithDefaults()
 	cfg.BadRate = 0.002
 	r.expect = verify.NewExpectation(r.cs, r.tx, time.Now)
-	if _, err := produceTraffic(context.Background(), []string{r.brokerAddr}, cfg, func(rec *traffic.Record) {
+	if _, err := feed.Traffic(context.Background(), []string{r.brokerAddr}, cfg, func(rec *traffic.Record) {
 		r.expect.Add(rec.Topic, rec.Key, rec.Value)
 		if rec.Kind == traffic.Malformed {
 			r.malformed = append(r.malformed, traffic.Record{Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Reason: rec.Reason})
@@ -191,29 +193,29 @@ func (r *faultRig) committed() int64 {
 }
 
 func (r *faultRig) committedNow() (int64, error) {
-	w, err := newCommitWatcher([]string{r.brokerAddr}, nil, r.group, r.cs, r.tx)
+	w, err := feed.NewCommitWatcher([]string{r.brokerAddr}, nil, r.group, r.cs, r.tx)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	defer w.close()
+	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return w.records(ctx)
+	return w.Records(ctx)
 }
 
 // waitDrained waits until every record is committed and the tables hold
 // the expected numbers of sessions and transitions (the last to arrive).
 func (r *faultRig) waitDrained(timeout time.Duration) {
 	r.t.Helper()
-	w, err := newCommitWatcher([]string{r.brokerAddr}, nil, r.group, r.cs, r.tx)
+	w, err := feed.NewCommitWatcher([]string{r.brokerAddr}, nil, r.group, r.cs, r.tx)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	defer w.close()
+	defer w.Close()
 	ctx := context.Background()
 	deadline := time.Now().Add(timeout)
 	for {
-		n, _ := w.records(ctx)
+		n, _ := w.Records(ctx)
 		var sessions, transitions uint64
 		_ = r.conn.QueryRow(ctx, "SELECT count() FROM "+r.db+".sessions FINAL").Scan(&sessions)
 		_ = r.conn.QueryRow(ctx, "SELECT count() FROM "+r.db+".lifecycle_transitions FINAL").Scan(&transitions)
@@ -644,16 +646,16 @@ func TestBadInput(t *testing.T) {
 	}
 	r := newTestRun(t, "bad", 3, traffic.Config{Seed: 5, Events: 1_000_000})
 	r.pf.cfg.FlushInterval = 300 * time.Millisecond
-	r.extra = badInputCorpus(t, r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic)
+	r.Extra = badInputCorpus(t, r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic)
 	wantByReason := map[schemas.Reason]uint64{}
-	for _, rec := range r.extra {
+	for _, rec := range r.Extra {
 		wantByReason[rec.Reason]++
 	}
-	if len(r.extra) < 20 {
-		t.Fatalf("the corpus has %d records, want at least 20 classes", len(r.extra))
+	if len(r.Extra) < 20 {
+		t.Fatalf("the corpus has %d records, want at least 20 classes", len(r.Extra))
 	}
 	var malformed []traffic.Record
-	malformed = append(malformed, r.extra...)
+	malformed = append(malformed, r.Extra...)
 	err := r.runWith(context.Background(), func(rec *traffic.Record) {
 		if rec.Kind == traffic.Malformed {
 			malformed = append(malformed, traffic.Record{Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Reason: rec.Reason})
@@ -667,17 +669,17 @@ func TestBadInput(t *testing.T) {
 	// with the corpus), and the pipeline counted the same by reason.
 	dec := schemas.NewDecoder(time.Now)
 	topicOf := map[string]schemas.Topic{r.pf.cfg.ClickstreamTopic: schemas.Clickstream, r.pf.cfg.TransactionsTopic: schemas.Transactions}
-	for i, rec := range r.extra {
+	for i, rec := range r.Extra {
 		var e schemas.Event
 		if err := dec.Decode(topicOf[rec.Topic], rec.Key, rec.Value, &e); err == nil || err.Reason != rec.Reason {
 			t.Errorf("corpus record %d (%.60q): decoder says %v, corpus says %s", i+1, rec.Value, err, rec.Reason)
 		}
 	}
 	for reason, want := range wantByReason {
-		if got := r.stats.DeadLetters[reason]; got != want {
+		if got := r.Stats.DeadLetters[reason]; got != want {
 			t.Errorf("dead letters with reason %s: counted %d, want %d", reason, got, want)
 		}
 	}
-	checkDeadLetters(t, r.broker.Addrs(), r.pf.cfg.DLQTopic, malformed)
-	t.Logf("%d corpus records over %d reasons, %d generated malformed records; all dead-lettered", len(r.extra), len(wantByReason), len(malformed)-len(r.extra))
+	checkDeadLetters(t, r.Broker.Addrs(), r.pf.cfg.DLQTopic, malformed)
+	t.Logf("%d corpus records over %d reasons, %d generated malformed records; all dead-lettered", len(r.Extra), len(wantByReason), len(malformed)-len(r.Extra))
 }

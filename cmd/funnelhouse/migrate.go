@@ -32,10 +32,6 @@ func migrate(ctx context.Context, e chsink.Endpoint) error {
 	if err != nil {
 		return err
 	}
-	if len(applied) == 0 {
-		fmt.Printf("database %s is up to date\n", db)
-	} else {
-		fmt.Printf("database %s: applied migrations %v\n", db, applied)
-	}
+	fmt.Println(fhsql.Applied(db, applied))
 	return nil
 }
