@@ -23,6 +23,7 @@ import (
 	"github.com/funnelhouse/funnelhouse/bench/e2e"
 	"github.com/funnelhouse/funnelhouse/bench/expected"
 	"github.com/funnelhouse/funnelhouse/bench/feed"
+	"github.com/funnelhouse/funnelhouse/bench/perf"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
 	"github.com/funnelhouse/funnelhouse/bench/verify"
 	"github.com/funnelhouse/funnelhouse/schemas"
@@ -461,7 +462,7 @@ func TestClickHouseOutage(t *testing.T) {
 	if code := readyz(metricsAddr); code != http.StatusOK {
 		t.Errorf("/readyz answers %d after ClickHouse is back", code)
 	}
-	rss := peakRSSOf(m.cmd.Process.Pid)
+	rss := perf.PeakRSS(m.cmd.Process.Pid)
 	if rss == 0 {
 		t.Fatal("cannot read the member's VmHWM from /proc")
 	}
