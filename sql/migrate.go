@@ -156,6 +156,19 @@ func AppliedVersions(ctx context.Context, conn driver.Conn, db string) (map[int]
 	return done, rows.Err()
 }
 
+// CheckMigrated returns an error naming the first pending migration when db
+// lacks any: the one message for every command that needs the tables.
+func CheckMigrated(ctx context.Context, conn driver.Conn, db string) error {
+	pending, err := Pending(ctx, conn, db)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("database %s lacks %d migration(s), the first %04d_%s: run `funnelhouse migrate`", db, len(pending), pending[0].Version, pending[0].Name)
+	}
+	return nil
+}
+
 // Pending reports the migrations not yet applied to db.
 func Pending(ctx context.Context, conn driver.Conn, db string) ([]Migration, error) {
 	migrations, err := Migrations()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"github.com/funnelhouse/funnelhouse/bench/e2e"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
 	"github.com/funnelhouse/funnelhouse/pipeline"
-	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 	"github.com/funnelhouse/funnelhouse/sql/report"
 )
 
@@ -71,13 +69,10 @@ func demoCmd(ctx context.Context, args []string) error {
 	if r.Broker != nil {
 		defer r.Broker.Close()
 	}
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
 	if err != nil {
 		return err
 	}
-	conn, db, err := chsink.Connect(ctx, r.Endpoint)
+	conn, db, err := r.pf.connect(ctx)
 	if err != nil {
 		return err
 	}
