@@ -188,7 +188,12 @@ func (p *Processor) Rows() int { return p.out.Rows() }
 
 // Advance recomputes the watermark (SPEC §3) at processing time now and
 // releases, in processing order, every held event and deadline it passed.
+// An input's max event time counts at most up to now: one record from a
+// producer whose clock runs ahead (SPEC accepts up to 1 h) would otherwise
+// push the watermark ahead and make the real-time traffic after it late.
+// Such a record is held until the clock passes it.
 func (p *Processor) Advance(now time.Time) {
+	nowMs := now.UnixMilli()
 	w, active := int64(math.MaxInt64), false
 	for t := range p.inputs {
 		in := &p.inputs[t]
@@ -199,11 +204,11 @@ func (p *Processor) Advance(now time.Time) {
 		if in.maxTs == math.MinInt64 {
 			w = math.MinInt64
 		} else {
-			w = min(w, in.maxTs-p.lateness)
+			w = min(w, min(in.maxTs, nowMs)-p.lateness)
 		}
 	}
 	if !active {
-		w = now.UnixMilli() - p.lateness
+		w = nowMs - p.lateness
 	}
 	if w > p.watermark {
 		p.watermark = w

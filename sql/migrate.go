@@ -4,13 +4,16 @@
 // Each file migrations/NNNN_name.sql is one version. Statements are separated
 // by a semicolon at the end of a line and name objects as {db}.table; every
 // statement is idempotent (IF NOT EXISTS), so a migration interrupted half
-// way is simply applied again. Every statement runs on ClickHouse 18.16.1
-// and on current releases.
+// way is simply applied again. ClickHouse 18.16 has no ADD COLUMN IF NOT
+// EXISTS: an `ALTER TABLE … ADD COLUMN` whose column exists already counts
+// as applied. Every statement runs on ClickHouse 18.16.1 and on current
+// releases.
 package sql
 
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
@@ -19,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 )
 
 //go:embed migrations/*.sql
@@ -116,7 +120,7 @@ func Migrate(ctx context.Context, conn driver.Conn, db string) ([]int, error) {
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if err := conn.Exec(ctx, strings.ReplaceAll(stmt, "{db}", db)); err != nil {
+			if err := conn.Exec(ctx, strings.ReplaceAll(stmt, "{db}", db)); err != nil && !columnExists(stmt, err) {
 				return applied, fmt.Errorf("cannot apply migration %04d_%s, statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
@@ -186,4 +190,14 @@ func Pending(ctx context.Context, conn driver.Conn, db string) ([]Migration, err
 		}
 	}
 	return out, nil
+}
+
+var addColumn = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+\S+\s+ADD\s+COLUMN\s`)
+
+// columnExists reports whether err is ClickHouse's "column with this name
+// already exists" (code 44) for an ADD COLUMN statement: the migration was
+// interrupted after that statement.
+func columnExists(stmt string, err error) bool {
+	var ex *proto.Exception
+	return addColumn.MatchString(stmt) && errors.As(err, &ex) && ex.Code == 44
 }

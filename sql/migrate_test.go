@@ -110,3 +110,25 @@ func TestValidateIdentifier(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateAfterInterruptedAddColumn re-applies every migration as if
+// each had been interrupted after its statements ran but before it was
+// recorded: ADD COLUMN has no IF NOT EXISTS on 18.16, and an existing
+// column must count as applied.
+func TestMigrateAfterInterruptedAddColumn(t *testing.T) {
+	conn, db := testDatabase(t, "fh_migrate_again")
+	ctx := context.Background()
+	if _, err := fhsql.Migrate(ctx, conn, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(ctx, "TRUNCATE TABLE "+db+".schema_migrations"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fhsql.Migrate(ctx, conn, db); err != nil {
+		t.Fatalf("re-applying migrations whose statements ran: %v", err)
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = 'pipeline_state' AND name = 'written_at'", db).Scan(&n); err != nil || n != 1 {
+		t.Errorf("pipeline_state.written_at: %d columns (%v), want 1", n, err)
+	}
+}

@@ -33,6 +33,7 @@ var commands = map[string]command{
 	"bench":      {"end-to-end events/s against the peers, verified against the expected numbers", benchCmd},
 	"naive-peer": {"the straightforward implementation bench compares against", naivePeerCmd},
 	"report":     {"the metrics as terminal tables and a self-contained HTML page with charts", reportCmd},
+	"status":     {"per partition: owner, offsets, lag, checkpoint age, state; per view: rows, newest day", statusCmd},
 }
 
 func usage() {
