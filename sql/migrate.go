@@ -134,6 +134,14 @@ func Migrate(ctx context.Context, conn driver.Conn, db string) ([]int, error) {
 	return applied, nil
 }
 
+// Applied is the line that says what Migrate applied to db.
+func Applied(db string, applied []int) string {
+	if len(applied) == 0 {
+		return fmt.Sprintf("database %s is up to date", db)
+	}
+	return fmt.Sprintf("database %s: applied migrations %v", db, applied)
+}
+
 // AppliedVersions reads the versions recorded in db.schema_migrations.
 func AppliedVersions(ctx context.Context, conn driver.Conn, db string) (map[int]bool, error) {
 	rows, err := conn.Query(ctx, "SELECT DISTINCT version FROM "+db+".schema_migrations")
@@ -150,6 +158,19 @@ func AppliedVersions(ctx context.Context, conn driver.Conn, db string) (map[int]
 		done[int(v)] = true
 	}
 	return done, rows.Err()
+}
+
+// CheckMigrated returns an error naming the first pending migration when db
+// lacks any: the one message for every command that needs the tables.
+func CheckMigrated(ctx context.Context, conn driver.Conn, db string) error {
+	pending, err := Pending(ctx, conn, db)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("database %s lacks %d migration(s), the first %04d_%s: run `funnelhouse migrate`", db, len(pending), pending[0].Version, pending[0].Name)
+	}
+	return nil
 }
 
 // Pending reports the migrations not yet applied to db.

@@ -42,12 +42,21 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if err != nil || len(all) == 0 {
 		t.Fatalf("migrations: %v, %d", err, len(all))
 	}
+	if err := fhsql.CheckMigrated(ctx, conn, db); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("lacks %d migration(s), the first 0001_", len(all))) {
+		t.Errorf("before migrate, CheckMigrated says %v", err)
+	}
 	applied, err := fhsql.Migrate(ctx, conn, db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(applied) != len(all) {
 		t.Fatalf("first run applied %v, want all %d", applied, len(all))
+	}
+	if err := fhsql.CheckMigrated(ctx, conn, db); err != nil {
+		t.Errorf("after migrate, CheckMigrated says %v", err)
+	}
+	if got, want := fhsql.Applied(db, applied), fmt.Sprintf("database %s: applied migrations %v", db, applied); got != want {
+		t.Errorf("Applied = %q, want %q", got, want)
 	}
 	objects := func() string {
 		var names []string
@@ -75,6 +84,9 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	applied, err = fhsql.Migrate(ctx, conn, db)
 	if err != nil || len(applied) != 0 {
 		t.Fatalf("second run applied %v, %v; want nothing", applied, err)
+	}
+	if got := fhsql.Applied(db, applied); got != "database "+db+" is up to date" {
+		t.Errorf("Applied after the second run = %q", got)
 	}
 	if after := objects(); after != before {
 		t.Errorf("second run changed the objects:\n%s\nwas\n%s", after, before)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/funnelhouse/funnelhouse/bench/perf"
 )
 
 // TestBenchShort runs `funnelhouse bench` small, with both peers, so that
@@ -22,7 +24,7 @@ func TestBenchShort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, tail(output, 4000))
 	}
-	var rep benchReport
+	var rep perf.Report
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +32,7 @@ func TestBenchShort(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	systems := map[string]*benchResult{}
+	systems := map[string]*perf.Result{}
 	for _, r := range rep.Results {
 		systems[r.System] = r
 	}

@@ -217,7 +217,7 @@ func chaosRun(t *testing.T, res *chaosResult, chBase string, stopCH, startCH fun
 	for k, f := range faults {
 		// Spread the faults over the run: the k-th once this share of the
 		// records is committed, after a random delay.
-		waitCommitted(t, rig, rig.expect.records*int64(k+1)/int64(len(faults)+2))
+		waitCommitted(t, rig, rig.expect.Records*int64(k+1)/int64(len(faults)+2))
 		time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
 		what := f.inject(w)
 		took := w.recovered()

@@ -66,11 +66,7 @@ func checkRun(ctx context.Context, w io.Writer, f *pipelineFlags) error {
 		conn, db, err := chsink.Connect(ctx, endpoint)
 		if report("clickhouse", err, "reached "+endpoint.DSN[strings.LastIndex(endpoint.DSN, "@")+1:]) {
 			defer conn.Close()
-			pending, err := fhsql.Pending(ctx, conn, db)
-			if err == nil && len(pending) > 0 {
-				err = fmt.Errorf("database %s lacks %d migration(s), the first %04d_%s: run `funnelhouse migrate`", db, len(pending), pending[0].Version, pending[0].Name)
-			}
-			report("migrations", err, "database "+db+" is up to date")
+			report("migrations", fhsql.CheckMigrated(ctx, conn, db), "database "+db+" is up to date")
 		}
 	}
 	if failed > 0 {
@@ -85,9 +81,5 @@ func wrapBrokers(f *pipelineFlags, err error) error {
 	if err == nil {
 		return nil
 	}
-	err = fmt.Errorf("cannot reach --brokers %s: %w", strings.Join(f.cfg.Brokers, ","), err)
-	if f.kafka.mechanism != "" && strings.Contains(err.Error(), "EOF") {
-		err = fmt.Errorf("%w (with SASL: check --kafka-sasl-user, the password and --kafka-sasl-mechanism)", err)
-	}
-	return err
+	return f.kafka.saslHint(fmt.Errorf("cannot reach --brokers %s: %w", strings.Join(f.cfg.Brokers, ","), err))
 }

@@ -17,8 +17,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/funnelhouse/funnelhouse/bench/e2e"
 	"github.com/funnelhouse/funnelhouse/bench/expected"
+	"github.com/funnelhouse/funnelhouse/bench/feed"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
+	"github.com/funnelhouse/funnelhouse/bench/verify"
 	"github.com/funnelhouse/funnelhouse/deploy/kafka"
 	"github.com/funnelhouse/funnelhouse/pipeline"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
@@ -48,7 +51,7 @@ func TestEndToEnd(t *testing.T) {
 	r := newTestRun(t, "e2e", 4, traffic.Config{Seed: 7, Events: 200_000})
 	r.pf.cfg.FlushInterval = 500 * time.Millisecond
 	r.pf.cfg.BatchRows = 50_000
-	r.traffic.BadRate = 0.002
+	r.Traffic.BadRate = 0.002
 	var malformed []traffic.Record
 	ctx := context.Background()
 	err := r.runWith(ctx, func(rec *traffic.Record) {
@@ -59,26 +62,26 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.expect.events) < 190_000 || r.expect.duplicates == 0 || len(malformed) < 100 {
-		t.Fatalf("traffic too small to prove anything: %d events, %d duplicates, %d malformed", len(r.expect.events), r.expect.duplicates, len(malformed))
+	if len(r.Expect.Events) < 190_000 || r.Expect.Duplicates == 0 || len(malformed) < 100 {
+		t.Fatalf("traffic too small to prove anything: %d events, %d duplicates, %d malformed", len(r.Expect.Events), r.Expect.Duplicates, len(malformed))
 	}
 	t.Logf("%d records: %d events, %d duplicates, %d malformed; consumed in %s, drained in %s",
-		r.expect.records, len(r.expect.events), r.expect.duplicates, len(malformed), r.consumeTime, r.drainTime)
+		r.Expect.Records, len(r.Expect.Events), r.Expect.Duplicates, len(malformed), r.ConsumeTime, r.DrainTime)
 
 	// Every record is accounted for exactly once.
-	st := r.stats
+	st := r.Stats
 	var dead uint64
 	for _, n := range st.DeadLetters {
 		dead += n
 	}
-	if got := st.Records[0] + st.Records[1]; got != uint64(r.expect.records) {
-		t.Errorf("pipeline read %d records, %d were produced", got, r.expect.records)
+	if got := st.Records[0] + st.Records[1]; got != uint64(r.Expect.Records) {
+		t.Errorf("pipeline read %d records, %d were produced", got, r.Expect.Records)
 	}
-	if st.Duplicates != uint64(r.expect.duplicates) || dead != uint64(len(malformed)) || st.Late != 0 {
-		t.Errorf("pipeline counted %d duplicates, %d dead letters, %d late; want %d, %d, 0", st.Duplicates, dead, st.Late, r.expect.duplicates, len(malformed))
+	if st.Duplicates != uint64(r.Expect.Duplicates) || dead != uint64(len(malformed)) || st.Late != 0 {
+		t.Errorf("pipeline counted %d duplicates, %d dead letters, %d late; want %d, %d, 0", st.Duplicates, dead, st.Late, r.Expect.Duplicates, len(malformed))
 	}
 
-	checkDeadLetters(t, r.broker.Addrs(), r.pf.cfg.DLQTopic, malformed)
+	checkDeadLetters(t, r.Broker.Addrs(), r.pf.cfg.DLQTopic, malformed)
 
 	conn, db, err := chsink.Connect(ctx, chsink.Endpoint{DSN: r.pf.dsn})
 	if err != nil {
@@ -86,7 +89,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	defer conn.Close()
 
-	if err := checkAccounting(ctx, conn, db, r.pf.cfg.Group, r.expect); err != nil {
+	if err := verify.Accounting(ctx, conn, db, r.pf.cfg.Group, r.Expect); err != nil {
 		t.Error(err)
 	}
 
@@ -97,7 +100,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := verifyViews(ctx, conn, db, r.want, len(r.expect.events)); err != nil {
+	if err := verify.Views(ctx, conn, db, r.Want, len(r.Expect.Events)); err != nil {
 		t.Fatalf("after inserting every row twice: %v", err)
 	}
 
@@ -105,7 +108,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := conn.Exec(ctx, "INSERT INTO "+db+".lifecycle_transitions SELECT visitor_id, customer_id, 'advocacy', ts, ts_ms, cohort_day, source, event_id FROM "+db+".lifecycle_transitions WHERE stage = 'awareness' LIMIT 1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := verifyViews(ctx, conn, db, r.want, len(r.expect.events)); err == nil {
+	if err := verify.Views(ctx, conn, db, r.Want, len(r.Expect.Events)); err == nil {
 		t.Error("verifyViews passed after a bogus transition was inserted")
 	}
 }
@@ -117,20 +120,20 @@ func TestRestartResumes(t *testing.T) {
 	r := newTestRun(t, "restart", 3, traffic.Config{Seed: 3, Events: 100_000})
 	r.pf.cfg.FlushInterval = 200 * time.Millisecond
 	r.pf.cfg.BatchRows = 5_000
-	r.restartAt = []float64{0.3, 0.6}
+	r.RestartAt = []float64{0.3, 0.6}
 	err := r.run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := r.stats.Records[0] + r.stats.Records[1]; got != uint64(r.expect.records) {
-		t.Errorf("the pipeline read %d records over three runs, %d were produced: a restart re-read or skipped some", got, r.expect.records)
+	if got := r.Stats.Records[0] + r.Stats.Records[1]; got != uint64(r.Expect.Records) {
+		t.Errorf("the pipeline read %d records over three runs, %d were produced: a restart re-read or skipped some", got, r.Expect.Records)
 	}
 	conn, db, err := chsink.Connect(context.Background(), chsink.Endpoint{DSN: r.pf.dsn})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if err := checkAccounting(context.Background(), conn, db, r.pf.cfg.Group, r.expect); err != nil {
+	if err := verify.Accounting(context.Background(), conn, db, r.pf.cfg.Group, r.Expect); err != nil {
 		t.Error(err)
 	}
 }
@@ -140,15 +143,15 @@ func TestRestartResumes(t *testing.T) {
 // progress output; its broker is closed when the test ends.
 func newTestRun(t *testing.T, name string, partitions int, tc traffic.Config) *e2eRun {
 	t.Helper()
-	r := &e2eRun{partitions: partitions, quiet: true, traffic: tc.WithDefaults()}
+	r := &e2eRun{Run: e2e.Run{Partitions: partitions, Quiet: true, Traffic: tc.WithDefaults()}}
 	r.pf.dsn = testDSN(t, "fh_"+name)
 	r.pf.cfg.Rules = pipeline.DefaultRules()
 	r.pf.cfg.Rules.IdleAdvance = 2 * time.Second
 	r.pf.cfg.Group = name
 	r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic, r.pf.cfg.DLQTopic = name+".clickstream", name+".transactions", name+".dlq"
 	t.Cleanup(func() {
-		if r.broker != nil {
-			r.broker.Close()
+		if r.Broker != nil {
+			r.Broker.Close()
 		}
 	})
 	return r
@@ -224,7 +227,7 @@ func TestKcatInterop(t *testing.T) {
 	}
 	dir := t.TempDir()
 	files := map[string]*bytes.Buffer{"kc.clickstream": {}, "kc.transactions": {}}
-	expect := newExpectation("kc.clickstream", "kc.transactions", time.Now)
+	expect := verify.NewExpectation("kc.clickstream", "kc.transactions", time.Now)
 	var rec traffic.Record
 	var malformed []traffic.Record
 	skipped := 0
@@ -233,7 +236,7 @@ func TestKcatInterop(t *testing.T) {
 			skipped++ // kcat's delimiters cannot frame these
 			continue
 		}
-		expect.add(rec.Topic, rec.Key, rec.Value)
+		expect.Add(rec.Topic, rec.Key, rec.Value)
 		if rec.Kind == traffic.Malformed {
 			malformed = append(malformed, traffic.Record{Topic: rec.Topic, Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Reason: rec.Reason})
 		}
@@ -255,7 +258,7 @@ func TestKcatInterop(t *testing.T) {
 			t.Fatalf("kcat -P %s: %v\n%s", topic, err, out)
 		}
 	}
-	t.Logf("kcat produced %d records (%d skipped that its delimiters cannot frame)", expect.records, skipped)
+	t.Logf("kcat produced %d records (%d skipped that its delimiters cannot frame)", expect.Records, skipped)
 	if skipped > 10 {
 		t.Fatalf("%d records could not be framed for kcat", skipped)
 	}
@@ -268,7 +271,7 @@ func TestKcatInterop(t *testing.T) {
 		"--clickstream-topic", "kc.clickstream", "--transactions-topic", "kc.transactions", "--dlq-topic", "kc.dlq",
 		"--idle-advance", "2s", "--flush-interval", "500ms", "--metrics-addr", metricsAddr)
 
-	want := expected.Compute(expect.events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
+	want := expected.Compute(expect.Events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
 	conn, db, err := chsink.Connect(context.Background(), chsink.Endpoint{DSN: dsn})
 	if err != nil {
 		t.Fatal(err)
@@ -276,32 +279,32 @@ func TestKcatInterop(t *testing.T) {
 	defer conn.Close()
 	// Drained when every record is committed and the tables hold what the
 	// expected computation says (sessions and churns come last).
-	w, err := newCommitWatcher([]string{addr}, nil, "kc", "kc.clickstream", "kc.transactions")
+	w, err := feed.NewCommitWatcher([]string{addr}, nil, "kc", "kc.clickstream", "kc.transactions")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.close()
+	defer w.Close()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		n, _ := w.records(context.Background())
+		n, _ := w.Records(context.Background())
 		var sessions, transitions uint64
 		_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".sessions FINAL").Scan(&sessions)
 		_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".lifecycle_transitions FINAL").Scan(&transitions)
-		if n >= expect.records && sessions == uint64(len(want.Sessions)) && transitions == uint64(len(want.Transitions)) {
+		if n >= expect.Records && sessions == uint64(len(want.Sessions)) && transitions == uint64(len(want.Transitions)) {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("not drained after 3 min: %d/%d records committed, %d/%d sessions, %d/%d transitions",
-				n, expect.records, sessions, len(want.Sessions), transitions, len(want.Transitions))
+				n, expect.Records, sessions, len(want.Sessions), transitions, len(want.Transitions))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	checkMetrics(t, metricsAddr, expect, uint64(len(want.Sessions)))
 	stopProcess(t, run)
-	if err := verifyViews(context.Background(), conn, db, want, len(expect.events)); err != nil {
+	if err := verify.Views(context.Background(), conn, db, want, len(expect.Events)); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkAccounting(context.Background(), conn, db, "kc", expect); err != nil {
+	if err := verify.Accounting(context.Background(), conn, db, "kc", expect); err != nil {
 		t.Error(err)
 	}
 	if len(malformed) == 0 {
@@ -312,17 +315,17 @@ func TestKcatInterop(t *testing.T) {
 
 // checkMetrics scrapes /metrics and /readyz of a drained `run` and checks
 // that the counters match what was processed.
-func checkMetrics(t *testing.T, addr string, x *expectation, sessions uint64) {
+func checkMetrics(t *testing.T, addr string, x *verify.Expectation, sessions uint64) {
 	t.Helper()
 	if code := readyz(addr); code != http.StatusOK {
 		t.Errorf("/readyz answered %d while the pipeline runs", code)
 	}
 	sums := scrape(t, addr)
 	for name, want := range map[string]float64{
-		"funnelhouse_pipeline_records_total":         float64(x.records),
-		"funnelhouse_pipeline_events_total":          float64(len(x.events)),
-		"funnelhouse_pipeline_duplicates_total":      float64(x.duplicates),
-		"funnelhouse_pipeline_dead_letters_total":    float64(x.rejectedTotal()),
+		"funnelhouse_pipeline_records_total":         float64(x.Records),
+		"funnelhouse_pipeline_events_total":          float64(len(x.Events)),
+		"funnelhouse_pipeline_duplicates_total":      float64(x.Duplicates),
+		"funnelhouse_pipeline_dead_letters_total":    float64(x.RejectedTotal()),
 		"funnelhouse_pipeline_sessions_closed_total": float64(sessions),
 		"funnelhouse_pipeline_open_sessions":         0,
 		"funnelhouse_pipeline_consumer_lag_records":  0,

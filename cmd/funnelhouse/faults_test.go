@@ -20,8 +20,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/funnelhouse/funnelhouse/bench/e2e"
 	"github.com/funnelhouse/funnelhouse/bench/expected"
+	"github.com/funnelhouse/funnelhouse/bench/feed"
+	"github.com/funnelhouse/funnelhouse/bench/perf"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
+	"github.com/funnelhouse/funnelhouse/bench/verify"
 	"github.com/funnelhouse/funnelhouse/schemas"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
@@ -38,7 +42,7 @@ type faultRig struct {
 	group      string
 	cs, tx     string
 	dlq        string
-	expect     *expectation
+	expect     *verify.Expectation
 	malformed  []traffic.Record
 	want       *expected.Result
 	conn       driver.Conn
@@ -84,21 +88,21 @@ func newFaultRigWith(t *testing.T, dsn, name string, events, partitions int, bro
 		r.brokerArgs = append(r.brokerArgs, "--data-dir", brokerDir)
 	}
 	r.startBroker()
-	if err := resetDatabase(context.Background(), chsink.Endpoint{DSN: r.dsn}); err != nil {
+	if err := e2e.ResetDatabase(context.Background(), chsink.Endpoint{DSN: r.dsn}, os.Stdout); err != nil {
 		t.Fatal(err)
 	}
 	cfg := traffic.Config{Seed: int64(len(name)), Events: events, ClickstreamTopic: r.cs, TransactionsTopic: r.tx}.WithDefaults()
 	cfg.BadRate = 0.002
-	r.expect = newExpectation(r.cs, r.tx, time.Now)
-	if _, err := produceTraffic(context.Background(), []string{r.brokerAddr}, cfg, func(rec *traffic.Record) {
-		r.expect.add(rec.Topic, rec.Key, rec.Value)
+	r.expect = verify.NewExpectation(r.cs, r.tx, time.Now)
+	if _, err := feed.Traffic(context.Background(), []string{r.brokerAddr}, cfg, func(rec *traffic.Record) {
+		r.expect.Add(rec.Topic, rec.Key, rec.Value)
 		if rec.Kind == traffic.Malformed {
 			r.malformed = append(r.malformed, traffic.Record{Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Reason: rec.Reason})
 		}
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r.want = expected.Compute(r.expect.events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
+	r.want = expected.Compute(r.expect.Events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
 	var err error
 	r.conn, r.db, err = chsink.Connect(context.Background(), chsink.Endpoint{DSN: r.dsn})
 	if err != nil {
@@ -190,38 +194,38 @@ func (r *faultRig) committed() int64 {
 }
 
 func (r *faultRig) committedNow() (int64, error) {
-	w, err := newCommitWatcher([]string{r.brokerAddr}, nil, r.group, r.cs, r.tx)
+	w, err := feed.NewCommitWatcher([]string{r.brokerAddr}, nil, r.group, r.cs, r.tx)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	defer w.close()
+	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return w.records(ctx)
+	return w.Records(ctx)
 }
 
 // waitDrained waits until every record is committed and the tables hold
 // the expected numbers of sessions and transitions (the last to arrive).
 func (r *faultRig) waitDrained(timeout time.Duration) {
 	r.t.Helper()
-	w, err := newCommitWatcher([]string{r.brokerAddr}, nil, r.group, r.cs, r.tx)
+	w, err := feed.NewCommitWatcher([]string{r.brokerAddr}, nil, r.group, r.cs, r.tx)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	defer w.close()
+	defer w.Close()
 	ctx := context.Background()
 	deadline := time.Now().Add(timeout)
 	for {
-		n, _ := w.records(ctx)
+		n, _ := w.Records(ctx)
 		var sessions, transitions uint64
 		_ = r.conn.QueryRow(ctx, "SELECT count() FROM "+r.db+".sessions FINAL").Scan(&sessions)
 		_ = r.conn.QueryRow(ctx, "SELECT count() FROM "+r.db+".lifecycle_transitions FINAL").Scan(&transitions)
-		if n >= r.expect.records && sessions == uint64(len(r.want.Sessions)) && transitions == uint64(len(r.want.Transitions)) {
+		if n >= r.expect.Records && sessions == uint64(len(r.want.Sessions)) && transitions == uint64(len(r.want.Transitions)) {
 			return
 		}
 		if time.Now().After(deadline) {
 			r.t.Fatalf("not drained after %s: %d/%d records committed, %d/%d sessions, %d/%d transitions",
-				timeout, n, r.expect.records, sessions, len(r.want.Sessions), transitions, len(r.want.Transitions))
+				timeout, n, r.expect.Records, sessions, len(r.want.Sessions), transitions, len(r.want.Transitions))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -234,10 +238,10 @@ func (r *faultRig) waitDrained(timeout time.Duration) {
 func (r *faultRig) verify() {
 	r.t.Helper()
 	ctx := context.Background()
-	if err := verifyViews(ctx, r.conn, r.db, r.want, len(r.expect.events)); err != nil {
+	if err := verify.Views(ctx, r.conn, r.db, r.want, len(r.expect.Events)); err != nil {
 		r.t.Error(err)
 	}
-	if err := checkAccounting(ctx, r.conn, r.db, r.group, r.expect); err != nil {
+	if err := verify.Accounting(ctx, r.conn, r.db, r.group, r.expect); err != nil {
 		r.t.Error(err)
 	}
 	checkDeadLetters(r.t, []string{r.brokerAddr}, r.dlq, r.malformed)
@@ -255,7 +259,7 @@ func TestCrashRecovery(t *testing.T) {
 	r := newFaultRig(t, "crash", 1_000_000, 4)
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
-	t.Logf("%d records produced; random kill times from seed %d", r.expect.records, seed)
+	t.Logf("%d records produced; random kill times from seed %d", r.expect.Records, seed)
 	faults := []struct {
 		name string
 		env  string
@@ -424,7 +428,7 @@ func TestClickHouseOutage(t *testing.T) {
 	r := newFaultRigOn(t, strings.TrimRight(base, "/")+"/fh_outage", "outage", 1_000_000, 4)
 	metricsAddr := freeAddr(t)
 	m := r.start(nil, "--metrics-addr", metricsAddr)
-	for r.committed() < r.expect.records/5 {
+	for r.committed() < r.expect.Records/5 {
 		time.Sleep(50 * time.Millisecond)
 	}
 	stopCH()
@@ -451,14 +455,14 @@ func TestClickHouseOutage(t *testing.T) {
 	if during["funnelhouse_sink_retries_total"] < 3 {
 		t.Errorf("only %v insert retries during the outage", during["funnelhouse_sink_retries_total"])
 	}
-	if read := during["funnelhouse_pipeline_records_total"]; read >= float64(r.expect.records) {
+	if read := during["funnelhouse_pipeline_records_total"]; read >= float64(r.expect.Records) {
 		t.Errorf("fetching did not pause: all %v records were read while ClickHouse was down", read)
 	}
 	r.waitDrained(3 * time.Minute)
 	if code := readyz(metricsAddr); code != http.StatusOK {
 		t.Errorf("/readyz answers %d after ClickHouse is back", code)
 	}
-	rss := peakRSSOf(m.cmd.Process.Pid)
+	rss := perf.PeakRSS(m.cmd.Process.Pid)
 	if rss == 0 {
 		t.Fatal("cannot read the member's VmHWM from /proc")
 	}
@@ -480,7 +484,7 @@ func TestScaleOut(t *testing.T) {
 	}
 	r := newFaultRig(t, "scale", 1_000_000, 12)
 	a, b := r.start(nil), r.start(nil)
-	waitCommitted(t, r, r.expect.records/4)
+	waitCommitted(t, r, r.expect.Records/4)
 	c := r.start(nil)
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		if n, _ := c.restores(t); n > 0 {
@@ -490,10 +494,10 @@ func TestScaleOut(t *testing.T) {
 			t.Fatal("the late member was assigned no partition within a minute")
 		}
 	}
-	if n := r.committed(); n >= r.expect.records {
+	if n := r.committed(); n >= r.expect.Records {
 		t.Fatalf("all %d records were committed before the late member joined: the kill would not be mid-run", n)
 	}
-	waitCommitted(t, r, r.expect.records/2)
+	waitCommitted(t, r, r.expect.Records/2)
 	killedAt := time.Now()
 	b.kill()
 	before := r.committed()
@@ -530,10 +534,10 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	r := newFaultRig(t, "graceful", 1_000_000, 4)
 	first := r.start(nil)
-	waitCommitted(t, r, r.expect.records/3)
+	waitCommitted(t, r, r.expect.Records/3)
 	took := first.stop(t, 10*time.Second)
 	committed := r.committed()
-	stored, err := storedCounts(context.Background(), r.conn, r.db, r.group)
+	stored, err := verify.StoredCounts(context.Background(), r.conn, r.db, r.group)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -558,8 +562,8 @@ func TestGracefulShutdown(t *testing.T) {
 	metricsAddr := freeAddr(t)
 	second := r.start(nil, "--metrics-addr", metricsAddr)
 	r.waitDrained(3 * time.Minute)
-	if got := scrape(t, metricsAddr)["funnelhouse_pipeline_records_total"]; int64(got) != r.expect.records-committed {
-		t.Errorf("the restarted member read %v records, want the %d not yet committed", got, r.expect.records-committed)
+	if got := scrape(t, metricsAddr)["funnelhouse_pipeline_records_total"]; int64(got) != r.expect.Records-committed {
+		t.Errorf("the restarted member read %v records, want the %d not yet committed", got, r.expect.Records-committed)
 	}
 	second.stop(t, 10*time.Second)
 	r.verify()
@@ -643,16 +647,16 @@ func TestBadInput(t *testing.T) {
 	}
 	r := newTestRun(t, "bad", 3, traffic.Config{Seed: 5, Events: 1_000_000})
 	r.pf.cfg.FlushInterval = 300 * time.Millisecond
-	r.extra = badInputCorpus(t, r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic)
+	r.Extra = badInputCorpus(t, r.pf.cfg.ClickstreamTopic, r.pf.cfg.TransactionsTopic)
 	wantByReason := map[schemas.Reason]uint64{}
-	for _, rec := range r.extra {
+	for _, rec := range r.Extra {
 		wantByReason[rec.Reason]++
 	}
-	if len(r.extra) < 20 {
-		t.Fatalf("the corpus has %d records, want at least 20 classes", len(r.extra))
+	if len(r.Extra) < 20 {
+		t.Fatalf("the corpus has %d records, want at least 20 classes", len(r.Extra))
 	}
 	var malformed []traffic.Record
-	malformed = append(malformed, r.extra...)
+	malformed = append(malformed, r.Extra...)
 	err := r.runWith(context.Background(), func(rec *traffic.Record) {
 		if rec.Kind == traffic.Malformed {
 			malformed = append(malformed, traffic.Record{Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Reason: rec.Reason})
@@ -666,17 +670,17 @@ func TestBadInput(t *testing.T) {
 	// with the corpus), and the pipeline counted the same by reason.
 	dec := schemas.NewDecoder(time.Now)
 	topicOf := map[string]schemas.Topic{r.pf.cfg.ClickstreamTopic: schemas.Clickstream, r.pf.cfg.TransactionsTopic: schemas.Transactions}
-	for i, rec := range r.extra {
+	for i, rec := range r.Extra {
 		var e schemas.Event
 		if err := dec.Decode(topicOf[rec.Topic], rec.Key, rec.Value, &e); err == nil || err.Reason != rec.Reason {
 			t.Errorf("corpus record %d (%.60q): decoder says %v, corpus says %s", i+1, rec.Value, err, rec.Reason)
 		}
 	}
 	for reason, want := range wantByReason {
-		if got := r.stats.DeadLetters[reason]; got != want {
+		if got := r.Stats.DeadLetters[reason]; got != want {
 			t.Errorf("dead letters with reason %s: counted %d, want %d", reason, got, want)
 		}
 	}
-	checkDeadLetters(t, r.broker.Addrs(), r.pf.cfg.DLQTopic, malformed)
-	t.Logf("%d corpus records over %d reasons, %d generated malformed records; all dead-lettered", len(r.extra), len(wantByReason), len(malformed)-len(r.extra))
+	checkDeadLetters(t, r.Broker.Addrs(), r.pf.cfg.DLQTopic, malformed)
+	t.Logf("%d corpus records over %d reasons, %d generated malformed records; all dead-lettered", len(r.Extra), len(wantByReason), len(malformed)-len(r.Extra))
 }

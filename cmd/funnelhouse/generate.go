@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/funnelhouse/funnelhouse/bench/feed"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
 )
 
@@ -64,7 +65,7 @@ func generateCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	stats, err := produceTraffic(ctx, brokers, cfg, nil, opts...)
+	stats, err := feed.Traffic(ctx, brokers, cfg, nil, opts...)
 	if err != nil {
 		return err
 	}

@@ -84,8 +84,8 @@ func recovery(t *testing.T, name string, static bool) (owned, firstInsert time.D
 	waitFor(t, "the group settles on two partitions each", time.Minute, func() bool {
 		return b.assignedPartitions() >= 2 && a.assignedPartitions() >= 6 && slices.Equal(r.groupShares(), []int{2, 2})
 	})
-	waitCommitted(t, r, r.expect.records/4)
-	if n := r.committed(); n >= r.expect.records {
+	waitCommitted(t, r, r.expect.Records/4)
+	if n := r.committed(); n >= r.expect.Records {
 		t.Fatalf("all %d records were committed before the kill: it would not be mid-run", n)
 	}
 	const had = 2
@@ -143,7 +143,7 @@ func TestSharedInstanceID(t *testing.T) {
 	r := newFaultRig(t, "shared", 1_000_000, 4)
 	firstMetrics := freeAddr(t)
 	first := r.start(nil, "--instance-id", "x", "--session-timeout", "45s", "--metrics-addr", firstMetrics)
-	waitCommitted(t, r, r.expect.records/4)
+	waitCommitted(t, r, r.expect.Records/4)
 	second := r.start(nil, "--instance-id", "x", "--session-timeout", "45s")
 	notReady := false
 	select {

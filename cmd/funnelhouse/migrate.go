@@ -4,9 +4,21 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 	fhsql "github.com/funnelhouse/funnelhouse/sql"
 )
+
+// connect opens a connection to the ClickHouse of the flags and returns it
+// with the database's name; the caller closes it.
+func (f *clickhouseFlags) connect(ctx context.Context) (driver.Conn, string, error) {
+	e, err := f.endpoint()
+	if err != nil {
+		return nil, "", err
+	}
+	return chsink.Connect(ctx, e)
+}
 
 func migrateCmd(ctx context.Context, args []string) error {
 	fs := newFlagSet("migrate", "Create or upgrade funnelhouse's ClickHouse database, tables and views.\nIdempotent: applies only the versions not yet recorded in <database>.schema_migrations.")
@@ -32,10 +44,6 @@ func migrate(ctx context.Context, e chsink.Endpoint) error {
 	if err != nil {
 		return err
 	}
-	if len(applied) == 0 {
-		fmt.Printf("database %s is up to date\n", db)
-	} else {
-		fmt.Printf("database %s: applied migrations %v\n", db, applied)
-	}
+	fmt.Println(fhsql.Applied(db, applied))
 	return nil
 }

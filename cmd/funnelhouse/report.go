@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 	"github.com/funnelhouse/funnelhouse/sql/report"
 )
 
@@ -47,11 +46,7 @@ func runReport(ctx context.Context, args []string, w io.Writer) error {
 	case f.bucket != "auto" && f.bucket != "day" && f.bucket != "week":
 		return fmt.Errorf("--bucket must be day, week or auto, got %q", f.bucket)
 	}
-	e, err := f.ch.endpoint()
-	if err != nil {
-		return err
-	}
-	conn, db, err := chsink.Connect(ctx, e)
+	conn, db, err := f.ch.connect(ctx)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"net/http/pprof"
 	"os"
 	runtimepprof "runtime/pprof"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -174,13 +173,7 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 		onReady(pl)
 	}
 	slog.Info("pipeline starting", "brokers", f.cfg.Brokers, "group", f.cfg.Group, "instance_id", f.cfg.InstanceID, "database", sink.Database())
-	err = pl.Run(ctx)
-	if err != nil && f.kafka.mechanism != "" && strings.Contains(err.Error(), "EOF") {
-		// Brokers often close the connection without a word on a failed
-		// SASL handshake; say what to check.
-		err = fmt.Errorf("%w (with SASL %s as user %q: a connection closed by the broker usually means a wrong user, password or mechanism)", err, f.kafka.mechanism, f.kafka.user)
-	}
-	return err
+	return f.kafka.saslHint(pl.Run(ctx))
 }
 
 // serveMetrics serves /metrics, /healthz and /readyz on addr, and

@@ -128,6 +128,16 @@ func (k *kafkaSecurity) opts() ([]kgo.Opt, error) {
 	return opts, nil
 }
 
+// saslHint says what to check when SASL is on and the broker closed the
+// connection: brokers often close it without a word on a failed SASL
+// handshake. Other errors, and nil, pass unchanged.
+func (k *kafkaSecurity) saslHint(err error) error {
+	if err == nil || k.mechanism == "" || !strings.Contains(err.Error(), "EOF") {
+		return err
+	}
+	return fmt.Errorf("%w (with SASL %s as user %q: a connection closed by the broker usually means a wrong user, password or mechanism; check --kafka-sasl-user, the password and --kafka-sasl-mechanism)", err, k.mechanism, k.user)
+}
+
 // secret returns a password given directly or in a file (trailing newline
 // removed); giving both is an error.
 func secret(flagName, value, file string) (string, error) {

@@ -300,15 +300,15 @@ func TestKafkaTLSAndSASL(t *testing.T) {
 			if err := parseWithEnv(fs, args); err != nil {
 				t.Fatal(err)
 			}
-			r.partitions = 2
-			r.quiet = true
-			r.traffic = traffic.Config{Seed: 9, Events: 1_000_000}.WithDefaults()
-			r.brokerCfg.TLS = serverTLS
-			r.brokerCfg.Users = [][3]string{{mech.kfake, "fh", "s3cret"}}
-			r.brokerCfg.ClientOpts = []kgo.Opt{kgo.DialTLSConfig(clientTLS), mech.sasl}
+			r.Partitions = 2
+			r.Quiet = true
+			r.Traffic = traffic.Config{Seed: 9, Events: 1_000_000}.WithDefaults()
+			r.BrokerConfig.TLS = serverTLS
+			r.BrokerConfig.Users = [][3]string{{mech.kfake, "fh", "s3cret"}}
+			r.BrokerConfig.ClientOpts = []kgo.Opt{kgo.DialTLSConfig(clientTLS), mech.sasl}
 			err := r.run(context.Background())
-			if r.broker != nil {
-				defer r.broker.Close()
+			if r.Broker != nil {
+				defer r.Broker.Close()
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -320,7 +320,7 @@ func TestKafkaTLSAndSASL(t *testing.T) {
 			var bad pipelineFlags
 			fs = newFlagSet("run", "")
 			bad.register(fs, true)
-			if err := parseWithEnv(fs, append(args, "--brokers", strings.Join(r.broker.Addrs(), ","))); err != nil {
+			if err := parseWithEnv(fs, append(args, "--brokers", strings.Join(r.Broker.Addrs(), ","))); err != nil {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/funnelhouse/funnelhouse/pipeline/status"
-	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
 // errStuck makes `status` exit non-zero; the report says which partitions.
@@ -26,10 +25,6 @@ func statusCmd(ctx context.Context, args []string) error {
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
-	endpoint, err := f.endpoint()
-	if err != nil {
-		return err
-	}
 	kafkaOpts, err := f.kafka.opts()
 	if err != nil {
 		return err
@@ -41,7 +36,7 @@ func statusCmd(ctx context.Context, args []string) error {
 		return wrapBrokers(&f, err)
 	}
 	defer cl.Close()
-	conn, db, err := chsink.Connect(ctx, endpoint)
+	conn, db, err := f.connect(ctx)
 	if err != nil {
 		return err
 	}

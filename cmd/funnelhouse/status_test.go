@@ -38,7 +38,7 @@ func TestStatus(t *testing.T) {
 	}
 	r := newFaultRig(t, "status", 1_000_000, 4)
 	m := r.start(nil)
-	waitCommitted(t, r, r.expect.records/4)
+	waitCommitted(t, r, r.expect.Records/4)
 	rep, err := r.status(t)
 	if err != nil {
 		t.Errorf("status of a running member exits with %v", err)

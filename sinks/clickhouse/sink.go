@@ -115,14 +115,9 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	pending, err := fhsql.Pending(ctx, conn, db)
-	if err != nil {
+	if err := fhsql.CheckMigrated(ctx, conn, db); err != nil {
 		conn.Close()
 		return nil, err
-	}
-	if len(pending) > 0 {
-		conn.Close()
-		return nil, fmt.Errorf("database %s lacks %d migration(s), the first %04d_%s: run `funnelhouse migrate --clickhouse ...` first", db, len(pending), pending[0].Version, pending[0].Name)
 	}
 	s := &Sink{conn: conn, db: db, cfg: cfg, log: cfg.Logger}
 	s.healthy.Store(true)

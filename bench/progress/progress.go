@@ -1,4 +1,6 @@
-package main
+// Package progress reports the progress of a long step of the harness
+// (producing, consuming, a measured run) on standard error.
+package progress
 
 import (
 	"fmt"
@@ -7,19 +9,23 @@ import (
 	"time"
 )
 
-// progress reports a long step: on a terminal one line redrawn in place,
-// otherwise a plain line every few seconds (for logs and CI).
-type progress struct {
+// Line reports a long step: on a terminal one line redrawn in place,
+// otherwise a plain line every few seconds (for logs and CI). Not
+// goroutine-safe.
+type Line struct {
 	w        io.Writer
 	label    string
 	total    int64
 	start    time.Time
 	last     time.Time
 	terminal bool
-	every    time.Duration
+	// Every is the least time between two updates shown; a caller that
+	// wants only the final line sets it to an hour.
+	Every time.Duration
 }
 
-func newProgress(label string, total int64) *progress {
+// New starts a Line for total items (0: unknown) of the step label.
+func New(label string, total int64) *Line {
 	terminal := false
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		terminal = true
@@ -29,21 +35,21 @@ func newProgress(label string, total int64) *progress {
 		every = 200 * time.Millisecond
 	}
 	now := time.Now()
-	return &progress{w: os.Stderr, label: label, total: total, start: now, last: now, terminal: terminal, every: every}
+	return &Line{w: os.Stderr, label: label, total: total, start: now, last: now, terminal: terminal, Every: every}
 }
 
-// update shows done of total, the rate and the time left; cheap when
+// Update shows done of total, the rate and the time left; cheap when
 // called often.
-func (p *progress) update(done int64) {
+func (p *Line) Update(done int64) {
 	now := time.Now()
-	if now.Sub(p.last) < p.every {
+	if now.Sub(p.last) < p.Every {
 		return
 	}
 	p.last = now
 	p.print(done, now)
 }
 
-func (p *progress) print(done int64, now time.Time) {
+func (p *Line) print(done int64, now time.Time) {
 	elapsed := now.Sub(p.start).Seconds()
 	rate := float64(done) / max(elapsed, 1e-9)
 	line := fmt.Sprintf("%s: %d", p.label, done)
@@ -63,8 +69,8 @@ func (p *progress) print(done int64, now time.Time) {
 	}
 }
 
-// done prints the final count and ends the line.
-func (p *progress) done(done int64) {
+// Done prints the final count and ends the line.
+func (p *Line) Done(done int64) {
 	elapsed := time.Since(p.start)
 	if p.terminal {
 		fmt.Fprint(p.w, "\r\033[K")

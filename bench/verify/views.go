@@ -1,4 +1,4 @@
-package main
+package verify
 
 import (
 	"cmp"
@@ -7,66 +7,17 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/funnelhouse/funnelhouse/bench/expected"
-	"github.com/funnelhouse/funnelhouse/pipeline"
 	"github.com/funnelhouse/funnelhouse/schemas"
 )
 
-// expectation collects what the pipeline must produce from the records
-// given to it: the valid events, first copy wins, and the rejected records.
-// It is the independent side of the check: schemas' decoder plus
-// bench/expected, no pipeline code.
-type expectation struct {
-	topics     map[string]schemas.Topic
-	dec        *schemas.Decoder
-	seen       map[string]struct{}
-	events     []schemas.Event
-	records    int64
-	duplicates int64
-	rejected   map[schemas.Reason]int64
-}
-
-func newExpectation(clickstream, transactions string, now func() time.Time) *expectation {
-	return &expectation{
-		topics:   map[string]schemas.Topic{clickstream: schemas.Clickstream, transactions: schemas.Transactions},
-		dec:      schemas.NewDecoder(now),
-		seen:     map[string]struct{}{},
-		rejected: map[schemas.Reason]int64{},
-	}
-}
-
-func (x *expectation) add(topic string, key, value []byte) {
-	x.records++
-	var e schemas.Event
-	if err := x.dec.Decode(x.topics[topic], key, value, &e); err != nil {
-		x.rejected[err.Reason]++
-		return
-	}
-	k := expected.EventKey(e.VisitorID, e.EventID)
-	if _, dup := x.seen[k]; dup {
-		x.duplicates++
-		return
-	}
-	x.seen[k] = struct{}{}
-	x.events = append(x.events, e)
-}
-
-func (x *expectation) rejectedTotal() int64 {
-	var n int64
-	for _, c := range x.rejected {
-		n += c
-	}
-	return n
-}
-
-// verifyViews compares every row of the four views, the sessions and
+// Views compares every row of the four views, the sessions and
 // transitions tables and each event's session and stage with the expected
 // computation. It returns an error describing the first differences.
-func verifyViews(ctx context.Context, conn driver.Conn, db string, want *expected.Result, events int) error {
+func Views(ctx context.Context, conn driver.Conn, db string, want *expected.Result, events int) error {
 	var problems []string
 	check := func(what string, err error) {
 		if err != nil {
@@ -125,7 +76,7 @@ func verifyViews(ctx context.Context, conn driver.Conn, db string, want *expecte
 			return []any{&r.VisitorID, &r.CustomerID, &r.Stage, new(uint64), &r.CohortDay, &r.Source, &r.EventID}
 		},
 		func(r *expected.TransitionRow, dest []any) error { r.TsMs = int64(*dest[3].(*uint64)); return nil }))
-	check("events", verifyEvents(ctx, conn, db, want, events))
+	check("events", Events(ctx, conn, db, want, events))
 	if len(problems) > 0 {
 		return fmt.Errorf("ClickHouse differs from the expected computation:\n  %s", strings.Join(problems, "\n  "))
 	}
@@ -175,9 +126,9 @@ func compareRows[T comparable](ctx context.Context, conn driver.Conn, want []T, 
 	return nil
 }
 
-// verifyEvents checks that events holds exactly the valid, deduplicated
+// Events checks that events holds exactly the valid, deduplicated
 // events, each with the expected session and stage.
-func verifyEvents(ctx context.Context, conn driver.Conn, db string, want *expected.Result, events int) error {
+func Events(ctx context.Context, conn driver.Conn, db string, want *expected.Result, events int) error {
 	rows, err := conn.Query(ctx, "SELECT visitor_id, event_id, session_id, toString(stage), late FROM "+db+".events FINAL")
 	if err != nil {
 		return err
@@ -232,59 +183,4 @@ func parseAmount(s string) (schemas.Amount, error) {
 		v = -v
 	}
 	return schemas.Amount(v), nil
-}
-
-// storedCounts sums the counters of every partition's newest checkpoint of
-// a consumer group: what the group processed, each record exactly once.
-func storedCounts(ctx context.Context, conn driver.Conn, db, group string) (pipeline.Stats, error) {
-	var total pipeline.Stats
-	rows, err := conn.Query(ctx, "SELECT data FROM "+db+".pipeline_state FINAL WHERE consumer_group = ? AND kind = 'checkpoint'", group)
-	if err != nil {
-		return total, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var data string
-		if err := rows.Scan(&data); err != nil {
-			return total, err
-		}
-		s, err := pipeline.CheckpointStats([]byte(data))
-		if err != nil {
-			return total, err
-		}
-		total.Add(&s)
-	}
-	return total, rows.Err()
-}
-
-// checkAccounting checks that every produced record is counted exactly once
-// in the stored counters: as an event row, a dead letter or a duplicate.
-func checkAccounting(ctx context.Context, conn driver.Conn, db, group string, x *expectation) error {
-	s, err := storedCounts(ctx, conn, db, group)
-	if err != nil {
-		return err
-	}
-	var events, dead uint64
-	for _, n := range s.Events {
-		events += n
-	}
-	for _, n := range s.DeadLetters {
-		dead += n
-	}
-	var rows uint64
-	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".events FINAL").Scan(&rows); err != nil {
-		return err
-	}
-	read := s.Records[0] + s.Records[1]
-	switch {
-	case read != uint64(x.records):
-		return fmt.Errorf("stored counters say %d records were read, %d were produced", read, x.records)
-	case events+dead+s.Duplicates != read:
-		return fmt.Errorf("%d events + %d dead letters + %d duplicates != %d records read", events, dead, s.Duplicates, read)
-	case events != rows || rows != uint64(len(x.events)):
-		return fmt.Errorf("%d events counted, %d rows in events, %d expected", events, rows, len(x.events))
-	case dead != uint64(x.rejectedTotal()) || s.Duplicates != uint64(x.duplicates):
-		return fmt.Errorf("%d dead letters and %d duplicates counted, want %d and %d", dead, s.Duplicates, x.rejectedTotal(), x.duplicates)
-	}
-	return nil
 }

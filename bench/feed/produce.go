@@ -1,4 +1,7 @@
-package main
+// Package feed is the Kafka side of the harness: it produces generated
+// traffic (or given records) to the brokers and watches a consumer group
+// commit it.
+package feed
 
 import (
 	"context"
@@ -8,13 +11,14 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/funnelhouse/funnelhouse/bench/progress"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
 )
 
-// produceTraffic generates cfg's records and produces them to the brokers,
+// Traffic generates cfg's records and produces them to the brokers,
 // waiting until every one is acknowledged. keep, when not nil, sees each
 // record (its slices are only valid during the call).
-func produceTraffic(ctx context.Context, brokers []string, cfg traffic.Config, keep func(*traffic.Record), opts ...kgo.Opt) (traffic.Stats, error) {
+func Traffic(ctx context.Context, brokers []string, cfg traffic.Config, keep func(*traffic.Record), opts ...kgo.Opt) (traffic.Stats, error) {
 	gen, err := traffic.New(cfg)
 	if err != nil {
 		return traffic.Stats{}, err
@@ -34,7 +38,7 @@ func produceTraffic(ctx context.Context, brokers []string, cfg traffic.Config, k
 		errOnce  sync.Once
 		firstErr error
 	)
-	prog := newProgress("produce", int64(float64(cfg.Events)*(1+cfg.DupRate+cfg.BadRate)))
+	prog := progress.New("produce", int64(float64(cfg.Events)*(1+cfg.DupRate+cfg.BadRate)))
 	var rec traffic.Record
 	n := int64(0)
 	for gen.Next(&rec) {
@@ -55,20 +59,20 @@ func produceTraffic(ctx context.Context, brokers []string, cfg traffic.Config, k
 			acked.Add(1)
 		})
 		n++
-		prog.update(acked.Load())
+		prog.Update(acked.Load())
 	}
 	if err := cl.Flush(ctx); err != nil {
 		return gen.Stats(), err
 	}
-	prog.done(n)
+	prog.Done(n)
 	if firstErr != nil {
 		return gen.Stats(), fmt.Errorf("cannot produce generated traffic: %w", firstErr)
 	}
 	return gen.Stats(), nil
 }
 
-// produceRecords produces records synchronously, in order.
-func produceRecords(ctx context.Context, brokers []string, recs []traffic.Record, opts ...kgo.Opt) error {
+// Records produces records synchronously, in order.
+func Records(ctx context.Context, brokers []string, recs []traffic.Record, opts ...kgo.Opt) error {
 	if len(recs) == 0 {
 		return nil
 	}

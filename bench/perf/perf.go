@@ -1,0 +1,338 @@
+// Package perf is the benchmark harness of `funnelhouse bench`: end-to-end
+// records per second of funnelhouse on the embedded broker and a ClickHouse,
+// each run verified exact (bench/verify), append-to-visible latency on live
+// traffic, peak RSS and CPU seconds per million records (of the measured
+// process, of ClickHouse and of the bench process that hosts the broker),
+// and the same records through the two peers: ClickHouse's Kafka engine
+// (bench/kafkaengine) and bench/naive. funnelhouse and the naive peer run as
+// child processes of the funnelhouse binary, so that their CPU and memory
+// are their own.
+package perf
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/funnelhouse/funnelhouse/bench/e2e"
+	"github.com/funnelhouse/funnelhouse/bench/expected"
+	"github.com/funnelhouse/funnelhouse/bench/feed"
+	"github.com/funnelhouse/funnelhouse/bench/kafkaengine"
+	"github.com/funnelhouse/funnelhouse/bench/progress"
+	"github.com/funnelhouse/funnelhouse/bench/traffic"
+	"github.com/funnelhouse/funnelhouse/bench/verify"
+	"github.com/funnelhouse/funnelhouse/deploy/kafka"
+	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+)
+
+// Peers are the peers Run knows, by name.
+var Peers = []string{"kafka-engine", "naive"}
+
+// Config says what Run measures; bench's flags fill it.
+type Config struct {
+	Endpoint       chsink.Endpoint // each measured run drops and re-creates its database
+	Bin            string          // the funnelhouse binary, started as `run` and `naive-peer`
+	Events         int             // approximate number of generated events
+	Runs           int             // measured runs of funnelhouse; the median is reported
+	Partitions     int             // of the topics
+	Peers          []string        // of Peers, measured on the same records
+	CHPIDFile      string          // pid file of the ClickHouse server, for its CPU seconds; "" for none
+	LatencySeconds int             // seconds of live traffic for the latency; 0 skips it
+	LatencyRate    int             // events per second of the live traffic
+	Seed           int64           // generator seed
+	BatchRows      int             // --batch-rows of the measured runs
+	FlushInterval  time.Duration   // --flush-interval of the measured runs
+	ProfileDir     string          // where each measured run writes its CPU profile (GROUP.pprof); "" for none
+}
+
+// bench is one Run's world: the embedded broker and what every
+// measurement shares.
+type bench struct {
+	cfg     Config
+	brokers []string
+	chPID   int
+}
+
+// Run produces cfg.Events generated events once (no malformed records:
+// ClickHouse 18.16's Kafka engine cannot skip them), measures funnelhouse
+// cfg.Runs times from a cold start, then the latency and the peers. It
+// returns what it measured so far also with an error.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	for _, peer := range cfg.Peers {
+		if !slices.Contains(Peers, peer) {
+			return nil, fmt.Errorf("invalid peer %q: want kafka-engine or naive", peer)
+		}
+	}
+	cs, tx, dlq := "bench.clickstream", "bench.transactions", "bench.dlq"
+	broker, err := kafka.Start(ctx, kafka.Config{Listen: "127.0.0.1:0", Partitions: cfg.Partitions, Topics: []string{cs, tx, dlq, "live.clickstream", "live.transactions", "live.dlq"}})
+	if err != nil {
+		return nil, err
+	}
+	defer broker.Close()
+	b := &bench{cfg: cfg, brokers: broker.Addrs(), chPID: readPID(cfg.CHPIDFile)}
+
+	tc := traffic.Config{Seed: cfg.Seed, Events: cfg.Events}.WithDefaults()
+	tc.BadRate = 0
+	tc.ClickstreamTopic, tc.TransactionsTopic = cs, tx
+	expect := verify.NewExpectation(cs, tx, time.Now)
+	if _, err := feed.Traffic(ctx, b.brokers, tc, func(r *traffic.Record) { expect.Add(r.Topic, r.Key, r.Value) }); err != nil {
+		return nil, err
+	}
+	want := expected.Compute(expect.Events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
+	rep := &Report{Events: int64(len(expect.Events)), Records: expect.Records, Partitions: cfg.Partitions, Ratios: map[string]float64{}}
+
+	// funnelhouse, cfg.Runs times from a cold start.
+	fh := &Result{System: "funnelhouse", Runs: cfg.Runs, Records: expect.Records,
+		Rows: int64(len(expect.Events) + len(want.Sessions) + len(want.Transitions)),
+		Note: "sessionises, attributes, writes events, sessions, transitions, state; verified exact"}
+	var rss, cpu, chCPU, benchCPU []float64
+	for i := 0; i < cfg.Runs; i++ {
+		run, err := b.funnelhouse(ctx, fmt.Sprintf("bench-%d-%d", time.Now().Unix(), i), cs, tx, dlq, expect, want)
+		if err != nil {
+			return rep, fmt.Errorf("funnelhouse run %d: %w", i+1, err)
+		}
+		fh.Seconds = append(fh.Seconds, run.seconds)
+		rss, cpu, chCPU = append(rss, run.rssMiB), append(cpu, run.cpu), append(chCPU, run.chCPU)
+		benchCPU = append(benchCPU, run.benchCPU)
+		fmt.Fprintf(os.Stderr, "funnelhouse run %d/%d: %.2f s, %.0f events/s, verified\n", i+1, cfg.Runs, run.seconds, float64(len(expect.Events))/run.seconds)
+	}
+	rep.Verified = true
+	fh.MedianSeconds = median(fh.Seconds)
+	fh.RecordsPerSec = float64(expect.Records) / fh.MedianSeconds
+	fh.EventsPerSec = float64(len(expect.Events)) / fh.MedianSeconds
+	fh.PeakRSSMiB = slices.Max(rss)
+	fh.CPUSecPerMEv = perMillion(median(cpu), expect.Records)
+	fh.BenchCPUSecPerMEv = perMillion(median(benchCPU), expect.Records)
+	fh.CHCPUSecPerMEv = perMillion(median(chCPU), expect.Records) // 0 without CHPIDFile
+	rep.Results = append(rep.Results, fh)
+
+	if cfg.LatencySeconds > 0 {
+		if err := b.latency(ctx, rep); err != nil {
+			return rep, fmt.Errorf("latency: %w", err)
+		}
+	}
+	for _, peer := range cfg.Peers {
+		var r *Result
+		switch peer {
+		case "kafka-engine":
+			r, err = b.kafkaEngine(ctx, cs, tx, expect)
+		case "naive":
+			r, err = b.naive(ctx, cs, tx, expect)
+		}
+		if err != nil {
+			return rep, fmt.Errorf("peer %s: %w", peer, err)
+		}
+		rep.Results = append(rep.Results, r)
+		rep.Ratios["funnelhouse/"+peer] = fh.RecordsPerSec / r.RecordsPerSec
+	}
+	return rep, nil
+}
+
+type runMeasure struct {
+	seconds, rssMiB, cpu, chCPU, benchCPU float64
+}
+
+// funnelhouse runs one `funnelhouse run` child on a fresh database
+// until every record is committed and the tables hold the expected rows,
+// then verifies every view.
+func (b *bench) funnelhouse(ctx context.Context, group, cs, tx, dlq string, expect *verify.Expectation, want *expected.Result) (runMeasure, error) {
+	e, brokers, chPID := b.cfg.Endpoint, b.brokers, b.chPID
+	var m runMeasure
+	if err := e2e.ResetDatabase(ctx, e, os.Stdout); err != nil {
+		return m, err
+	}
+	conn, db, err := chsink.Connect(ctx, e)
+	if err != nil {
+		return m, err
+	}
+	defer conn.Close()
+	w, err := feed.NewCommitWatcher(brokers, nil, group, cs, tx)
+	if err != nil {
+		return m, err
+	}
+	defer w.Close()
+	before := markCPU(chPID)
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, b.cfg.Bin, "run", "--brokers", strings.Join(brokers, ","), "--clickhouse", e.DSN, "--group", group,
+		"--clickstream-topic", cs, "--transactions-topic", tx, "--dlq-topic", dlq, "--idle-advance", "200ms", "--metrics-addr", "",
+		"--batch-rows", strconv.Itoa(b.cfg.BatchRows), "--flush-interval", b.cfg.FlushInterval.String())
+	if b.cfg.ProfileDir != "" {
+		cmd.Args = append(cmd.Args, "--cpu-profile", filepath.Join(b.cfg.ProfileDir, group+".pprof"))
+	}
+	cmd.Env = childEnv(e)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return m, err
+	}
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	prog := progress.New("funnelhouse", expect.Records)
+	// Drained: every record committed, then the last sessions and churns
+	// written. Plain counts: a run without crashes writes no row twice (the
+	// verification below uses FINAL), and FINAL on a busy table would slow
+	// the measured run.
+	for {
+		n, _ := w.Records(ctx)
+		prog.Update(n)
+		if n >= expect.Records && tableCount(ctx, conn, db+".sessions") == uint64(len(want.Sessions)) &&
+			tableCount(ctx, conn, db+".lifecycle_transitions") == uint64(len(want.Transitions)) {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return m, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m.seconds = time.Since(start).Seconds()
+	prog.Done(expect.Records)
+	m.rssMiB = float64(PeakRSS(cmd.Process.Pid)) / (1 << 20)
+	m.cpu = cpuSeconds(cmd.Process.Pid)
+	used := before.since(chPID)
+	m.chCPU, m.benchCPU = used.clickhouse, used.self
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		return m, fmt.Errorf("run exited with %v: %s", err, lastLines(stderr.String(), 10))
+	}
+	if err := verify.Views(ctx, conn, db, want, len(expect.Events)); err != nil {
+		return m, err
+	}
+	return m, verify.Accounting(ctx, conn, db, group, expect)
+}
+
+// childEnv passes the ClickHouse password to a child in the environment,
+// never on its command line.
+func childEnv(e chsink.Endpoint) []string {
+	env := os.Environ()
+	if e.Password != "" {
+		env = append(env, "FUNNELHOUSE_CLICKHOUSE_PASSWORD="+e.Password)
+	}
+	return env
+}
+
+// tableCount is the number of rows of table, 0 when ClickHouse cannot say.
+func tableCount(ctx context.Context, conn driver.Conn, table string) uint64 {
+	var n uint64
+	_ = conn.QueryRow(ctx, "SELECT count() FROM "+table).Scan(&n)
+	return n
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// naive measures peer (b), bench/naive, as a child process (`funnelhouse
+// naive-peer`) so that its CPU and memory are its own.
+func (b *bench) naive(ctx context.Context, cs, tx string, expect *verify.Expectation) (*Result, error) {
+	e, brokers, chPID := b.cfg.Endpoint, b.brokers, b.chPID
+	conn, db, err := chsink.Connect(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	pdb := db + "_naive_peer"
+	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pdb); err != nil {
+		return nil, err
+	}
+	base := e.DSN[:strings.LastIndex(e.DSN, "/")]
+	before := markCPU(chPID)
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, b.cfg.Bin, "naive-peer", "--brokers", strings.Join(brokers, ","), "--clickhouse", base+"/"+pdb,
+		"--group", fmt.Sprintf("naive-%d", time.Now().UnixNano()), "--clickstream-topic", cs, "--transactions-topic", tx,
+		"--records", strconv.FormatInt(expect.Records, 10))
+	cmd.Env = childEnv(e)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	// Sample peak RSS and CPU just before it exits: /proc goes with it.
+	var rss int64
+	var cpu float64
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for waiting := true; waiting; {
+		select {
+		case err := <-done:
+			if err != nil {
+				return nil, fmt.Errorf("naive-peer: %v: %s", err, lastLines(stderr.String(), 10))
+			}
+			waiting = false
+		case <-time.After(50 * time.Millisecond):
+			if v := PeakRSS(cmd.Process.Pid); v > 0 {
+				rss = v
+			}
+			if v := cpuSeconds(cmd.Process.Pid); v > 0 {
+				cpu = v
+			}
+		}
+	}
+	secs := time.Since(start).Seconds()
+	used := before.since(chPID)
+	r := &Result{System: "naive", Runs: 1, Records: expect.Records, Seconds: []float64{secs}, MedianSeconds: secs,
+		RecordsPerSec: float64(expect.Records) / secs, PeakRSSMiB: float64(rss) / (1 << 20), CPUSecPerMEv: perMillion(cpu, expect.Records),
+		CHCPUSecPerMEv: perMillion(used.clickhouse, expect.Records), BenchCPUSecPerMEv: perMillion(used.self, expect.Records),
+		Note: "bench/naive: encoding/json, a map per partition, row-by-row batch.Append"}
+	return r, nil
+}
+
+// kafkaEngine measures peer (a), bench/kafkaengine: from creating its
+// views until every record is in its tables.
+func (b *bench) kafkaEngine(ctx context.Context, cs, tx string, expect *verify.Expectation) (*Result, error) {
+	conn, db, err := chsink.Connect(ctx, b.cfg.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	peer, err := kafkaengine.Create(ctx, conn, db+"_kafka_peer", b.brokers, cs, tx, fmt.Sprintf("kafka-peer-%d", time.Now().UnixNano()))
+	if err != nil {
+		return nil, err
+	}
+	before := markCPU(b.chPID)
+	start := time.Now()
+	if err := peer.Start(ctx); err != nil {
+		return nil, err
+	}
+	prog := progress.New("kafka-engine", expect.Records)
+	deadline := time.Now().Add(30 * time.Minute)
+	var n uint64
+	for {
+		n = peer.Rows(ctx)
+		prog.Update(int64(n))
+		if int64(n) >= expect.Records {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("only %d of %d records ingested", n, expect.Records)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	secs := time.Since(start).Seconds()
+	prog.Done(int64(n))
+	used := before.since(b.chPID)
+	if err := peer.Drop(ctx); err != nil {
+		return nil, err
+	}
+	r := &Result{System: "kafka-engine", Runs: 1, Records: expect.Records, Rows: int64(n), Seconds: []float64{secs}, MedianSeconds: secs,
+		RecordsPerSec: float64(n) / secs, CHCPUSecPerMEv: perMillion(used.clickhouse, int64(n)), BenchCPUSecPerMEv: perMillion(used.self, int64(n)),
+		Note: "ClickHouse Kafka engine + materialised view, raw ingest, kafka_num_consumers = 1"}
+	if int64(n) != expect.Records {
+		r.Note += fmt.Sprintf("; %d rows for %d records", n, expect.Records)
+	}
+	return r, nil
+}

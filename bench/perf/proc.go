@@ -1,0 +1,83 @@
+package perf
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// median is the middle value of v (the upper one of an even count).
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+// readPID reads a pid file; 0 when there is none.
+func readPID(file string) int {
+	if file == "" {
+		return 0
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// cpuMark is the CPU seconds used so far by ClickHouse (0 without its pid)
+// and by this process, which hosts the embedded broker.
+type cpuMark struct{ clickhouse, self float64 }
+
+func markCPU(chPID int) cpuMark { return cpuMark{cpuSeconds(chPID), cpuSeconds(os.Getpid())} }
+
+// since is the CPU used from m until now.
+func (m cpuMark) since(chPID int) cpuMark {
+	now := markCPU(chPID)
+	return cpuMark{now.clickhouse - m.clickhouse, now.self - m.self}
+}
+
+// perMillion turns seconds over n records into seconds per million records.
+func perMillion(seconds float64, n int64) float64 { return seconds / float64(n) * 1e6 }
+
+// cpuSeconds is a process's user + system CPU time so far, from /proc.
+func cpuSeconds(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start after ")".
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / 100 // clock ticks; 100 per second on Linux
+}
+
+// PeakRSS is a process's peak resident set (VmHWM) in bytes, 0 when /proc
+// cannot say.
+func PeakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}

@@ -1,0 +1,71 @@
+package perf
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+)
+
+// Result is one measured system in a bench run.
+type Result struct {
+	System         string    `json:"system"`
+	Runs           int       `json:"runs"`
+	Records        int64     `json:"records"`
+	Rows           int64     `json:"rows_per_run"`
+	Seconds        []float64 `json:"seconds"`
+	MedianSeconds  float64   `json:"median_seconds"`
+	RecordsPerSec  float64   `json:"records_per_s"`
+	EventsPerSec   float64   `json:"events_per_s,omitempty"`
+	PeakRSSMiB     float64   `json:"peak_rss_mib,omitempty"`
+	CPUSecPerMEv   float64   `json:"cpu_s_per_million_records,omitempty"`
+	CHCPUSecPerMEv float64   `json:"clickhouse_cpu_s_per_million_records,omitempty"`
+	// The bench process's own CPU while the system ran: with the embedded
+	// broker, mostly the broker serving fetches.
+	BenchCPUSecPerMEv float64 `json:"bench_process_cpu_s_per_million_records,omitempty"`
+	Note              string  `json:"note,omitempty"`
+}
+
+// Report is a whole bench run, as bench/results.json keeps it.
+type Report struct {
+	Events      int64              `json:"events"`
+	Records     int64              `json:"records"`
+	Partitions  int                `json:"partitions"`
+	Results     []*Result          `json:"results"`
+	LatencyP50  float64            `json:"latency_p50_ms"`
+	LatencyP99  float64            `json:"latency_p99_ms"`
+	LatencyN    int                `json:"latency_samples"`
+	LatencyRate int                `json:"latency_rate_events_per_s"`
+	Ratios      map[string]float64 `json:"ratios"`
+	Verified    bool               `json:"verified"`
+}
+
+// Print writes rep as a table with the notes, the latency and the ratios.
+func Print(w io.Writer, rep *Report) {
+	fmt.Fprintf(w, "\n%d records (%d valid events), %d partitions\n\n", rep.Records, rep.Events, rep.Partitions)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "system\truns\tmedian s\trecords/s\tpeak RSS MiB\tCPU s/M records\tClickHouse CPU s/M\tbench+broker CPU s/M\t")
+	for _, r := range rep.Results {
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t\n", r.System, r.Runs, r.MedianSeconds, r.RecordsPerSec, r.PeakRSSMiB, r.CPUSecPerMEv, r.CHCPUSecPerMEv, r.BenchCPUSecPerMEv)
+	}
+	tw.Flush()
+	for _, r := range rep.Results {
+		if r.Note != "" {
+			fmt.Fprintf(w, "  %s: %s\n", r.System, r.Note)
+		}
+	}
+	if rep.LatencyN > 0 {
+		fmt.Fprintf(w, "\nlatency, append to visible in events, live traffic at %d events/s: p50 %.0f ms, p99 %.0f ms (%d probes)\n", rep.LatencyRate, rep.LatencyP50, rep.LatencyP99, rep.LatencyN)
+	}
+	keys := make([]string, 0, len(rep.Ratios))
+	for k := range rep.Ratios {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "ratio %s: %.2fx\n", k, rep.Ratios[k])
+	}
+	if rep.Verified {
+		fmt.Fprintln(w, "every funnelhouse run: all four views, sessions, transitions and events equal the expected computation")
+	}
+}

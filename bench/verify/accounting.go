@@ -1,0 +1,65 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/funnelhouse/funnelhouse/pipeline"
+)
+
+// StoredCounts sums the counters of every partition's newest checkpoint of
+// a consumer group: what the group processed, each record exactly once.
+func StoredCounts(ctx context.Context, conn driver.Conn, db, group string) (pipeline.Stats, error) {
+	var total pipeline.Stats
+	rows, err := conn.Query(ctx, "SELECT data FROM "+db+".pipeline_state FINAL WHERE consumer_group = ? AND kind = 'checkpoint'", group)
+	if err != nil {
+		return total, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var data string
+		if err := rows.Scan(&data); err != nil {
+			return total, err
+		}
+		s, err := pipeline.CheckpointStats([]byte(data))
+		if err != nil {
+			return total, err
+		}
+		total.Add(&s)
+	}
+	return total, rows.Err()
+}
+
+// Accounting checks that every produced record is counted exactly once
+// in the stored counters: as an event row, a dead letter or a duplicate.
+func Accounting(ctx context.Context, conn driver.Conn, db, group string, x *Expectation) error {
+	s, err := StoredCounts(ctx, conn, db, group)
+	if err != nil {
+		return err
+	}
+	var events, dead uint64
+	for _, n := range s.Events {
+		events += n
+	}
+	for _, n := range s.DeadLetters {
+		dead += n
+	}
+	var rows uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".events FINAL").Scan(&rows); err != nil {
+		return err
+	}
+	read := s.Records[0] + s.Records[1]
+	switch {
+	case read != uint64(x.Records):
+		return fmt.Errorf("stored counters say %d records were read, %d were produced", read, x.Records)
+	case events+dead+s.Duplicates != read:
+		return fmt.Errorf("%d events + %d dead letters + %d duplicates != %d records read", events, dead, s.Duplicates, read)
+	case events != rows || rows != uint64(len(x.Events)):
+		return fmt.Errorf("%d events counted, %d rows in events, %d expected", events, rows, len(x.Events))
+	case dead != uint64(x.RejectedTotal()) || s.Duplicates != uint64(x.Duplicates):
+		return fmt.Errorf("%d dead letters and %d duplicates counted, want %d and %d", dead, s.Duplicates, x.RejectedTotal(), x.Duplicates)
+	}
+	return nil
+}

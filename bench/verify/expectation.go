@@ -1,0 +1,67 @@
+// Package verify checks what a run of the pipeline wrote to ClickHouse
+// against an independent computation: an Expectation built from the records
+// given to the pipeline (schemas' decoder plus bench/expected, no pipeline
+// code), compared row by row with the four views, the sessions and
+// transitions tables and every event, and the stored counters checked to
+// count each record exactly once. demo, bench and the tests share it.
+package verify
+
+import (
+	"time"
+
+	"github.com/funnelhouse/funnelhouse/bench/expected"
+	"github.com/funnelhouse/funnelhouse/schemas"
+)
+
+// Expectation collects what the pipeline must produce from the records
+// given to it: the valid events, first copy wins, and the rejected records.
+// It is the independent side of the check: schemas' decoder plus
+// bench/expected, no pipeline code. Not goroutine-safe.
+type Expectation struct {
+	topics     map[string]schemas.Topic
+	dec        *schemas.Decoder
+	seen       map[string]struct{}
+	Events     []schemas.Event // the valid events, first copy of each, in the order given
+	Records    int64           // records given to Add
+	Duplicates int64           // valid events seen before
+	Rejected   map[schemas.Reason]int64
+}
+
+// NewExpectation returns an empty Expectation for the records of these two
+// input topics; now is the decoder's clock.
+func NewExpectation(clickstream, transactions string, now func() time.Time) *Expectation {
+	return &Expectation{
+		topics:   map[string]schemas.Topic{clickstream: schemas.Clickstream, transactions: schemas.Transactions},
+		dec:      schemas.NewDecoder(now),
+		seen:     map[string]struct{}{},
+		Rejected: map[schemas.Reason]int64{},
+	}
+}
+
+// Add counts one record given to the pipeline; it does not keep key or
+// value.
+func (x *Expectation) Add(topic string, key, value []byte) {
+	x.Records++
+	var e schemas.Event
+	if err := x.dec.Decode(x.topics[topic], key, value, &e); err != nil {
+		x.Rejected[err.Reason]++
+		return
+	}
+	k := expected.EventKey(e.VisitorID, e.EventID)
+	if _, dup := x.seen[k]; dup {
+		x.Duplicates++
+		return
+	}
+	x.seen[k] = struct{}{}
+	x.Events = append(x.Events, e)
+}
+
+// RejectedTotal is the number of records that fail validation: the dead
+// letters the pipeline must write.
+func (x *Expectation) RejectedTotal() int64 {
+	var n int64
+	for _, c := range x.Rejected {
+		n += c
+	}
+	return n
+}
