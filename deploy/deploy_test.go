@@ -52,25 +52,32 @@ import (
 // the ClickHouse sink register; cmd/funnelhouse's end-to-end tests
 // (TestKcatInterop, checkMetrics) scrape /metrics of a live `run`.
 var exportedMetrics = map[string]metricInfo{
-	"funnelhouse_pipeline_records_total":               {"counter", []string{"topic"}},
-	"funnelhouse_pipeline_events_total":                {"counter", []string{"type"}},
-	"funnelhouse_pipeline_dead_letters_total":          {"counter", []string{"reason"}},
-	"funnelhouse_pipeline_duplicates_total":            {"counter", nil},
-	"funnelhouse_pipeline_late_events_total":           {"counter", nil},
-	"funnelhouse_pipeline_sessions_closed_total":       {"counter", nil},
-	"funnelhouse_pipeline_stage_transitions_total":     {"counter", []string{"stage"}},
-	"funnelhouse_pipeline_open_sessions":               {"gauge", []string{"partition"}},
-	"funnelhouse_pipeline_tracked_visitors":            {"gauge", []string{"partition"}},
-	"funnelhouse_pipeline_held_events":                 {"gauge", []string{"partition"}},
-	"funnelhouse_pipeline_checkpoint_state_bytes":      {"gauge", []string{"partition"}},
-	"funnelhouse_pipeline_watermark_delay_seconds":     {"gauge", []string{"partition"}},
-	"funnelhouse_pipeline_consumer_lag_records":        {"gauge", []string{"topic", "partition"}},
-	"funnelhouse_pipeline_buffered_rows":               {"gauge", nil},
-	"funnelhouse_pipeline_checkpoint_duration_seconds": {"histogram", nil},
-	"funnelhouse_pipeline_commit_duration_seconds":     {"histogram", nil},
-	"funnelhouse_sink_insert_duration_seconds":         {"histogram", []string{"table"}},
-	"funnelhouse_sink_batch_rows":                      {"histogram", []string{"table"}},
-	"funnelhouse_sink_retries_total":                   {"counter", []string{"table"}},
+	"funnelhouse_pipeline_records_total":                     {"counter", []string{"topic"}},
+	"funnelhouse_pipeline_events_total":                      {"counter", []string{"type"}},
+	"funnelhouse_pipeline_dead_letters_total":                {"counter", []string{"reason"}},
+	"funnelhouse_pipeline_duplicates_total":                  {"counter", nil},
+	"funnelhouse_pipeline_late_events_total":                 {"counter", nil},
+	"funnelhouse_pipeline_sessions_closed_total":             {"counter", nil},
+	"funnelhouse_pipeline_stage_transitions_total":           {"counter", []string{"stage"}},
+	"funnelhouse_pipeline_open_sessions":                     {"gauge", []string{"partition"}},
+	"funnelhouse_pipeline_tracked_visitors":                  {"gauge", []string{"partition"}},
+	"funnelhouse_pipeline_held_events":                       {"gauge", []string{"partition"}},
+	"funnelhouse_pipeline_checkpoint_state_bytes":            {"gauge", []string{"partition"}},
+	"funnelhouse_pipeline_watermark_delay_seconds":           {"gauge", []string{"partition"}},
+	"funnelhouse_pipeline_consumer_lag_records":              {"gauge", []string{"topic", "partition"}},
+	"funnelhouse_pipeline_buffered_rows":                     {"gauge", nil},
+	"funnelhouse_pipeline_checkpoint_duration_seconds":       {"histogram", nil},
+	"funnelhouse_pipeline_commit_duration_seconds":           {"histogram", nil},
+	"funnelhouse_pipeline_last_checkpoint_timestamp_seconds": {"gauge", nil},
+	"funnelhouse_pipeline_partitions":                        {"gauge", nil},
+	"funnelhouse_pipeline_assigned_partitions":               {"gauge", nil},
+	"funnelhouse_pipeline_flush_interval_seconds":            {"gauge", nil},
+	"funnelhouse_pipeline_lateness_seconds":                  {"gauge", nil},
+	"funnelhouse_pipeline_idle_advance_seconds":              {"gauge", nil},
+	"funnelhouse_ready":                                      {"gauge", nil},
+	"funnelhouse_sink_insert_duration_seconds":               {"histogram", []string{"table"}},
+	"funnelhouse_sink_batch_rows":                            {"histogram", []string{"table"}},
+	"funnelhouse_sink_retries_total":                         {"counter", []string{"table"}},
 }
 
 type metricInfo struct {
@@ -637,7 +644,7 @@ func checkPrometheusConfig(t *testing.T, members []string) {
 			t.Errorf("prometheus.yml: job funnelhouse does not scrape %s:9464", m)
 		}
 	}
-	if out, err := exec.Command(promtool(t), "check", "config", "--syntax-only", "prometheus/prometheus.yml").CombinedOutput(); err != nil {
+	if out, err := exec.Command(promtool(t), "check", "config", "prometheus/prometheus.yml").CombinedOutput(); err != nil {
 		t.Errorf("promtool check config prometheus/prometheus.yml: %v\n%s", err, out)
 	}
 }
@@ -1789,6 +1796,59 @@ func TestBusinessQueriesOnClickHouse(t *testing.T) {
 			}
 		}
 		t.Logf("panel %q: %d rows", q.title, n)
+	}
+}
+
+// TestPrometheusRules checks the alert rules with Prometheus' own tools:
+// promtool check rules, and promtool test rules on rules_test.yml, where
+// every alert must have a case that fires it; every alert needs a severity,
+// a summary and a runbook, and the metrics the rules read must be exported.
+func TestPrometheusRules(t *testing.T) {
+	if out, err := exec.Command(promtool(t), "check", "rules", "prometheus/rules.yml").CombinedOutput(); err != nil {
+		t.Errorf("promtool check rules: %v\n%s", err, out)
+	}
+	cmd := exec.Command(promtool(t), "test", "rules", "rules_test.yml")
+	cmd.Dir = "prometheus"
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool test rules: %v\n%s", err, out)
+	}
+	fired := map[string]bool{}
+	for _, tc := range list(get(yamlDocs(t, "prometheus/rules_test.yml")[0], "tests")) {
+		for _, at := range list(get(tc, "alert_rule_test")) {
+			if len(list(get(at, "exp_alerts"))) > 0 {
+				fired[str(get(at, "alertname"))] = true
+			}
+		}
+	}
+	known := map[string]bool{}
+	for name := range exportedMetrics {
+		known[name] = true
+	}
+	metricName := regexp.MustCompile(`\bfunnelhouse_[a-z_]+`)
+	for _, g := range list(get(yamlDocs(t, "prometheus/rules.yml")[0], "groups")) {
+		for _, r := range list(get(g, "rules")) {
+			for _, m := range metricName.FindAllString(str(get(r, "expr")), -1) {
+				m = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_count"), "_sum"), "_bucket")
+				if !known[m] {
+					t.Errorf("rules.yml: %s reads %s, which funnelhouse does not export", str(get(r, "alert"))+str(get(r, "record")), m)
+				}
+			}
+			name := str(get(r, "alert"))
+			if name == "" {
+				continue
+			}
+			if !fired[name] {
+				t.Errorf("rules_test.yml: no case fires %s", name)
+			}
+			for _, k := range []string{"summary", "runbook"} {
+				if str(get(r, "annotations", k)) == "" {
+					t.Errorf("rules.yml: %s has no %s annotation", name, k)
+				}
+			}
+			if sev := str(get(r, "labels", "severity")); sev != "warning" && sev != "critical" {
+				t.Errorf("rules.yml: %s has severity %q, want warning or critical", name, sev)
+			}
+		}
 	}
 }
 

@@ -146,10 +146,22 @@ func New(cfg Config, store Store) (*Pipeline, error) {
 		metrics:  newMetrics(cfg.Registerer),
 	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "funnelhouse_pipeline_buffered_rows",
-			Help: "Rows processed but not yet acknowledged by ClickHouse; fetching pauses above 2 x --batch-rows.",
-		}, func() float64 { return float64(pl.buffered.Load()) }))
+		gauge := func(name, help string, value func() float64) prometheus.Collector {
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, value)
+		}
+		seconds := func(d time.Duration) func() float64 { return func() float64 { return d.Seconds() } }
+		cfg.Registerer.MustRegister(
+			gauge("funnelhouse_pipeline_buffered_rows", "Rows processed but not yet acknowledged by ClickHouse; fetching pauses above 2 x --batch-rows.",
+				func() float64 { return float64(pl.buffered.Load()) }),
+			gauge("funnelhouse_ready", "1 while /readyz answers ready (partitions assigned, ClickHouse healthy, no fatal error), else 0.",
+				func() float64 { return map[bool]float64{true: 1}[pl.Ready()] }),
+			gauge("funnelhouse_pipeline_assigned_partitions", "Partition numbers (of both input topics) this member owns.",
+				func() float64 { return float64(len(pl.ownersOf(nil))) }),
+			// The settings alert rules compare with (deploy/prometheus/rules.yml).
+			gauge("funnelhouse_pipeline_flush_interval_seconds", "The --flush-interval setting.", seconds(cfg.FlushInterval)),
+			gauge("funnelhouse_pipeline_lateness_seconds", "The --lateness setting.", seconds(cfg.Rules.Lateness)),
+			gauge("funnelhouse_pipeline_idle_advance_seconds", "The --idle-advance setting.", seconds(cfg.Rules.IdleAdvance)),
+		)
 	}
 	return pl, nil
 }
@@ -272,8 +284,9 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 	pl.cl = cl
 	adm := kadm.NewClient(cl)
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = CheckTopics(startCtx, adm, pl.topics[0], pl.topics[1], pl.cfg.DLQTopic)
+	partitions, err := CheckTopics(startCtx, adm, pl.topics[0], pl.topics[1], pl.cfg.DLQTopic)
 	cancel()
+	pl.metrics.partitions.Set(float64(partitions))
 	if err != nil {
 		cl.Close()
 		return fmt.Errorf("--brokers %s: %w", strings.Join(pl.cfg.Brokers, ","), err)
@@ -445,6 +458,7 @@ func (pl *Pipeline) checkpointLocked(partitions []int32) (err error) {
 		return err
 	}
 	pl.metrics.checkpointSec.Observe(time.Since(start).Seconds())
+	pl.metrics.lastCheckpoint.SetToCurrentTime()
 	for i, o := range owners {
 		n := 0
 		for _, d := range batches[i].State.Data {

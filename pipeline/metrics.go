@@ -13,21 +13,23 @@ import (
 // metrics are the pipeline's Prometheus metrics. Labels are of low
 // cardinality: topic, partition, type, stage, reason.
 type metrics struct {
-	records       *prometheus.CounterVec
-	events        *prometheus.CounterVec
-	deadLetters   *prometheus.CounterVec
-	duplicates    prometheus.Counter
-	late          prometheus.Counter
-	sessions      prometheus.Counter
-	transitions   *prometheus.CounterVec
-	openSessions  *prometheus.GaugeVec
-	visitors      *prometheus.GaugeVec
-	held          *prometheus.GaugeVec
-	stateBytes    *prometheus.GaugeVec
-	watermarkLag  *prometheus.GaugeVec
-	consumerLag   *prometheus.GaugeVec
-	checkpointSec prometheus.Histogram
-	commitSec     prometheus.Histogram
+	records        *prometheus.CounterVec
+	events         *prometheus.CounterVec
+	deadLetters    *prometheus.CounterVec
+	duplicates     prometheus.Counter
+	late           prometheus.Counter
+	sessions       prometheus.Counter
+	transitions    *prometheus.CounterVec
+	openSessions   *prometheus.GaugeVec
+	visitors       *prometheus.GaugeVec
+	held           *prometheus.GaugeVec
+	stateBytes     *prometheus.GaugeVec
+	watermarkLag   *prometheus.GaugeVec
+	consumerLag    *prometheus.GaugeVec
+	checkpointSec  prometheus.Histogram
+	commitSec      prometheus.Histogram
+	lastCheckpoint prometheus.Gauge
+	partitions     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -63,10 +65,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Time to write a checkpoint's rows and state.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
 		commitSec: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "pipeline", Name: "commit_duration_seconds",
 			Help: "Time to commit offsets after a checkpoint.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		lastCheckpoint: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "pipeline", Name: "last_checkpoint_timestamp_seconds",
+			Help: "When this member's last checkpoint was acknowledged by ClickHouse (Unix time)."}),
+		partitions: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "pipeline", Name: "partitions",
+			Help: "Partitions of each input topic (the partition numbers the group must own)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.records, m.events, m.deadLetters, m.duplicates, m.late, m.sessions, m.transitions,
-			m.openSessions, m.visitors, m.held, m.stateBytes, m.watermarkLag, m.consumerLag, m.checkpointSec, m.commitSec)
+			m.openSessions, m.visitors, m.held, m.stateBytes, m.watermarkLag, m.consumerLag, m.checkpointSec, m.commitSec,
+			m.lastCheckpoint, m.partitions)
 	}
 	return m
 }

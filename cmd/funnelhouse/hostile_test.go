@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/funnelhouse/funnelhouse/bench/e2e"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
 	"github.com/funnelhouse/funnelhouse/pipeline"
 	"github.com/funnelhouse/funnelhouse/schemas"
@@ -36,7 +38,7 @@ func TestPoisonRecord(t *testing.T) {
 		t.Fatalf("the broker refused the compressed 3 MB record: %v", err)
 	}
 	cl.Close()
-	r.expect.add(r.cs, key, value)
+	r.expect.Add(r.cs, key, value)
 	r.malformed = append(r.malformed, traffic.Record{Key: key, Value: value[:pipeline.MaxDeadLetterBytes-len(key)], Reason: schemas.ReasonTooLarge})
 
 	m := r.start(nil)
@@ -46,7 +48,7 @@ func TestPoisonRecord(t *testing.T) {
 			t.Fatalf("the member exited on the poison record: %v", err)
 		default:
 		}
-		return r.committed() >= r.expect.records
+		return r.committed() >= r.expect.Records
 	})
 	r.waitDrained(3 * time.Minute)
 	m.stop(t, 30*time.Second)
@@ -70,7 +72,7 @@ func TestIdleAdvanceAfterMarkersAndRetention(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			name := "idle" + map[bool]string{true: "tx", false: "del"}[tc.transactional]
 			dsn := testDSN(t, "fh_"+name)
-			if err := resetDatabase(context.Background(), chsink.Endpoint{DSN: dsn}); err != nil {
+			if err := e2e.ResetDatabase(context.Background(), chsink.Endpoint{DSN: dsn}, io.Discard); err != nil {
 				t.Fatal(err)
 			}
 			bin, brokers := buildBinary(t), freeAddr(t)
