@@ -46,7 +46,7 @@ func benchEvents(n int) *Batch {
 	b := new(Batch)
 	e := schemas.Event{EventID: "2sgaGTJQktacUmnVvwgSyK25473", Type: schemas.PageView, TsMs: 1738879575928,
 		VisitorID: "v105fiknev1bx3", CustomerID: "cus_1qvtnz9mpv8ki", URL: "/products/42", Referrer: "https://www.google.com/",
-		Device: "mobile", Country: "DE", Rating: schemas.Absent, NPS: schemas.Absent, CSAT: schemas.Absent}
+		Device: "mobile", Country: "DE", Rating: schemas.Absent, NPS: schemas.Absent, CSAT: schemas.Absent, CES: schemas.Absent}
 	for i := 0; i < n; i++ {
 		if i%50 == 0 {
 			e.Type, e.OrderID, e.Amount, e.Currency = schemas.OrderCompleted, "o1", 129900, "EUR"
