@@ -116,7 +116,7 @@ func Migrate(ctx context.Context, conn driver.Conn, db string) ([]int, error) {
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if err := conn.Exec(ctx, strings.ReplaceAll(stmt, "{db}", db)); err != nil {
+			if err := execStatement(ctx, conn, db, strings.ReplaceAll(stmt, "{db}", db)); err != nil {
 				return applied, fmt.Errorf("cannot apply migration %04d_%s, statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
@@ -165,4 +165,28 @@ func Pending(ctx context.Context, conn driver.Conn, db string) ([]Migration, err
 		}
 	}
 	return out, nil
+}
+
+// addColumnIfNotExists matches ALTER TABLE db.table ADD COLUMN IF NOT
+// EXISTS name …, which ClickHouse 18.16 does not parse.
+var addColumnIfNotExists = regexp.MustCompile(`(?is)^(ALTER\s+TABLE\s+(\w+)\.(\w+)\s+ADD\s+COLUMN)\s+IF\s+NOT\s+EXISTS(\s+(\w+)\s.*)$`)
+
+// execStatement runs one statement of a migration. ADD COLUMN IF NOT EXISTS
+// is run the same way on every version: skipped when system.columns lists
+// the column, else run without IF NOT EXISTS (a syntax error on 18.16), so
+// that a migration interrupted half way is applied again safely.
+func execStatement(ctx context.Context, conn driver.Conn, db, stmt string) error {
+	m := addColumnIfNotExists.FindStringSubmatch(stmt)
+	if m == nil {
+		return conn.Exec(ctx, stmt)
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+		m[2], m[3], m[5]).Scan(&n); err != nil {
+		return fmt.Errorf("cannot look up column %s.%s.%s: %w", m[2], m[3], m[5], err)
+	}
+	if n > 0 {
+		return nil
+	}
+	return conn.Exec(ctx, m[1]+m[4])
 }

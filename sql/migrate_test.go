@@ -98,3 +98,30 @@ func TestValidateIdentifier(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrationReappliedHalfWay applies the catalogue migration again, as
+// after an interruption before it was recorded: its ADD COLUMN IF NOT
+// EXISTS statements (run without IF NOT EXISTS on 18.16) must skip the
+// columns that exist, and every other statement must be idempotent.
+func TestMigrationReappliedHalfWay(t *testing.T) {
+	conn, db := testDatabase(t, "fh_remigrate")
+	ctx := context.Background()
+	if _, err := fhsql.Migrate(ctx, conn, db); err != nil {
+		t.Fatal(err)
+	}
+	// Forget version 3 (mutations are asynchronous: rewrite the records).
+	if err := conn.Exec(ctx, "TRUNCATE TABLE "+db+".schema_migrations"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(ctx, "INSERT INTO "+db+".schema_migrations SELECT toUInt32(arrayJoin([1, 2])), 'x', now()"); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := fhsql.Migrate(ctx, conn, db)
+	if err != nil || len(applied) != 1 || applied[0] != 3 {
+		t.Fatalf("second run applied %v, %v; want [3]", applied, err)
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = 'events' AND name IN ('ces', 'trial', 'plan', 'session_start')", db).Scan(&n); err != nil || n != 4 {
+		t.Errorf("events has %d of the 4 new columns (%v)", n, err)
+	}
+}

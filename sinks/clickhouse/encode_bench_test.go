@@ -53,7 +53,7 @@ func benchEvents(n int) *Batch {
 		} else {
 			e.Type, e.OrderID, e.Amount, e.Currency = schemas.PageView, "", 0, ""
 		}
-		b.Events.Append(&e, "2sgaEk9Hp6BWIo2mAB078mDN03P", 1, "google", "cpc", "spring", false, "clickstream", 3, int64(i))
+		b.Events.Append(&e, "2sgaEk9Hp6BWIo2mAB078mDN03P", e.TsMs, 1, "google", "cpc", "spring", false, "clickstream", 3, int64(i))
 	}
 	return b
 }
