@@ -126,6 +126,7 @@ func verifyViews(ctx context.Context, conn driver.Conn, db string, want *expecte
 		},
 		func(r *expected.TransitionRow, dest []any) error { r.TsMs = int64(*dest[3].(*uint64)); return nil }))
 	check("events", verifyEvents(ctx, conn, db, want, events))
+	check("catalogue", verifyCatalogue(ctx, conn, db, want))
 	if len(problems) > 0 {
 		return fmt.Errorf("ClickHouse differs from the expected computation:\n  %s", strings.Join(problems, "\n  "))
 	}

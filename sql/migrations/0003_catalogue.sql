@@ -28,7 +28,7 @@ SELECT
     sessions,
     visitors,
     new_visitors,
-    visitors - new_visitors                           AS returning_visitors,
+    toUInt64(visitors - new_visitors)                 AS returning_visitors,
     page_views,
     if(sessions = 0, 0, page_views / sessions)        AS pages_per_session,
     if(sessions = 0, 0, duration_ms / 1000 / sessions) AS avg_session_duration_s,
@@ -370,7 +370,7 @@ FROM
                    toUInt64(arrayJoin(range(toUInt64(dateDiff('month', pairs.cohort_month, last_month) + 1)))) AS month_offset
             FROM
             (
-                SELECT DISTINCT cohort_month, currency
+                SELECT cohort_month, currency
                 FROM
                 (
                     SELECT visitor_id, currency
@@ -383,6 +383,7 @@ FROM
                     WHERE stage = 'conversion'
                     GROUP BY visitor_id
                 ) AS cohorts USING visitor_id
+                GROUP BY cohort_month, currency
             ) AS pairs
             ALL INNER JOIN
             (
