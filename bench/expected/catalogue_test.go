@@ -20,7 +20,7 @@ func TestTrialConvertsNextMonth(t *testing.T) {
 		ev(schemas.SubscriptionStarted, "v", "t1", jan31, trial(true)),
 		ev(schemas.SubscriptionStarted, "v", "t2", feb2-day, trial(true)), // a second trial: only the first counts
 		ev(schemas.SubscriptionStarted, "v", "paid", feb2, trial(false)),
-		ev(schemas.SubscriptionStarted, "w", "t3", feb2, trial(true)), // no conversion after
+		ev(schemas.SubscriptionStarted, "w", "t3", feb2, trial(true)),     // no conversion after
 		ev(schemas.OrderCompleted, "w", "o", feb2, order("o1", 1, "EUR")), // same ts: not after
 	}, DefaultConfig())
 	check(t, "trials", r.Trials, []TrialRow{
@@ -64,7 +64,7 @@ func TestSurveyAnsweredLate(t *testing.T) {
 func TestNPSOnlyPassives(t *testing.T) {
 	r := Compute([]schemas.Event{
 		ev(schemas.Survey, "a", "s1", t0, survey(7, schemas.Absent, schemas.Absent)),
-		ev(schemas.Survey, "b", "s1", t0, survey(8, schemas.Absent, schemas.Absent)), // same event id, other visitor
+		ev(schemas.Survey, "b", "s1", t0, survey(8, schemas.Absent, schemas.Absent)),              // same event id, other visitor
 		ev(schemas.Survey, "c", "s3", t0, survey(schemas.Absent, schemas.Absent, schemas.Absent)), // no score: not counted
 		ev(schemas.Review, "c", "r", t0, rating(4)),
 		ev(schemas.Referral, "c", "f", t0),
@@ -98,7 +98,7 @@ func TestPageWithQueryAndFragment(t *testing.T) {
 		ev(schemas.PageView, "v", "b", t0+minute, withURL("https://shop.example/p/1#top?not=query")),
 		ev(schemas.Click, "v", "c", t0+2*minute, withURL("https://shop.example/cart?step=2")),
 		ev(schemas.PageView, "w", "d", t0, withURL("https://shop.example/p/1")), // a bounce
-		ev(schemas.PageView, "x", "e", t0), // no url: no page
+		ev(schemas.PageView, "x", "e", t0),                                      // no url: no page
 	}, DefaultConfig())
 	check(t, "pages", r.Pages, []PageRow{
 		{Day: "2025-03-10", Page: "https://shop.example/cart", Exits: 1},
