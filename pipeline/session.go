@@ -17,7 +17,7 @@ import (
 type session struct {
 	id                       [ksuidLen]byte // KSUID text
 	firstIsPageView          bool
-	first                    bool // the visitor's first session
+	first                    bool   // the visitor's first session
 	entryLen                 uint16 // urls[:entryLen] is the entry URL, the rest the exit URL
 	startMs, endMs           int64
 	events, pageViews        uint32

@@ -79,38 +79,38 @@ var StageNames = [...]string{"", "awareness", "acquisition", "conversion", "rete
 
 // EventRows are rows of the events table.
 type EventRows struct {
-	EventID     []string
-	Ts          []int64 // unix seconds
-	TsMs        []uint64
-	Type        []int8 // schemas.Type, the enum's values
-	VisitorID   []string
-	CustomerID  []string
-	SessionID   []string
-	Stage       []int8
-	URL         []string
-	Referrer    []string
-	Source      []string
-	Medium      []string
-	Campaign    []string
-	Device      []string
-	Country     []string
-	OrderID     []string
-	Amount      []schemas.Amount
-	Currency    []string
-	Rating      []int8 // schemas.Absent = NULL
-	NPS         []int8
-	CSAT        []int8
-	CES         []int8
-	Trial       []uint8
-	Plan        []string
+	EventID    []string
+	Ts         []int64 // unix seconds
+	TsMs       []uint64
+	Type       []int8 // schemas.Type, the enum's values
+	VisitorID  []string
+	CustomerID []string
+	SessionID  []string
+	Stage      []int8
+	URL        []string
+	Referrer   []string
+	Source     []string
+	Medium     []string
+	Campaign   []string
+	Device     []string
+	Country    []string
+	OrderID    []string
+	Amount     []schemas.Amount
+	Currency   []string
+	Rating     []int8 // schemas.Absent = NULL
+	NPS        []int8
+	CSAT       []int8
+	CES        []int8
+	Trial      []uint8
+	Plan       []string
 	// SessionStart is the start of the event's session in unix seconds, 0
 	// without one: pages_daily counts page views on their session's day.
 	SessionStart []int64
 	Props        []string
-	Late        []uint8
-	KafkaTopic  []string
-	KafkaPart   []int32
-	KafkaOffset []int64
+	Late         []uint8
+	KafkaTopic   []string
+	KafkaPart    []int32
+	KafkaOffset  []int64
 }
 
 // Len is the number of rows.
