@@ -284,10 +284,10 @@ func (p *Processor) processEvent(h *held) {
 	s := p.sessionOf(vi, v, h)
 	p.applyLifecycle(vi, v, e)
 	if s == nil {
-		p.out.Events.Append(e, "", v.stage, Source(e), e.UTMMedium, e.UTMCampaign, false, p.inputs[h.topic].name, p.partition, h.offset)
+		p.out.Events.Append(e, "", 0, v.stage, Source(e), e.UTMMedium, e.UTMCampaign, false, p.inputs[h.topic].name, p.partition, h.offset)
 		return
 	}
-	p.out.Events.Append(e, p.out.Text.String(s.id[:]), v.stage, p.symbols.name(s.source), p.symbols.name(s.medium),
+	p.out.Events.Append(e, p.out.Text.String(s.id[:]), s.startMs, v.stage, p.symbols.name(s.source), p.symbols.name(s.medium),
 		p.symbols.name(s.campaign), false, p.inputs[h.topic].name, p.partition, h.offset)
 }
 
@@ -329,7 +329,7 @@ func (p *Processor) writeLate(h *held) {
 		stage = v.stage
 	}
 	e := &h.ev
-	p.out.Events.Append(e, "", stage, Source(e), e.UTMMedium, e.UTMCampaign, true, p.inputs[h.topic].name, p.partition, h.offset)
+	p.out.Events.Append(e, "", 0, stage, Source(e), e.UTMMedium, e.UTMCampaign, true, p.inputs[h.topic].name, p.partition, h.offset)
 }
 
 // dedup remembers (visitor, event id) hashes of recent events. Each input

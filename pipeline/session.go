@@ -17,6 +17,7 @@ import (
 type session struct {
 	id                       [ksuidLen]byte // KSUID text
 	firstIsPageView          bool
+	first                    bool   // the visitor's first session
 	entryLen                 uint16 // urls[:entryLen] is the entry URL, the rest the exit URL
 	startMs, endMs           int64
 	events, pageViews        uint32
@@ -55,7 +56,9 @@ func (p *Processor) startSession(v *visitor, e *schemas.Event) *session {
 		medium:          p.symbols.intern(e.UTMMedium),
 		campaign:        p.symbols.intern(e.UTMCampaign),
 		customerID:      v.customerID,
+		first:           !v.is(hadSession),
 	}
+	v.set(hadSession, true)
 	SessionIDTo(s.id[:0], e.VisitorID, e.EventID, e.TsMs)
 	v.session = i + 1
 	return s

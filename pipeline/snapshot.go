@@ -18,7 +18,12 @@ import (
 // records the state already reflects: replayed records are not applied
 // twice.
 
-const snapshotVersion = 1
+// snapshotVersion is the layout written. Version 1 (before the catalogue
+// of SPEC §6.1) is still read: its held events have no ces, trial or plan,
+// and its visitors no hadSession bit, which a restore sets for every
+// visitor (almost all started with a session; the error is one visitor's
+// next session counted as returning instead of new, once, at the upgrade).
+const snapshotVersion = 2
 
 // Offsets are the next offsets to read per input topic; -1 means none read.
 type Offsets [2]int64
@@ -163,8 +168,9 @@ func CheckpointStats(data []byte) (Stats, error) {
 
 func (p *Processor) decodeCheckpoint(data []byte) error {
 	r := reader{b: data}
-	if v := r.byte(); v != snapshotVersion {
-		return fmt.Errorf("unknown checkpoint version %d", v)
+	ver := r.byte()
+	if ver != 1 && ver != snapshotVersion {
+		return fmt.Errorf("unknown checkpoint version %d", ver)
 	}
 	p.watermark = r.varint()
 	for t := range p.inputs {
@@ -175,7 +181,7 @@ func (p *Processor) decodeCheckpoint(data []byte) error {
 	for i := 0; i < n && r.err == nil; i++ {
 		slot, h := p.pending.slot()
 		h.topic, h.offset = schemas.Topic(r.byte()), r.varint()
-		decodeEvent(&r, &h.ev)
+		decodeEvent(&r, &h.ev, ver)
 		p.pending.push(slot)
 	}
 	for t := range p.seen.inputs {
@@ -196,7 +202,7 @@ func (p *Processor) encodeVisitor(b []byte, v *visitor) []byte {
 	strs := &p.visitors.strs
 	b = append(b, snapshotVersion)
 	b = appendString(b, strs.get(v.customerID))
-	b = append(b, byte(v.stage), boolByte(v.is(churned)))
+	b = append(b, byte(v.stage), boolByte(v.is(churned))|boolByte(v.is(hadSession))<<1)
 	b = binary.AppendVarint(b, v.cohortDayMs())
 	b = appendString(b, p.symbols.name(v.source))
 	b = appendString(b, strs.get(v.firstOrder))
@@ -205,7 +211,7 @@ func (p *Processor) encodeVisitor(b []byte, v *visitor) []byte {
 		return append(b, 0)
 	}
 	s := p.sessions.at(v.session - 1)
-	b = append(b, 1, boolByte(s.firstIsPageView))
+	b = append(b, 1, boolByte(s.firstIsPageView)|boolByte(s.first)<<1)
 	b = appendString(b, s.id[:])
 	b = appendString(b, s.entryURL())
 	b = appendString(b, s.exitURL())
@@ -227,21 +233,26 @@ func (p *Processor) restoreVisitor(id string, data []byte) error {
 		return errors.New("the checkpoint holds it twice")
 	}
 	r := reader{b: data}
-	if ver := r.byte(); ver != snapshotVersion {
+	ver := r.byte()
+	if ver != 1 && ver != snapshotVersion {
 		return fmt.Errorf("unknown visitor state version %d", ver)
 	}
 	vi, v := p.visitors.add(id)
 	strs := &p.visitors.strs
 	v.customerID = strs.put(r.string())
 	v.stage = int8(r.byte())
-	v.set(churned, r.byte() == 1)
+	flags := r.byte()
+	v.set(churned, flags&1 != 0)
+	v.set(hadSession, flags&2 != 0 || ver == 1)
 	v.cohortDay = uint16(floorDiv(r.varint(), dayMs))
 	v.source = p.symbols.intern(r.string())
 	v.firstOrder = strs.put(r.string())
 	v.lastMs = r.varint()
 	if r.byte() == 1 {
 		i, s := p.sessions.add()
-		s.firstIsPageView = r.byte() == 1
+		sflags := r.byte()
+		s.firstIsPageView = sflags&1 != 0
+		s.first = sflags&2 != 0
 		if copy(s.id[:], r.string()) != ksuidLen && r.err == nil {
 			return errors.New("session id is not a KSUID")
 		}
@@ -272,16 +283,22 @@ func encodeEvent(b []byte, e *schemas.Event) []byte {
 	for _, s := range eventStrings(e) {
 		b = appendString(b, *s)
 	}
-	return b
+	b = append(b, byte(e.CES), boolByte(e.Trial))
+	return appendString(b, e.Plan)
 }
 
-func decodeEvent(r *reader, e *schemas.Event) {
+func decodeEvent(r *reader, e *schemas.Event, ver byte) {
 	e.Type = schemas.Type(r.byte())
 	e.Rating, e.NPS, e.CSAT = int8(r.byte()), int8(r.byte()), int8(r.byte())
 	e.TsMs = r.varint()
 	e.Amount = schemas.Amount(r.varint())
 	for _, s := range eventStrings(e) {
 		*s = r.string()
+	}
+	e.CES, e.Trial, e.Plan = schemas.Absent, false, ""
+	if ver >= 2 {
+		e.CES, e.Trial = int8(r.byte()), r.byte() == 1
+		e.Plan = r.string()
 	}
 }
 

@@ -32,7 +32,8 @@ type visitor struct {
 type visitorFlags uint8
 
 const (
-	churned visitorFlags = 1 << iota
+	churned    visitorFlags = 1 << iota
+	hadSession              // a session of the visitor was opened: the next is not the first
 	// Bookkeeping, not state: whether the visitor has an entry in the
 	// session and churn deadline queues, and whether it changed since the
 	// last checkpoint.

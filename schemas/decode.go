@@ -87,6 +87,8 @@ type checked struct {
 	tsMs              int64
 	amount            Amount
 	rating, nps, csat int8
+	ces               int8
+	trial             bool
 }
 
 // validate checks the record key and the known fields, in the order that
@@ -126,8 +128,29 @@ func (fv *fieldValues) validate(topic Topic, key []byte, now func() time.Time) (
 	if c.nps, e = fv.smallInt(fNPS, 0, 10, false); e != nil {
 		return c, e
 	}
-	c.csat, e = fv.smallInt(fCSAT, 1, 5, false)
-	return c, e
+	if c.csat, e = fv.smallInt(fCSAT, 1, 5, false); e != nil {
+		return c, e
+	}
+	if c.ces, e = fv.smallInt(fCES, 1, 7, false); e != nil {
+		return c, e
+	}
+	if c.trial, e = fv.decodeTrial(c.typ); e != nil {
+		return c, e
+	}
+	return c, fv.optionalString(fPlan, maxPlanBytes)
+}
+
+// decodeTrial reads trial, which only subscription_started events have: a
+// boolean there (absent, null or "" = false), ignored on every other type
+// (SPEC §2: "any other type ignores it"), whatever its value.
+func (fv *fieldValues) decodeTrial(typ Type) (bool, *Error) {
+	if typ != SubscriptionStarted || fv.absent(fTrial) {
+		return false, nil
+	}
+	if k := fv.vals[fTrial].kind; k != kBool {
+		return false, wrongJSONType(fTrial, "a boolean", k)
+	}
+	return fv.text(fTrial)[0] == 't', nil
 }
 
 // checkIDs checks event_id and visitor_id, which must equal the record key.
@@ -182,6 +205,9 @@ func (fv *fieldValues) fill(ev *Event, c *checked, buf []byte, a *Arena) []byte 
 		Rating:      c.rating,
 		NPS:         c.nps,
 		CSAT:        c.csat,
+		CES:         c.ces,
+		Trial:       c.trial,
+		Plan:        s(fPlan),
 		Props:       all[:propsLen],
 	}
 	return buf

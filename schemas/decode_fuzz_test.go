@@ -15,7 +15,7 @@ import (
 func cloneEvent(ev Event) Event {
 	for _, p := range []*string{&ev.EventID, &ev.VisitorID, &ev.CustomerID, &ev.URL, &ev.Referrer,
 		&ev.UTMSource, &ev.UTMMedium, &ev.UTMCampaign, &ev.Device, &ev.Country, &ev.OrderID,
-		&ev.Currency, &ev.Props} {
+		&ev.Currency, &ev.Plan, &ev.Props} {
 		*p = strings.Clone(*p)
 	}
 	return ev
@@ -28,7 +28,8 @@ func cloneEvent(ev Event) Event {
 //     valid type on that topic, non-empty event_id and visitor_id within
 //     their limits, VisitorID == key, TsMs in [2000-01-01, now+1h], strings
 //     within their limits, a non-negative Amount, a valid currency when
-//     present, rating/nps/csat Absent or in range (rating present on review),
+//     present, rating/nps/csat/ces Absent or in range (rating present on review),
+//     trial only on subscription_started, plan within 64 bytes,
 //     Props "" or a JSON object of unknown fields only; and whose strings do
 //     not alias key or value; or
 //   - a non-nil *Error whose Reason is one of Reasons and whose Detail is

@@ -100,6 +100,24 @@ func wantInts(rating, nps, csat int8) func(*testing.T, *Event) {
 	}
 }
 
+func wantCES(ces int8) func(*testing.T, *Event) {
+	return func(t *testing.T, ev *Event) {
+		t.Helper()
+		if ev.CES != ces {
+			t.Errorf("ces = %d, want %d", ev.CES, ces)
+		}
+	}
+}
+
+func wantTrialPlan(trial bool, plan string) func(*testing.T, *Event) {
+	return func(t *testing.T, ev *Event) {
+		t.Helper()
+		if ev.Trial != trial || ev.Plan != plan || ev.Props != "" {
+			t.Errorf("trial, plan, props = %v, %q, %q, want %v, %q, \"\"", ev.Trial, ev.Plan, ev.Props, trial, plan)
+		}
+	}
+}
+
 var (
 	s64   = strings.Repeat("a", 64)
 	s65   = strings.Repeat("a", 65)
@@ -116,7 +134,7 @@ func decodeCases() []decodeCase {
 		// --- valid events ---
 		{name: "page_view minimal", value: pv(""), check: func(t *testing.T, ev *Event) {
 			want := Event{EventID: "e1", Type: PageView, TsMs: ms("2025-03-01T10:00:00Z"), VisitorID: "v1",
-				Rating: Absent, NPS: Absent, CSAT: Absent}
+				Rating: Absent, NPS: Absent, CSAT: Absent, CES: Absent}
 			if *ev != want {
 				t.Errorf("got %+v\nwant %+v", *ev, want)
 			}
@@ -128,7 +146,7 @@ func decodeCases() []decodeCase {
 				want := Event{EventID: "2c8BqXqmvLkyQ3yZ8mJ4k1a9Xy7", Type: PageView, TsMs: ms("2025-03-01T10:00:00.123Z"),
 					VisitorID: "v1", CustomerID: "c9", URL: "https://shop.example/p/1?x=1", Referrer: "https://www.google.com/",
 					UTMSource: "google", UTMMedium: "cpc", UTMCampaign: "spring", Device: "mobile", Country: "DE",
-					Rating: Absent, NPS: Absent, CSAT: Absent}
+					Rating: Absent, NPS: Absent, CSAT: Absent, CES: Absent}
 				if *ev != want {
 					t.Errorf("got %+v\nwant %+v", *ev, want)
 				}
@@ -422,6 +440,33 @@ func decodeCases() []decodeCase {
 		{name: "survey all scores", value: typed("survey", `,"nps":9,"csat":4,"rating":5`), check: wantInts(5, 9, 4)},
 		{name: "nps before csat", value: typed("survey", `,"csat":9,"nps":99`), reason: ReasonBadValue, detail: "field nps:"},
 		{name: "rating before nps", value: typed("survey", `,"nps":99,"rating":0`), reason: ReasonBadValue, detail: "field rating:"},
+		{name: "survey ces 1", value: typed("survey", `,"ces":1`), check: wantCES(1)},
+		{name: "survey ces 7", value: typed("survey", `,"ces":7.0`), check: wantCES(7)},
+		{name: "survey ces 0", value: typed("survey", `,"ces":0`), reason: ReasonBadValue, detail: "field ces: must be between 1 and 7"},
+		{name: "survey ces 8", value: typed("survey", `,"ces":8`), reason: ReasonBadValue, detail: "field ces:"},
+		{name: "survey ces 2.5", value: typed("survey", `,"ces":2.5`), reason: ReasonBadValue, detail: "field ces: must be an integer"},
+		{name: "survey ces string", value: typed("survey", `,"ces":"5"`), reason: ReasonBadValue, detail: "field ces: must be an integer, got string"},
+		{name: "survey ces null", value: typed("survey", `,"ces":null`), check: wantCES(Absent)},
+		{name: "survey ces empty string", value: typed("survey", `,"ces":""`), check: wantCES(Absent)},
+		{name: "csat before ces", value: typed("survey", `,"ces":0,"csat":0`), reason: ReasonBadValue, detail: "field csat:"},
+
+		// --- trial, plan ---
+		{name: "trial true", topic: Transactions, value: typed("subscription_started", `,"trial":true,"plan":"pro"`), check: wantTrialPlan(true, "pro")},
+		{name: "trial false", topic: Transactions, value: typed("subscription_started", `,"trial":false`), check: wantTrialPlan(false, "")},
+		{name: "trial absent", topic: Transactions, value: typed("subscription_started", ``), check: wantTrialPlan(false, "")},
+		{name: "trial null", topic: Transactions, value: typed("subscription_started", `,"trial":null`), check: wantTrialPlan(false, "")},
+		{name: "trial empty string", topic: Transactions, value: typed("subscription_started", `,"trial":""`), check: wantTrialPlan(false, "")},
+		{name: "trial string", topic: Transactions, value: typed("subscription_started", `,"trial":"true"`), reason: ReasonBadValue, detail: "field trial: must be a boolean, got string"},
+		{name: "trial number", topic: Transactions, value: typed("subscription_started", `,"trial":1`), reason: ReasonBadValue, detail: "field trial:"},
+		{name: "trial object", topic: Transactions, value: typed("subscription_started", `,"trial":{"a":1}`), reason: ReasonBadValue, detail: "field trial: must be a boolean, got object"},
+		{name: "trial ignored on other types", topic: Transactions, value: typed("subscription_cancelled", `,"trial":true`), check: wantTrialPlan(false, "")},
+		{name: "bad trial ignored on other types", value: pv(`,"trial":[1]`), check: wantProps("")},
+		{name: "plan on cancel", topic: Transactions, value: typed("subscription_cancelled", `,"plan":"basic é"`), check: wantTrialPlan(false, "basic é")},
+		{name: "plan 64 bytes", topic: Transactions, value: typed("subscription_started", `,"plan":"`+s64+`"`), check: wantTrialPlan(false, s64)},
+		{name: "plan 65 bytes", topic: Transactions, value: typed("subscription_started", `,"plan":"`+s65+`"`), reason: ReasonTooLarge, detail: "field plan: 65 bytes is more than the limit of 64"},
+		{name: "plan number", topic: Transactions, value: typed("subscription_started", `,"plan":3`), reason: ReasonBadValue, detail: "field plan: must be a string, got number"},
+		{name: "plan null", topic: Transactions, value: typed("subscription_started", `,"plan":null`), check: wantTrialPlan(false, "")},
+		{name: "trial before plan", topic: Transactions, value: typed("subscription_started", `,"plan":3,"trial":3`), reason: ReasonBadValue, detail: "field trial:"},
 		{name: "currency before rating", value: typed("review", `,"rating":0,"currency":"x"`), reason: ReasonBadValue, detail: "field currency:"},
 
 		// --- props ---
@@ -536,6 +581,15 @@ func checkEvent(t *testing.T, topic Topic, key []byte, ev *Event) {
 	if ev.CSAT != Absent && (ev.CSAT < 1 || ev.CSAT > 5) {
 		fail("csat out of range")
 	}
+	if ev.CES != Absent && (ev.CES < 1 || ev.CES > 7) {
+		fail("ces out of range")
+	}
+	if ev.Trial && ev.Type != SubscriptionStarted {
+		fail("trial on %s", ev.Type)
+	}
+	if len(ev.Plan) > 64 {
+		fail("plan of %d bytes", len(ev.Plan))
+	}
 	if ev.Props != "" {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(ev.Props), &m); err != nil || len(m) == 0 {
@@ -596,7 +650,7 @@ func TestDecodeOverwritesEvent(t *testing.T) {
 	if err := d.Decode(Clickstream, []byte("v1"), []byte(pv("")), &ev); err != nil {
 		t.Fatal(err)
 	}
-	want := Event{EventID: "e1", Type: PageView, TsMs: ms("2025-03-01T10:00:00Z"), VisitorID: "v1", Rating: Absent, NPS: Absent, CSAT: Absent}
+	want := Event{EventID: "e1", Type: PageView, TsMs: ms("2025-03-01T10:00:00Z"), VisitorID: "v1", Rating: Absent, NPS: Absent, CSAT: Absent, CES: Absent}
 	if ev != want {
 		t.Errorf("got %+v, want %+v", ev, want)
 	}

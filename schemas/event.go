@@ -120,6 +120,9 @@ type Event struct {
 	Rating      int8   // review: 1–5; Absent otherwise
 	NPS         int8   // survey: 0–10 or Absent
 	CSAT        int8   // survey: 1–5 or Absent
+	CES         int8   // survey: 1–7 or Absent (Customer Effort Score, 7 = least effort)
+	Trial       bool   // subscription_started: a free trial; false on every other type
+	Plan        string // subscription_* (kept on any type), "" when absent
 	Props       string // unknown fields as one JSON object, "" when none
 }
 

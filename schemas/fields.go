@@ -10,6 +10,7 @@ const (
 	maxURLBytes       = 2048
 	maxUTMBytes       = 256
 	maxOtherBytes     = 256 // customer_id, device, country, order_id, currency
+	maxPlanBytes      = 64
 )
 
 // field numbers the known top-level fields in the order of the SPEC §2 table.
@@ -34,6 +35,9 @@ const (
 	fRating
 	fNPS
 	fCSAT
+	fCES
+	fTrial
+	fPlan
 	numFields
 	fUnknown = numFields
 )
@@ -41,7 +45,7 @@ const (
 var fieldNames = [numFields]string{
 	"event_id", "type", "ts", "visitor_id", "customer_id", "url", "referrer",
 	"utm_source", "utm_medium", "utm_campaign", "device", "country",
-	"order_id", "amount", "currency", "rating", "nps", "csat",
+	"order_id", "amount", "currency", "rating", "nps", "csat", "ces", "trial", "plan",
 }
 
 func fieldOf(key []byte) field {
@@ -83,6 +87,12 @@ func fieldOf(key []byte) field {
 		return fNPS
 	case "csat":
 		return fCSAT
+	case "ces":
+		return fCES
+	case "trial":
+		return fTrial
+	case "plan":
+		return fPlan
 	}
 	return fUnknown
 }
@@ -106,7 +116,7 @@ var optStrings = [...]struct {
 // stringFields are the fields that Event holds as strings.
 var stringFields = [...]field{
 	fEventID, fVisitorID, fCustomerID, fURL, fReferrer, fUTMSource, fUTMMedium,
-	fUTMCampaign, fDevice, fCountry, fOrderID, fCurrency,
+	fUTMCampaign, fDevice, fCountry, fOrderID, fCurrency, fPlan,
 }
 
 // kind is the JSON type of a top-level value; kAbsent marks a known field

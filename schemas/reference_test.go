@@ -75,8 +75,8 @@ func (d *refDecoder) jval(v *fastjson.Value) jval {
 	case kString:
 		b, _ := v.StringBytes()
 		d.unesc = append(d.unesc, b...)
-	case kNumber:
-		d.unesc = v.MarshalTo(d.unesc) // the number as written
+	case kNumber, kBool:
+		d.unesc = v.MarshalTo(d.unesc) // the number as written; true or false
 	}
 	return jval{kind: k, esc: true, lo: int32(lo), hi: int32(len(d.unesc))}
 }

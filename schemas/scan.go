@@ -128,7 +128,7 @@ func (d *Decoder) scanField(b []byte, i int, f field) (int, bool) {
 		return i, ok
 	case 't', 'f', 'n':
 		end, ok := scanLiteral(b, i)
-		v.kind = kBool
+		v.kind, v.hi = kBool, int32(end) // text: true or false (trial reads it)
 		if c == 'n' {
 			v.kind = kNull
 		}

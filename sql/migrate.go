@@ -4,16 +4,14 @@
 // Each file migrations/NNNN_name.sql is one version. Statements are separated
 // by a semicolon at the end of a line and name objects as {db}.table; every
 // statement is idempotent (IF NOT EXISTS), so a migration interrupted half
-// way is simply applied again. ClickHouse 18.16 has no ADD COLUMN IF NOT
-// EXISTS: an `ALTER TABLE … ADD COLUMN` whose column exists already counts
-// as applied. Every statement runs on ClickHouse 18.16.1 and on current
-// releases.
+// way is simply applied again (ADD COLUMN IF NOT EXISTS, which 18.16 does
+// not parse, is run by execStatement). Every statement runs on ClickHouse
+// 18.16.1 and on current releases.
 package sql
 
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
@@ -22,7 +20,6 @@ import (
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 )
 
 //go:embed migrations/*.sql
@@ -120,7 +117,7 @@ func Migrate(ctx context.Context, conn driver.Conn, db string) ([]int, error) {
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if err := conn.Exec(ctx, strings.ReplaceAll(stmt, "{db}", db)); err != nil && !columnExists(stmt, err) {
+			if err := execStatement(ctx, conn, db, strings.ReplaceAll(stmt, "{db}", db)); err != nil {
 				return applied, fmt.Errorf("cannot apply migration %04d_%s, statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
@@ -192,12 +189,26 @@ func Pending(ctx context.Context, conn driver.Conn, db string) ([]Migration, err
 	return out, nil
 }
 
-var addColumn = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+\S+\s+ADD\s+COLUMN\s`)
+// addColumnIfNotExists matches ALTER TABLE db.table ADD COLUMN IF NOT
+// EXISTS name …, which ClickHouse 18.16 does not parse.
+var addColumnIfNotExists = regexp.MustCompile(`(?is)^(ALTER\s+TABLE\s+(\w+)\.(\w+)\s+ADD\s+COLUMN)\s+IF\s+NOT\s+EXISTS(\s+(\w+)\s.*)$`)
 
-// columnExists reports whether err is ClickHouse's "column with this name
-// already exists" (code 44) for an ADD COLUMN statement: the migration was
-// interrupted after that statement.
-func columnExists(stmt string, err error) bool {
-	var ex *proto.Exception
-	return addColumn.MatchString(stmt) && errors.As(err, &ex) && ex.Code == 44
+// execStatement runs one statement of a migration. ADD COLUMN IF NOT EXISTS
+// is run the same way on every version: skipped when system.columns lists
+// the column, else run without IF NOT EXISTS (a syntax error on 18.16), so
+// that a migration interrupted half way is applied again safely.
+func execStatement(ctx context.Context, conn driver.Conn, db, stmt string) error {
+	m := addColumnIfNotExists.FindStringSubmatch(stmt)
+	if m == nil {
+		return conn.Exec(ctx, stmt)
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+		m[2], m[3], m[5]).Scan(&n); err != nil {
+		return fmt.Errorf("cannot look up column %s.%s.%s: %w", m[2], m[3], m[5], err)
+	}
+	if n > 0 {
+		return nil
+	}
+	return conn.Exec(ctx, m[1]+m[4])
 }

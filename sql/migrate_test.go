@@ -42,21 +42,12 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if err != nil || len(all) == 0 {
 		t.Fatalf("migrations: %v, %d", err, len(all))
 	}
-	if err := fhsql.CheckMigrated(ctx, conn, db); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("lacks %d migration(s), the first 0001_", len(all))) {
-		t.Errorf("before migrate, CheckMigrated says %v", err)
-	}
 	applied, err := fhsql.Migrate(ctx, conn, db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(applied) != len(all) {
 		t.Fatalf("first run applied %v, want all %d", applied, len(all))
-	}
-	if err := fhsql.CheckMigrated(ctx, conn, db); err != nil {
-		t.Errorf("after migrate, CheckMigrated says %v", err)
-	}
-	if got, want := fhsql.Applied(db, applied), fmt.Sprintf("database %s: applied migrations %v", db, applied); got != want {
-		t.Errorf("Applied = %q, want %q", got, want)
 	}
 	objects := func() string {
 		var names []string
@@ -85,9 +76,6 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if err != nil || len(applied) != 0 {
 		t.Fatalf("second run applied %v, %v; want nothing", applied, err)
 	}
-	if got := fhsql.Applied(db, applied); got != "database "+db+" is up to date" {
-		t.Errorf("Applied after the second run = %q", got)
-	}
 	if after := objects(); after != before {
 		t.Errorf("second run changed the objects:\n%s\nwas\n%s", after, before)
 	}
@@ -111,24 +99,29 @@ func TestValidateIdentifier(t *testing.T) {
 	}
 }
 
-// TestMigrateAfterInterruptedAddColumn re-applies every migration as if
-// each had been interrupted after its statements ran but before it was
-// recorded: ADD COLUMN has no IF NOT EXISTS on 18.16, and an existing
-// column must count as applied.
-func TestMigrateAfterInterruptedAddColumn(t *testing.T) {
-	conn, db := testDatabase(t, "fh_migrate_again")
+// TestMigrationReappliedHalfWay applies every migration again, as after an
+// interruption before they were recorded: their ADD COLUMN IF NOT EXISTS
+// statements (run without IF NOT EXISTS on 18.16) must skip the columns
+// that exist, and every other statement must be idempotent.
+func TestMigrationReappliedHalfWay(t *testing.T) {
+	conn, db := testDatabase(t, "fh_remigrate")
 	ctx := context.Background()
+	all, err := fhsql.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := fhsql.Migrate(ctx, conn, db); err != nil {
 		t.Fatal(err)
 	}
 	if err := conn.Exec(ctx, "TRUNCATE TABLE "+db+".schema_migrations"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fhsql.Migrate(ctx, conn, db); err != nil {
-		t.Fatalf("re-applying migrations whose statements ran: %v", err)
+	applied, err := fhsql.Migrate(ctx, conn, db)
+	if err != nil || len(applied) != len(all) {
+		t.Fatalf("second run applied %v, %v; want all %d again", applied, err, len(all))
 	}
 	var n uint64
-	if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = 'pipeline_state' AND name = 'written_at'", db).Scan(&n); err != nil || n != 1 {
-		t.Errorf("pipeline_state.written_at: %d columns (%v), want 1", n, err)
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND (table = 'events' AND name IN ('ces', 'trial', 'plan', 'session_start') OR table = 'pipeline_state' AND name = 'written_at')", db).Scan(&n); err != nil || n != 5 {
+		t.Errorf("%d of the 5 added columns (%v)", n, err)
 	}
 }

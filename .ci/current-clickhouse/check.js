@@ -54,6 +54,17 @@ expect('churn_monthly', 'SELECT month, active_at_start, churned, reactivated, ch
 expect('revenue_daily', 'SELECT day, currency, orders, toString(revenue), toString(refunds), toString(net_revenue), customers FROM fh.revenue_daily',
   '2025-01-06\tUSD\t1\t12.5\t2.25\t10.25\t1');
 
+// The catalogue (SPEC §6.1): every view answers; the revenue ones on the
+// rows above (v1 converts in January with one 12.5 USD order and a 2.25
+// refund; v2 converts too, without an order).
+for (const v of ['traffic_daily', 'visitor_conversion_daily', 'pages_daily', 'satisfaction_monthly',
+  'trial_conversion_monthly', 'retention_monthly', 'clv_cohort_monthly']) run(`SELECT * FROM fh.${v}`);
+expect('revenue_daily.avg_order_value', 'SELECT toString(avg_order_value) FROM fh.revenue_daily', '12.5');
+expect('clv_cohort_monthly', 'SELECT cohort_month, currency, month_offset, cohort_customers, ordering_customers, toString(net_revenue), toString(cumulative_net_revenue), toString(clv) FROM fh.clv_cohort_monthly',
+  '2025-01-01\tUSD\t0\t2\t1\t10.25\t10.25\t5.125');
+expect('retention_monthly', 'SELECT month, customers_at_start, new_customers, customers_at_end, retention_rate, customers, repeat_customers FROM fh.retention_monthly ORDER BY month LIMIT 2',
+  ['2025-01-01\t0\t2\t2\t0\t1\t0', '2025-02-01\t2\t0\t2\t1\t1\t0'].join('\n'));
+
 const docs = fs.readFileSync(path.join(root, 'docs', 'metrics.md'), 'utf8');
 for (const m of docs.matchAll(/```sql\n([\s\S]*?)```/g)) run(m[1].trim().replace(/;$/, '').replaceAll('funnelhouse.', 'fh.'));
 

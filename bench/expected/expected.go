@@ -1,7 +1,7 @@
 // Package expected computes, in one plain batch pass, the rows funnelhouse must
 // produce for a set of valid, de-duplicated events: sessions, lifecycle
-// transitions and the four views (funnel_daily, bounce_daily, churn_monthly,
-// revenue_daily).
+// transitions, the four views (funnel_daily, bounce_daily, churn_monthly,
+// revenue_daily) and the catalogue of SPEC §6.1 (catalogue.go).
 //
 // It is the independent reference for tests and `funnelhouse bench`. It is
 // written straight from docs/semantics.md and SPEC.md §4–6 and shares no code
@@ -51,6 +51,16 @@ type Result struct {
 	Bounce  []BounceRow  // sorted by (Day, Source)
 	Churn   []ChurnRow   // sorted by Month
 	Revenue []RevenueRow // sorted by (Day, Currency)
+
+	// The catalogue (SPEC §6.1), each sorted by its key.
+	Traffic           []TrafficRow
+	VisitorConversion []VisitorConversionRow
+	Pages             []PageRow
+	Satisfaction      []SatisfactionRow
+	Trials            []TrialRow
+	AvgOrderValue     []AvgOrderValueRow // revenue_daily's new column, in Revenue's order
+	Retention         []RetentionRow
+	CLV               []CLVRow
 
 	// Sessions are sorted by SessionID.
 	Sessions []SessionRow
@@ -147,6 +157,14 @@ var stageNames = [...]string{"", StageAwareness, StageAcquisition, StageConversi
 // (no two with the same visitor_id and event_id), in any order, none late.
 // events is not modified.
 func Compute(events []schemas.Event, cfg Config) *Result {
+	return ComputeWithLate(events, nil, cfg)
+}
+
+// ComputeWithLate is Compute with late events besides (SPEC §3: stored
+// with late = 1, in no session, changing no stage): they count only in the
+// views that include late events (revenue and the catalogue's event-based
+// views).
+func ComputeWithLate(events, late []schemas.Event, cfg Config) *Result {
 	res := &Result{
 		EventStages:   make(map[string]string, len(events)),
 		EventSessions: make(map[string]string, len(events)),
@@ -181,7 +199,8 @@ func Compute(events []schemas.Event, cfg Config) *Result {
 	res.Funnel = funnelDaily(res.Transitions)
 	res.Bounce = bounceDaily(res.Sessions)
 	res.Churn = churnMonthly(res.Transitions)
-	res.Revenue = revenueDaily(events)
+	res.Revenue = revenueDaily(append(slices.Clip(events), late...))
+	catalogue(res, events, late)
 	return res
 }
 

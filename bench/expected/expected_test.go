@@ -31,7 +31,7 @@ var t0 = ms("2025-03-10T10:00:00Z")
 // ev builds an event; opts set optional fields.
 func ev(typ schemas.Type, visitor, id string, ts int64, opts ...func(*schemas.Event)) schemas.Event {
 	e := schemas.Event{EventID: id, Type: typ, TsMs: ts, VisitorID: visitor,
-		Rating: schemas.Absent, NPS: schemas.Absent, CSAT: schemas.Absent}
+		Rating: schemas.Absent, NPS: schemas.Absent, CSAT: schemas.Absent, CES: schemas.Absent}
 	for _, o := range opts {
 		o(&e)
 	}

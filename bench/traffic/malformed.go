@@ -24,12 +24,12 @@ type badVariant struct {
 
 func (g *Generator) badPageView(v *visitor, ts int64) pev {
 	return pev{ts: ts, typ: schemas.PageView, page: pageProduct, item: uint16(g.rng.intn(5000)),
-		cust: v.customer != "", rating: schemas.Absent, nps: schemas.Absent, csat: schemas.Absent}
+		cust: v.customer != "", rating: schemas.Absent, nps: schemas.Absent, csat: schemas.Absent, ces: schemas.Absent}
 }
 
 func (g *Generator) badOrder(v *visitor, ts int64) pev {
 	e := pev{ts: ts, typ: schemas.OrderCompleted, amount: 49_9900, order: g.orderNo,
-		cust: v.customer != "", rating: schemas.Absent, nps: schemas.Absent, csat: schemas.Absent}
+		cust: v.customer != "", rating: schemas.Absent, nps: schemas.Absent, csat: schemas.Absent, ces: schemas.Absent}
 	g.orderNo++
 	return e
 }
@@ -165,6 +165,8 @@ var badVariants = []badVariant{
 	broken(schemas.ReasonBadValue, "rating_fraction", review, ov(oRating, "4.5")),
 	broken(schemas.ReasonBadValue, "nps_11", survey, ov(oNPS, "11")),
 	broken(schemas.ReasonBadValue, "csat_0", survey, ov(oCSAT, "0")),
+	broken(schemas.ReasonBadValue, "ces_8", survey, override{tail: `,"ces":8`}),
+	broken(schemas.ReasonBadValue, "ces_string", survey, override{tail: `,"ces":"5"`}),
 
 	// key_mismatch
 	{reason: schemas.ReasonKeyMismatch, name: "other_visitor",
@@ -182,6 +184,7 @@ var badVariants = []badVariant{
 	broken(schemas.ReasonTooLarge, "event_id_65", pageView, ov(oEventID, q(strings.Repeat("k", 65)))),
 	broken(schemas.ReasonTooLarge, "url_3000", pageView, ov(oURL, q("https://shop.example.com/search?q="+strings.Repeat("a", 3000-34)))),
 	broken(schemas.ReasonTooLarge, "utm_campaign_300", pageView, ov(oUTMCampaign, q(strings.Repeat("c", 300)))),
+	broken(schemas.ReasonTooLarge, "plan_65", order, override{tail: `,"plan":` + q(strings.Repeat("p", 65))}),
 	{reason: schemas.ReasonTooLarge, name: "visitor_id_129",
 		build: func(g *Generator, v *visitor, ts int64, b []byte) ([]byte, schemas.Topic, keyMode, string) {
 			long := strings.Repeat("v", 129)

@@ -3,6 +3,7 @@ package traffic_test
 import (
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/funnelhouse/funnelhouse/bench/expected"
@@ -129,6 +130,54 @@ func TestRealism(t *testing.T) {
 		t.Errorf("orders: %d in a session, %d outside", inSession, outside)
 	}
 
+	// The catalogue (SPEC §6.1): every view has rows with non-zero numbers.
+	var sat expected.SatisfactionRow
+	for _, m := range res.Satisfaction {
+		sat.NPSResponses += m.NPSResponses
+		sat.Promoters += m.Promoters
+		sat.Detractors += m.Detractors
+		sat.CSATResponses += m.CSATResponses
+		sat.CESResponses += m.CESResponses
+		sat.Reviews += m.Reviews
+		sat.Referrals += m.Referrals
+	}
+	nps := 100 * (float64(sat.Promoters) - float64(sat.Detractors)) / float64(sat.NPSResponses)
+	t.Logf("satisfaction: %d NPS answers (NPS %.0f), %d CSAT, %d CES, %d reviews, %d referrals",
+		sat.NPSResponses, nps, sat.CSATResponses, sat.CESResponses, sat.Reviews, sat.Referrals)
+	if sat.CESResponses == 0 || sat.CSATResponses == 0 || nps < 10 || nps > 60 {
+		t.Errorf("satisfaction implausible: %+v, NPS %.1f", sat, nps)
+	}
+	var trials, converted uint64
+	for _, m := range res.Trials {
+		trials += m.Trials
+		converted += m.Converted
+	}
+	t.Logf("trials: %d, converted %d", trials, converted)
+	if trials < 20 || converted == 0 || converted >= trials {
+		t.Errorf("trials: %d, converted %d", trials, converted)
+	}
+	var repeat, negativeCLVMonths int
+	for _, r := range res.Retention {
+		if r.RepeatCustomers > 0 {
+			repeat++
+		}
+	}
+	for _, c := range res.CLV {
+		if c.NetRevenue < 0 {
+			negativeCLVMonths++
+		}
+	}
+	queryPages := 0
+	for _, p := range res.Pages {
+		if p.PageViews > 0 && p.Exits > 0 && strings.HasPrefix(p.Page, "https://shop.example.com/p/") {
+			queryPages++
+		}
+	}
+	t.Logf("retention months with repeat customers: %d; clv rows %d (%d with refunds over orders); traffic rows %d; pages rows %d",
+		repeat, len(res.CLV), negativeCLVMonths, len(res.Traffic), len(res.Pages))
+	if repeat == 0 || len(res.CLV) == 0 || len(res.Traffic) == 0 || len(res.VisitorConversion) == 0 || queryPages == 0 {
+		t.Error("a catalogue view is empty")
+	}
 	// The expected computation does not depend on input order.
 	shuffled := append([]schemas.Event(nil), evs...)
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })

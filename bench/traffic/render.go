@@ -213,6 +213,14 @@ func appendURL(b []byte, v *visitor, e *pev) []byte {
 	switch e.page {
 	case pageProduct:
 		b = strconv.AppendInt(append(b, "/p/"...), int64(e.item), 10)
+		switch e.item % 13 { // query strings and fragments: one page each
+		case 1:
+			b = append(b, "?color=red"...)
+		case 2:
+			b = append(b, "#reviews"...)
+		case 3:
+			b = append(b, "?ref=home#size"...)
+		}
 	case pageCategory:
 		b = append(append(b, "/c/"...), categories[int(e.item)%len(categories)]...)
 	case pageSearch:
@@ -360,6 +368,22 @@ func (g *Generator) appendEvent(b []byte, v *visitor, e *pev, o *override) []byt
 	} else if e.csat != schemas.Absent {
 		field("csat")
 		b = strconv.AppendInt(b, int64(e.csat), 10)
+	}
+	if e.ces != schemas.Absent {
+		field("ces")
+		b = strconv.AppendInt(b, int64(e.ces), 10)
+	}
+	switch e.trial {
+	case 1:
+		field("trial")
+		b = append(b, "true"...)
+	case 2:
+		field("trial")
+		b = append(b, "false"...)
+	}
+	if e.plan > 0 {
+		field("plan")
+		b = appendString(b, plans[e.plan-1])
 	}
 
 	if e.typ == schemas.Search {

@@ -23,6 +23,14 @@ import (
 //     guests before signing up; loyal visitors order again;
 //   - referrals, reviews and surveys, some before the first order;
 //   - refunds for a few orders, subscriptions started and some cancelled;
+//   - free trials (subscription_started with "trial": true), some by
+//     visitors who sign up without ordering, about 45% converted by a paid
+//     subscription 14 days later, the others cancelled; plans on every
+//     subscription event;
+//   - surveys with NPS (skewed to promoters), CSAT and CES (skewed to low
+//     effort), and post-purchase surveys answered 1-20 days after an order,
+//     often in a later month than the order;
+//   - product urls with query strings and fragments;
 //   - some customers go dormant for more than 90 days and come back with an
 //     order or a new subscription, a few exactly 90 days (+0 or +1 ms) after
 //     their last activity; others just stop;
@@ -124,6 +132,9 @@ type pev struct {
 	rating int8
 	nps    int8
 	csat   int8
+	ces    int8
+	trial  uint8 // subscription_started: 0 no field, 1 "trial":true, 2 "trial":false
+	plan   uint8 // subscription_*: 1 + index into plans, 0 = none
 	extra  uint8 // unknown fields: 0 none, else a variant of extras
 	noURL  bool
 }
@@ -338,7 +349,10 @@ func (g *Generator) planSession(v *visitor) {
 			g.planOrder(v, t)
 		}
 		if wantSubscription {
-			g.planSubscription(v, t+r.between(10*second, 120*second))
+			g.planSubscription(v, t+r.between(10*second, 120*second), false)
+		}
+		if wantSignup && !wantOrder && !wantSubscription && r.chance(0.15) {
+			g.planSubscription(v, last+r.between(10*second, 120*second), true) // a free trial after signing up
 		}
 	}
 
@@ -409,20 +423,67 @@ func (g *Generator) planOrder(v *visitor, t int64) {
 		g.push(v, refund)
 	}
 	if v.subscribedUntil < o.ts && r.chance(0.08) {
-		g.planSubscription(v, o.ts+r.between(10*second, 60*second))
+		g.planSubscription(v, o.ts+r.between(10*second, 60*second), r.chance(0.3))
+	}
+	if r.chance(0.12) {
+		// A post-purchase survey, answered from an e-mail days later.
+		s := pev{ts: o.ts + r.between(day, 20*day), typ: schemas.Survey, page: pageSurvey}
+		g.scores(&s)
+		g.decorate(v, &s)
+		g.push(v, s)
+	}
+}
+
+// plans are the subscription plans.
+var plans = []string{"basic", "plus", "pro", "team"}
+
+// scores sets a survey's NPS (85%), CSAT and CES, each from a plausible
+// distribution.
+func (g *Generator) scores(e *pev) {
+	r := g.rng
+	e.nps, e.csat, e.ces = schemas.Absent, schemas.Absent, schemas.Absent
+	if r.chance(0.85) {
+		e.nps = int8(r.pick([]int{2, 1, 2, 2, 3, 5, 7, 12, 18, 22, 26}))
+	}
+	if e.nps == schemas.Absent || r.chance(0.5) {
+		e.csat = int8(1 + r.pick([]int{5, 8, 17, 35, 35}))
+	}
+	if r.chance(0.55) {
+		e.ces = int8(1 + r.pick([]int{3, 4, 7, 11, 19, 28, 28}))
 	}
 }
 
 // planSubscription plans a subscription_started at t and maybe its
-// cancellation weeks later.
-func (g *Generator) planSubscription(v *visitor, t int64) {
+// cancellation weeks later. A free trial converts to a paid subscription
+// at its end (14 days) or is cancelled then.
+func (g *Generator) planSubscription(v *visitor, t int64, trial bool) {
 	r := g.rng
-	s := pev{ts: t, typ: schemas.SubscriptionStarted}
+	s := pev{ts: t, typ: schemas.SubscriptionStarted, plan: uint8(1 + r.pick([]int{40, 30, 20, 10}))}
+	switch {
+	case trial:
+		s.trial = 1
+	case r.chance(0.2):
+		s.trial = 2 // "trial": false, written out
+	}
 	g.decorate(v, &s)
 	g.push(v, s)
 	v.subscribedUntil = math.MaxInt64
+	if trial {
+		end := t + 14*day + r.between(0, 6*hour)
+		if r.chance(0.45) {
+			paid := pev{ts: end, typ: schemas.SubscriptionStarted, plan: s.plan}
+			g.decorate(v, &paid)
+			g.push(v, paid)
+			return
+		}
+		c := pev{ts: end, typ: schemas.SubscriptionCancelled, plan: s.plan}
+		g.decorate(v, &c)
+		g.push(v, c)
+		v.subscribedUntil = c.ts
+		return
+	}
 	if r.chance(0.35) {
-		c := pev{ts: t + r.between(20*day, 150*day), typ: schemas.SubscriptionCancelled}
+		c := pev{ts: t + r.between(20*day, 150*day), typ: schemas.SubscriptionCancelled, plan: s.plan}
 		g.decorate(v, &c)
 		g.push(v, c)
 		v.subscribedUntil = c.ts
@@ -470,13 +531,7 @@ func (g *Generator) browseEvent(v *visitor, e *pev) {
 		e.rating = int8(1 + r.pick([]int{8, 7, 15, 30, 40}))
 	case 7:
 		e.typ, e.page = schemas.Survey, pageSurvey
-		e.nps, e.csat = schemas.Absent, schemas.Absent
-		if r.chance(0.85) {
-			e.nps = int8(r.pick([]int{2, 1, 2, 2, 3, 5, 7, 12, 18, 22, 26}))
-		}
-		if e.nps == schemas.Absent || r.chance(0.5) {
-			e.csat = int8(1 + r.pick([]int{5, 8, 17, 35, 35}))
-		}
+		g.scores(e)
 	}
 }
 
@@ -501,7 +556,7 @@ func (g *Generator) decorate(v *visitor, e *pev) {
 		e.rating = schemas.Absent
 	}
 	if e.typ != schemas.Survey {
-		e.nps, e.csat = schemas.Absent, schemas.Absent
+		e.nps, e.csat, e.ces = schemas.Absent, schemas.Absent, schemas.Absent
 	}
 	if r.chance(0.03) {
 		e.extra = uint8(1 + r.intn(len(extras)))

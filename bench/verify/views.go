@@ -77,6 +77,7 @@ func Views(ctx context.Context, conn driver.Conn, db string, want *expected.Resu
 		},
 		func(r *expected.TransitionRow, dest []any) error { r.TsMs = int64(*dest[3].(*uint64)); return nil }))
 	check("events", Events(ctx, conn, db, want, events))
+	check("catalogue", Catalogue(ctx, conn, db, want))
 	if len(problems) > 0 {
 		return fmt.Errorf("ClickHouse differs from the expected computation:\n  %s", strings.Join(problems, "\n  "))
 	}

@@ -46,14 +46,14 @@ func benchEvents(n int) *Batch {
 	b := new(Batch)
 	e := schemas.Event{EventID: "2sgaGTJQktacUmnVvwgSyK25473", Type: schemas.PageView, TsMs: 1738879575928,
 		VisitorID: "v105fiknev1bx3", CustomerID: "cus_1qvtnz9mpv8ki", URL: "/products/42", Referrer: "https://www.google.com/",
-		Device: "mobile", Country: "DE", Rating: schemas.Absent, NPS: schemas.Absent, CSAT: schemas.Absent}
+		Device: "mobile", Country: "DE", Rating: schemas.Absent, NPS: schemas.Absent, CSAT: schemas.Absent, CES: schemas.Absent}
 	for i := 0; i < n; i++ {
 		if i%50 == 0 {
 			e.Type, e.OrderID, e.Amount, e.Currency = schemas.OrderCompleted, "o1", 129900, "EUR"
 		} else {
 			e.Type, e.OrderID, e.Amount, e.Currency = schemas.PageView, "", 0, ""
 		}
-		b.Events.Append(&e, "2sgaEk9Hp6BWIo2mAB078mDN03P", 1, "google", "cpc", "spring", false, "clickstream", 3, int64(i))
+		b.Events.Append(&e, "2sgaEk9Hp6BWIo2mAB078mDN03P", e.TsMs, 1, "google", "cpc", "spring", false, "clickstream", 3, int64(i))
 	}
 	return b
 }

@@ -79,39 +79,45 @@ var StageNames = [...]string{"", "awareness", "acquisition", "conversion", "rete
 
 // EventRows are rows of the events table.
 type EventRows struct {
-	EventID     []string
-	Ts          []int64 // unix seconds
-	TsMs        []uint64
-	Type        []int8 // schemas.Type, the enum's values
-	VisitorID   []string
-	CustomerID  []string
-	SessionID   []string
-	Stage       []int8
-	URL         []string
-	Referrer    []string
-	Source      []string
-	Medium      []string
-	Campaign    []string
-	Device      []string
-	Country     []string
-	OrderID     []string
-	Amount      []schemas.Amount
-	Currency    []string
-	Rating      []int8 // schemas.Absent = NULL
-	NPS         []int8
-	CSAT        []int8
-	Props       []string
-	Late        []uint8
-	KafkaTopic  []string
-	KafkaPart   []int32
-	KafkaOffset []int64
+	EventID    []string
+	Ts         []int64 // unix seconds
+	TsMs       []uint64
+	Type       []int8 // schemas.Type, the enum's values
+	VisitorID  []string
+	CustomerID []string
+	SessionID  []string
+	Stage      []int8
+	URL        []string
+	Referrer   []string
+	Source     []string
+	Medium     []string
+	Campaign   []string
+	Device     []string
+	Country    []string
+	OrderID    []string
+	Amount     []schemas.Amount
+	Currency   []string
+	Rating     []int8 // schemas.Absent = NULL
+	NPS        []int8
+	CSAT       []int8
+	CES        []int8
+	Trial      []uint8
+	Plan       []string
+	// SessionStart is the start of the event's session in unix seconds, 0
+	// without one: pages_daily counts page views on their session's day.
+	SessionStart []int64
+	Props        []string
+	Late         []uint8
+	KafkaTopic   []string
+	KafkaPart    []int32
+	KafkaOffset  []int64
 }
 
 // Len is the number of rows.
 func (r *EventRows) Len() int { return len(r.EventID) }
 
 // Append adds one event row.
-func (r *EventRows) Append(e *schemas.Event, sessionID string, stage int8, source, medium, campaign string, late bool, topic string, partition int32, offset int64) {
+func (r *EventRows) Append(e *schemas.Event, sessionID string, sessionStartMs int64, stage int8, source, medium, campaign string, late bool, topic string, partition int32, offset int64) {
 	r.EventID = append(r.EventID, e.EventID)
 	r.Ts = append(r.Ts, floorDiv(e.TsMs, 1000))
 	r.TsMs = append(r.TsMs, uint64(e.TsMs))
@@ -133,6 +139,14 @@ func (r *EventRows) Append(e *schemas.Event, sessionID string, stage int8, sourc
 	r.Rating = append(r.Rating, e.Rating)
 	r.NPS = append(r.NPS, e.NPS)
 	r.CSAT = append(r.CSAT, e.CSAT)
+	r.CES = append(r.CES, e.CES)
+	var trial uint8
+	if e.Trial {
+		trial = 1
+	}
+	r.Trial = append(r.Trial, trial)
+	r.Plan = append(r.Plan, e.Plan)
+	r.SessionStart = append(r.SessionStart, floorDiv(sessionStartMs, 1000))
 	r.Props = append(r.Props, e.Props)
 	var l uint8
 	if late {
@@ -149,7 +163,7 @@ func (EventRows) reuse(r *EventRows) EventRows {
 		zs(r.EventID), r.Ts[:0], r.TsMs[:0], r.Type[:0], zs(r.VisitorID), zs(r.CustomerID), zs(r.SessionID),
 		r.Stage[:0], zs(r.URL), zs(r.Referrer), zs(r.Source), zs(r.Medium), zs(r.Campaign), zs(r.Device),
 		zs(r.Country), zs(r.OrderID), r.Amount[:0], zs(r.Currency), r.Rating[:0], r.NPS[:0], r.CSAT[:0],
-		zs(r.Props), r.Late[:0], zs(r.KafkaTopic), r.KafkaPart[:0], r.KafkaOffset[:0],
+		r.CES[:0], r.Trial[:0], zs(r.Plan), r.SessionStart[:0], zs(r.Props), r.Late[:0], zs(r.KafkaTopic), r.KafkaPart[:0], r.KafkaOffset[:0],
 	}
 }
 
@@ -163,6 +177,8 @@ type SessionRow struct {
 	IsBounce                         bool
 	Orders                           uint32
 	Revenue                          schemas.Amount
+	CohortDayMs                      int64 // the visitor's cohort day (traffic_daily's new visitors)
+	FirstSession                     bool  // the visitor's first session (visitor_conversion_daily)
 }
 
 // SessionRows are rows of the sessions table.
@@ -177,6 +193,8 @@ type SessionRows struct {
 	IsBounce                         []uint8
 	Orders                           []uint32
 	Revenue                          []schemas.Amount
+	CohortDay                        []int64 // unix seconds of the day's start
+	FirstSession                     []uint8
 }
 
 // Len is the number of rows.
@@ -206,6 +224,12 @@ func (r *SessionRows) Append(s *SessionRow) {
 	r.IsBounce = append(r.IsBounce, b)
 	r.Orders = append(r.Orders, s.Orders)
 	r.Revenue = append(r.Revenue, s.Revenue)
+	r.CohortDay = append(r.CohortDay, floorDiv(s.CohortDayMs, 1000))
+	var first uint8
+	if s.FirstSession {
+		first = 1
+	}
+	r.FirstSession = append(r.FirstSession, first)
 }
 
 func (SessionRows) reuse(r *SessionRows) SessionRows {
@@ -213,6 +237,7 @@ func (SessionRows) reuse(r *SessionRows) SessionRows {
 		zs(r.SessionID), zs(r.VisitorID), zs(r.CustomerID), r.Start[:0], r.End[:0], r.StartMs[:0], r.EndMs[:0],
 		r.DurationS[:0], r.Events[:0], r.PageViews[:0], zs(r.EntryURL), zs(r.ExitURL), zs(r.Source),
 		zs(r.Medium), zs(r.Campaign), r.IsBounce[:0], r.Orders[:0], r.Revenue[:0],
+		r.CohortDay[:0], r.FirstSession[:0],
 	}
 }
 
