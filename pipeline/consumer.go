@@ -18,8 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 	"github.com/funnelhouse/funnelhouse/schemas"
-	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
 // Store is where rows and state go: ClickHouse in production
@@ -27,9 +27,9 @@ import (
 type Store interface {
 	// Write blocks until every row of the batches is acknowledged (retrying
 	// as needed) or ctx ends. It only reads the batches.
-	Write(ctx context.Context, batches []*chsink.Batch) error
+	Write(ctx context.Context, batches []*rows.Batch) error
 	// LoadState returns the newest state rows of a group's partition.
-	LoadState(ctx context.Context, group string, partition int32) ([]chsink.StateRow, error)
+	LoadState(ctx context.Context, group string, partition int32) ([]rows.State, error)
 	// Healthy reports whether the last write succeeded.
 	Healthy() bool
 }
@@ -419,13 +419,13 @@ func (pl *Pipeline) checkpointLocked(partitions []int32) (err error) {
 		o.in <- ownerMsg{cut: reply}
 		cuts[i] = <-reply
 	}
-	batches := make([]*chsink.Batch, len(cuts))
-	rows := 0
+	batches := make([]*rows.Batch, len(cuts))
+	counted := 0
 	for i, c := range cuts {
 		batches[i] = c.batch
-		rows += c.counted
+		counted += c.counted
 	}
-	defer pl.buffered.Add(-int64(rows))
+	defer pl.buffered.Add(-int64(counted))
 	// Dead letters are written before the state that says they were handled.
 	if err := pl.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("cannot flush dead-letter records: %w", err)
@@ -440,11 +440,11 @@ func (pl *Pipeline) checkpointLocked(partitions []int32) (err error) {
 	pl.metrics.checkpointSec.Observe(time.Since(start).Seconds())
 	for i, o := range owners {
 		n := 0
-		for _, d := range batches[i].State.Data {
-			n += len(d)
+		for _, st := range batches[i].State.All() {
+			n += len(st.Data)
 		}
 		pl.metrics.stateBytes.WithLabelValues(strconv.Itoa(int(o.partition))).Set(float64(n))
-		chsink.PutBatch(batches[i])
+		rows.PutBatch(batches[i])
 	}
 	start = time.Now()
 	commit := map[string]map[int32]kgo.EpochOffset{}
@@ -682,7 +682,7 @@ type ownerMsg struct {
 }
 
 type cutResult struct {
-	batch   *chsink.Batch
+	batch   *rows.Batch
 	offsets Offsets
 	counted int // the batch's rows counted in pl.buffered
 }

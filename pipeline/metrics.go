@@ -6,8 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 	"github.com/funnelhouse/funnelhouse/schemas"
-	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
 // metrics are the pipeline's Prometheus metrics. Labels are of low
@@ -95,7 +95,7 @@ func (m *metrics) publish(partition int32, topics [2]string, p *Processor, prev 
 	m.sessions.Add(float64(s.SessionsClosed - prev.SessionsClosed))
 	for st := range s.Transitions {
 		if d := s.Transitions[st] - prev.Transitions[st]; d > 0 {
-			m.transitions.WithLabelValues(chsink.StageNames[st]).Add(float64(d))
+			m.transitions.WithLabelValues(rows.Stage(st).String()).Add(float64(d))
 		}
 	}
 	*prev = s.clone()
