@@ -143,13 +143,11 @@ func New(cfg Config, store Store) (*Pipeline, error) {
 		topics:   [2]string{cfg.ClickstreamTopic, cfg.TransactionsTopic},
 		owners:   map[int32]*owner{},
 		flushNow: make(chan struct{}, 1),
-		metrics:  newMetrics(cfg.Registerer),
 	}
-	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "funnelhouse_pipeline_buffered_rows",
-			Help: "Rows processed but not yet acknowledged by ClickHouse; fetching pauses above 2 x --batch-rows.",
-		}, func() float64 { return float64(pl.buffered.Load()) }))
+	var err error
+	pl.metrics, err = newMetrics(cfg.Registerer, func() float64 { return float64(pl.buffered.Load()) })
+	if err != nil {
+		return nil, err
 	}
 	return pl, nil
 }
