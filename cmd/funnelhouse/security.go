@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -134,20 +133,4 @@ func secret(flagName, value, file string) (string, error) {
 		return "", fmt.Errorf("cannot read --%s-file: %w", flagName, err)
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
-}
-
-var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
-
-// validateNames checks topic and group names before they reach a broker.
-func validateNames(group string, topics map[string]string) error {
-	var errs []error
-	if strings.TrimSpace(group) == "" {
-		errs = append(errs, errors.New("--group is empty"))
-	}
-	for flagName, t := range topics {
-		if !topicName.MatchString(t) || t == "." || t == ".." {
-			errs = append(errs, fmt.Errorf("invalid --%s %q: a Kafka topic name has 1-249 letters, digits, '.', '_' or '-'", flagName, t))
-		}
-	}
-	return errors.Join(errs...)
 }
