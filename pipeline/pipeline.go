@@ -185,10 +185,20 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	loops.Add(2)
 	cpErr := make(chan error, 1)
-	go func() { defer loops.Done(); cpErr <- pl.checkpointLoop(loopCtx) }()
+	// A failed checkpoint ends the poll at once: waiting for the next
+	// records could take forever on a quiet topic.
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	go func() {
+		defer loops.Done()
+		if err := pl.checkpointLoop(loopCtx); err != nil {
+			cpErr <- err
+			stopPoll()
+		}
+	}()
 	go func() { defer loops.Done(); pl.endOffsetsLoop(loopCtx, adm) }()
 
-	runErr := pl.poll(ctx, cpErr)
+	runErr := pl.poll(pollCtx, cpErr)
 
 	// Shutdown, in order: stop the periodic checkpoints, letting the one in
 	// flight finish, so the final one is the last; checkpoint everything

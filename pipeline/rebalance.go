@@ -52,12 +52,13 @@ func (pl *Pipeline) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[
 			pl.log.Error("cannot restore partition; not consuming it", "partition", p, "err", err)
 			continue
 		}
+		// Logged before the owner runs: from then on proc is its alone.
+		pl.log.Info("partition assigned", "partition", p, "visitors", proc.Visitors(), "epoch", proc.Epoch(), "restore", time.Since(start).Round(time.Millisecond))
 		o := newOwner(pl, p, proc, off)
 		pl.mu.Lock()
 		pl.owners[p] = o
 		pl.mu.Unlock()
 		go o.run()
-		pl.log.Info("partition assigned", "partition", p, "visitors", proc.Visitors(), "epoch", proc.Epoch(), "restore", time.Since(start).Round(time.Millisecond))
 	}
 	pl.assigned.Store(true)
 }
