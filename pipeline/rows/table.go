@@ -1,6 +1,7 @@
 package rows
 
 import (
+	"reflect"
 	"time"
 
 	"github.com/funnelhouse/funnelhouse/schemas"
@@ -17,7 +18,9 @@ type Table[R any] struct {
 // Column is one column of a table of rows R: its name and its accessor.
 type Column[R any] struct {
 	Name string
-	get  any // func(*R) T with T a Value
+	// values gathers the column's values of the table's rows (an
+	// accessor func(*R) T, typed at Col).
+	values func(t *Table[R], batches []*Batch, buf *Buffers) any
 }
 
 // Value is the Go type of a column's values, as a sink receives them.
@@ -32,7 +35,17 @@ type OptionalInt8 int8
 
 // Col describes a column whose value in row r is get(r).
 func Col[R any, T Value](name string, get func(*R) T) Column[R] {
-	return Column[R]{Name: name, get: get}
+	return Column[R]{Name: name, values: func(t *Table[R], batches []*Batch, buf *Buffers) any {
+		out := (*buffer[T](buf))[:0]
+		for _, b := range batches {
+			rs := t.rows(b).rows
+			for j := range rs {
+				out = append(out, get(&rs[j]))
+			}
+		}
+		*buffer[T](buf) = out
+		return out
+	}}
 }
 
 // AnyTable is a Table without its row type, for code that treats every
@@ -69,64 +82,31 @@ func (t *Table[R]) reset(b *Batch) { t.rows(b).reset() }
 
 // Values is AnyTable.Values.
 func (t *Table[R]) Values(i int, batches []*Batch, buf *Buffers) any {
-	switch get := t.Columns[i].get.(type) {
-	case func(*R) string:
-		return gather(t, &buf.strings, get, batches)
-	case func(*R) int64:
-		return gather(t, &buf.int64s, get, batches)
-	case func(*R) uint64:
-		return gather(t, &buf.uint64s, get, batches)
-	case func(*R) int8:
-		return gather(t, &buf.int8s, get, batches)
-	case func(*R) uint8:
-		return gather(t, &buf.uint8s, get, batches)
-	case func(*R) int32:
-		return gather(t, &buf.int32s, get, batches)
-	case func(*R) uint32:
-		return gather(t, &buf.uint32s, get, batches)
-	case func(*R) float64:
-		return gather(t, &buf.float64s, get, batches)
-	case func(*R) schemas.Amount:
-		return gather(t, &buf.amounts, get, batches)
-	case func(*R) OptionalInt8:
-		return gather(t, &buf.optionals, get, batches)
-	case func(*R) time.Time:
-		return gather(t, &buf.times, get, batches)
-	}
-	panic("BUG: column " + t.Name + "." + t.Columns[i].Name + " has no Value type")
-}
-
-func gather[R, T any](t *Table[R], dst *[]T, get func(*R) T, batches []*Batch) []T {
-	out := (*dst)[:0]
-	for _, b := range batches {
-		rs := t.rows(b).rows
-		for j := range rs {
-			out = append(out, get(&rs[j]))
-		}
-	}
-	*dst = out
-	return out
+	return t.Columns[i].values(t, batches, buf)
 }
 
 // Buffers are the slices Values fills, one per Value type, reused from
 // call to call. Not safe for concurrent use.
 type Buffers struct {
-	strings   []string
-	int64s    []int64
-	uint64s   []uint64
-	int8s     []int8
-	uint8s    []uint8
-	int32s    []int32
-	uint32s   []uint32
-	float64s  []float64
-	amounts   []schemas.Amount
-	optionals []OptionalInt8
-	times     []time.Time
+	slices map[reflect.Type]any // *[]T by T
+}
+
+func buffer[T any](b *Buffers) *[]T {
+	if b.slices == nil {
+		b.slices = map[reflect.Type]any{}
+	}
+	p, ok := b.slices[reflect.TypeFor[T]()].(*[]T)
+	if !ok {
+		p = new([]T)
+		b.slices[reflect.TypeFor[T]()] = p
+	}
+	return p
 }
 
 // Release drops the strings the buffers still reference, so that they keep
 // no batch's text alive.
 func (b *Buffers) Release() {
-	clear(b.strings)
-	b.strings = b.strings[:0]
+	s := buffer[string](b)
+	clear(*s)
+	*s = (*s)[:0]
 }
