@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 	"github.com/funnelhouse/funnelhouse/schemas"
-	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
 type benchRecord struct {
@@ -49,7 +49,7 @@ func runCore(records []benchRecord, cutEvery int) (*Processor, int) {
 	p := NewProcessor("bench", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), now)
 	p.SetEnd(schemas.Clickstream, math.MaxInt64)
 	p.SetEnd(schemas.Transactions, math.MaxInt64)
-	rows := 0
+	n := 0
 	for i, r := range records {
 		p.Add(r.topic, r.key, r.value, int64(i), benchClock)
 		if i%256 == 255 {
@@ -57,21 +57,21 @@ func runCore(records []benchRecord, cutEvery int) (*Processor, int) {
 		}
 		if i%cutEvery == cutEvery-1 {
 			b, _ := p.Cut()
-			rows += b.Rows()
-			chsink.PutBatch(b)
+			n += b.Rows()
+			rows.PutBatch(b)
 		}
 	}
 	p.SetEnd(schemas.Clickstream, 0)
 	p.SetEnd(schemas.Transactions, 0)
 	p.Advance(benchClock.Add(time.Hour))
 	b, _ := p.Cut()
-	rows += b.Rows()
+	n += b.Rows()
 	// As the sink does once a batch is written; and the processor is done
 	// (a long-lived one would keep its batch).
-	chsink.PutBatch(b)
-	chsink.PutBatch(p.out)
+	rows.PutBatch(b)
+	rows.PutBatch(p.out)
 	p.out = nil
-	return p, rows
+	return p, n
 }
 
 // BenchmarkCorePath is the whole per-event work without Kafka or
@@ -149,14 +149,14 @@ func BenchmarkSessionBytes(b *testing.B) {
 		p.Advance(benchClock.Add(time.Minute)) // the empty transactions input goes idle
 		// Rows are the sink's and the slab of held events is the partition's
 		// (reused), not state per visitor.
-		p.out, p.seen, p.pending = new(chsink.Batch), dedup{}, pendingQueue{}
+		p.out, p.seen, p.pending = new(rows.Batch), dedup{}, pendingQueue{}
 		open := heapInUse()
 		if p.OpenSessions() < n {
 			b.Fatalf("%d sessions open, want %d", p.OpenSessions(), n)
 		}
 		p.SetEnd(schemas.Clickstream, int64(len(records)))
 		p.Advance(benchClock.Add(time.Hour))
-		p.out, p.sessions, p.freeSessions, p.pending = new(chsink.Batch), slab[session]{}, nil, pendingQueue{}
+		p.out, p.sessions, p.freeSessions, p.pending = new(rows.Batch), slab[session]{}, nil, pendingQueue{}
 		dormant := heapInUse()
 		b.ReportMetric(float64(open-before)/n, "B/visitor+open-session")
 		b.ReportMetric(float64(dormant-before)/n, "B/dormant-visitor")

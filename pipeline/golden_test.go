@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/funnelhouse/funnelhouse/bench/expected"
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 	"github.com/funnelhouse/funnelhouse/schemas"
-	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files' output sections")
@@ -230,7 +230,7 @@ func formatOffset(d time.Duration) string {
 	return s
 }
 
-func renderRows(b *chsink.Batch) []string {
+func renderRows(b *rows.Batch) []string {
 	var out []string
 	ids := map[string]string{} // session id → readable name
 	name := func(id string) string {
@@ -244,28 +244,22 @@ func renderRows(b *chsink.Batch) []string {
 		ids[id] = n
 		return n
 	}
-	s := &b.Sessions
-	order := make([]int, s.Len())
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(a, c int) bool { return s.SessionID[order[a]] < s.SessionID[order[c]] })
-	for _, i := range order {
+	sessions := slices.Clone(b.Sessions.All())
+	sort.Slice(sessions, func(a, c int) bool { return sessions[a].SessionID < sessions[c].SessionID })
+	for _, s := range sessions {
 		out = append(out, fmt.Sprintf("session %s visitor=%s customer=%s start=%s end=%s duration=%gs events=%d page_views=%d entry=%s exit=%s source=%s medium=%s campaign=%s bounce=%d orders=%d revenue=%s",
-			name(s.SessionID[i]), s.VisitorID[i], s.CustomerID[i], goldenTime(int64(s.StartMs[i])), goldenTime(int64(s.EndMs[i])), s.DurationS[i],
-			s.Events[i], s.PageViews[i], s.EntryURL[i], s.ExitURL[i], s.Source[i], s.Medium[i], s.Campaign[i], s.IsBounce[i], s.Orders[i], s.Revenue[i]))
+			name(s.SessionID), s.VisitorID, s.CustomerID, goldenTime(s.StartMs), goldenTime(s.EndMs), s.DurationS(),
+			s.Events, s.PageViews, s.EntryURL, s.ExitURL, s.Source, s.Medium, s.Campaign, b2u(s.IsBounce), s.Orders, s.Revenue))
 	}
-	tr := &b.Transitions
-	for i := 0; i < tr.Len(); i++ {
+	for _, tr := range b.Transitions.All() {
 		out = append(out, fmt.Sprintf("transition %s %s ts=%s customer=%s cohort=%s source=%s event=%s",
-			tr.VisitorID[i], chsink.StageNames[tr.Stage[i]], goldenTime(int64(tr.TsMs[i])), tr.CustomerID[i],
-			time.Unix(tr.CohortDay[i], 0).UTC().Format("2006-01-02"), tr.Source[i], tr.EventID[i]))
+			tr.VisitorID, tr.Stage, goldenTime(tr.TsMs), tr.CustomerID,
+			tr.CohortDay().Format("2006-01-02"), tr.Source, tr.EventID))
 	}
-	ev := &b.Events
-	for i := 0; i < ev.Len(); i++ {
+	for _, ev := range b.Events.All() {
 		out = append(out, fmt.Sprintf("event %s %s %s at=%s session=%s stage=%s late=%d source=%s",
-			ev.VisitorID[i], ev.EventID[i], schemas.Type(ev.Type[i]), goldenTime(int64(ev.TsMs[i])), name(ev.SessionID[i]),
-			chsink.StageNames[ev.Stage[i]], ev.Late[i], ev.Source[i]))
+			ev.VisitorID, ev.EventID, ev.Type, goldenTime(ev.TsMs), name(ev.SessionID),
+			ev.Stage, b2u(ev.Late), ev.Source))
 	}
 	sort.Strings(out)
 	return out
@@ -290,15 +284,20 @@ func crossCheck(t *testing.T, lines []string, got []string) {
 		}
 	}
 	want := expected.Compute(events, expected.DefaultConfig())
-	var b chsink.Batch
+	var b rows.Batch
 	for _, s := range want.Sessions {
-		b.Sessions.Append(&chsink.SessionRow{SessionID: s.SessionID, VisitorID: s.VisitorID, CustomerID: s.CustomerID,
+		b.Sessions.Append(&rows.Session{SessionID: s.SessionID, VisitorID: s.VisitorID, CustomerID: s.CustomerID,
 			StartMs: s.StartMs, EndMs: s.EndMs, Events: s.Events, PageViews: s.PageViews, EntryURL: s.EntryURL, ExitURL: s.ExitURL,
 			Source: s.Source, Medium: s.Medium, Campaign: s.Campaign, IsBounce: s.IsBounce, Orders: s.Orders, Revenue: s.Revenue})
 	}
 	for _, tr := range want.Transitions {
 		day, _ := time.Parse("2006-01-02", tr.CohortDay)
-		b.Transitions.Append(tr.VisitorID, tr.CustomerID, int8(slices.Index(chsink.StageNames[:], tr.Stage)), tr.TsMs, day.UnixMilli(), tr.Source, tr.EventID)
+		stage := rows.StageNone
+		for stage < rows.NumStages-1 && stage.String() != tr.Stage {
+			stage++
+		}
+		b.Transitions.Append(&rows.Transition{VisitorID: tr.VisitorID, CustomerID: tr.CustomerID, Stage: stage, TsMs: tr.TsMs,
+			CohortDayMs: day.UnixMilli(), Source: tr.Source, EventID: tr.EventID})
 	}
 	wantRows := renderRows(&b)
 	var gotRows []string

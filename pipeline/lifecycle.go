@@ -3,8 +3,8 @@ package pipeline
 import (
 	"bytes"
 
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 	"github.com/funnelhouse/funnelhouse/schemas"
-	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
 // applyLifecycle runs the lifecycle rules for one released event of
@@ -12,14 +12,14 @@ import (
 func (p *Processor) applyLifecycle(vi uint32, v *visitor, e *schemas.Event) {
 	switch e.Type {
 	case schemas.Signup:
-		p.enter(v, chsink.StageAcquisition, e.TsMs, e.EventID)
+		p.enter(v, rows.StageAcquisition, e.TsMs, e.EventID)
 	case schemas.OrderCompleted:
 		switch {
 		case !v.customer():
-			p.enter(v, chsink.StageConversion, e.TsMs, e.EventID)
+			p.enter(v, rows.StageConversion, e.TsMs, e.EventID)
 			v.firstOrder = p.visitors.strs.put(e.OrderID)
-		case v.stage == chsink.StageConversion && e.OrderID != p.visitors.strs.get(v.firstOrder):
-			p.enter(v, chsink.StageRetention, e.TsMs, e.EventID)
+		case v.stage == rows.StageConversion && e.OrderID != p.visitors.strs.get(v.firstOrder):
+			p.enter(v, rows.StageRetention, e.TsMs, e.EventID)
 		}
 		p.reactivate(v, e)
 	case schemas.SubscriptionStarted:
@@ -45,7 +45,7 @@ func (p *Processor) applyLifecycle(vi uint32, v *visitor, e *schemas.Event) {
 
 // enter moves v forward to stage, entering every stage it skipped at the
 // same ts (the funnel never widens).
-func (p *Processor) enter(v *visitor, stage int8, tsMs int64, eventID string) {
+func (p *Processor) enter(v *visitor, stage rows.Stage, tsMs int64, eventID string) {
 	for s := v.stage + 1; s <= stage; s++ {
 		p.transition(v, s, tsMs, eventID)
 	}
@@ -56,26 +56,27 @@ func (p *Processor) enter(v *visitor, stage int8, tsMs int64, eventID string) {
 
 func (p *Processor) advocate(v *visitor, e *schemas.Event) {
 	if v.customer() {
-		p.enter(v, chsink.StageAdvocacy, e.TsMs, e.EventID)
+		p.enter(v, rows.StageAdvocacy, e.TsMs, e.EventID)
 	}
 }
 
 func (p *Processor) reactivate(v *visitor, e *schemas.Event) {
 	if v.is(churned) {
 		v.set(churned, false)
-		p.transition(v, chsink.StageReactivated, e.TsMs, e.EventID)
+		p.transition(v, rows.StageReactivated, e.TsMs, e.EventID)
 	}
 }
 
 func (p *Processor) churn(v *visitor, tsMs int64, eventID string) {
 	v.set(churned, true)
-	p.transition(v, chsink.StageChurned, tsMs, eventID)
+	p.transition(v, rows.StageChurned, tsMs, eventID)
 }
 
 // transition writes a lifecycle_transitions row; the caller touched v.
-func (p *Processor) transition(v *visitor, stage int8, tsMs int64, eventID string) {
+func (p *Processor) transition(v *visitor, stage rows.Stage, tsMs int64, eventID string) {
 	strs := &p.visitors.strs
-	p.out.Transitions.Append(strs.get(v.id), strs.get(v.customerID), stage, tsMs, v.cohortDayMs(), p.symbols.name(v.source), eventID)
+	p.out.Transitions.Append(&rows.Transition{VisitorID: strs.get(v.id), CustomerID: strs.get(v.customerID), Stage: stage, TsMs: tsMs,
+		CohortDayMs: v.cohortDayMs(), Source: p.symbols.name(v.source), EventID: eventID})
 	p.stats.Transitions[stage]++
 }
 
@@ -140,7 +141,7 @@ func (p *Processor) closeSession(v *visitor) {
 	if !bytes.Equal(s.exitURL(), s.entryURL()) {
 		exit = text.String(s.exitURL())
 	}
-	p.out.Sessions.Append(&chsink.SessionRow{
+	p.out.Sessions.Append(&rows.Session{
 		SessionID: text.String(s.id[:]), VisitorID: p.visitors.strs.get(v.id), CustomerID: p.visitors.strs.get(s.customerID),
 		StartMs: s.startMs, EndMs: s.endMs, Events: s.events, PageViews: s.pageViews,
 		EntryURL: entry, ExitURL: exit,

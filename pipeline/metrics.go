@@ -1,13 +1,14 @@
 package pipeline
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 	"github.com/funnelhouse/funnelhouse/schemas"
-	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
 // metrics are the pipeline's Prometheus metrics. Labels are of low
@@ -32,49 +33,92 @@ type metrics struct {
 	partitions     prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
-	const ns = "funnelhouse"
+// newMetrics creates the metrics, with gauges that read pl when scraped, and
+// registers them with reg unless it is nil.
+func newMetrics(reg prometheus.Registerer, pl *Pipeline) (*metrics, error) {
+	var c collectors
 	m := &metrics{
-		records: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "pipeline", Name: "records_total",
-			Help: "Input records consumed, by topic."}, []string{"topic"}),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "pipeline", Name: "events_total",
-			Help: "Valid, non-duplicate events, by type."}, []string{"type"}),
-		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "pipeline", Name: "dead_letters_total",
-			Help: "Records sent to the dead-letter topic, by reason."}, []string{"reason"}),
-		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: "pipeline", Name: "duplicates_total",
-			Help: "Records dropped as duplicates of an event already seen."}),
-		late: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: "pipeline", Name: "late_events_total",
-			Help: "Events older than the watermark on arrival, stored with late = 1."}),
-		sessions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: "pipeline", Name: "sessions_closed_total",
-			Help: "Sessions closed and written."}),
-		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "pipeline", Name: "stage_transitions_total",
-			Help: "Lifecycle transitions, by stage."}, []string{"stage"}),
-		openSessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "pipeline", Name: "open_sessions",
-			Help: "Sessions open, by partition."}, []string{"partition"}),
-		visitors: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "pipeline", Name: "tracked_visitors",
-			Help: "Visitors with lifecycle state in memory, by partition."}, []string{"partition"}),
-		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "pipeline", Name: "held_events",
-			Help: "Events waiting for the watermark, by partition."}, []string{"partition"}),
-		stateBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "pipeline", Name: "checkpoint_state_bytes",
-			Help: "Bytes of state written by the partition's last checkpoint."}, []string{"partition"}),
-		watermarkLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "pipeline", Name: "watermark_delay_seconds",
-			Help: "Processing clock minus the partition's watermark."}, []string{"partition"}),
-		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "pipeline", Name: "consumer_lag_records",
-			Help: "Records in the topic-partition not yet read."}, []string{"topic", "partition"}),
-		checkpointSec: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "pipeline", Name: "checkpoint_duration_seconds",
-			Help: "Time to write a checkpoint's rows and state.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
-		commitSec: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "pipeline", Name: "commit_duration_seconds",
-			Help: "Time to commit offsets after a checkpoint.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
-		lastCheckpoint: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "pipeline", Name: "last_checkpoint_timestamp_seconds",
-			Help: "When this member's last checkpoint was acknowledged by ClickHouse (Unix time)."}),
-		partitions: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "pipeline", Name: "partitions",
-			Help: "Partitions of each input topic (the partition numbers the group must own)."}),
+		records:      c.counterVec("records_total", "Input records consumed, by topic.", "topic"),
+		events:       c.counterVec("events_total", "Valid, non-duplicate events, by type.", "type"),
+		deadLetters:  c.counterVec("dead_letters_total", "Records sent to the dead-letter topic, by reason.", "reason"),
+		duplicates:   c.counter("duplicates_total", "Records dropped as duplicates of an event already seen."),
+		late:         c.counter("late_events_total", "Events older than the watermark on arrival, stored with late = 1."),
+		sessions:     c.counter("sessions_closed_total", "Sessions closed and written."),
+		transitions:  c.counterVec("stage_transitions_total", "Lifecycle transitions, by stage.", "stage"),
+		openSessions: c.gaugeVec("open_sessions", "Sessions open, by partition.", "partition"),
+		visitors:     c.gaugeVec("tracked_visitors", "Visitors with lifecycle state in memory, by partition.", "partition"),
+		held:         c.gaugeVec("held_events", "Events waiting for the watermark, by partition.", "partition"),
+		stateBytes:   c.gaugeVec("checkpoint_state_bytes", "Bytes of state written by the partition's last checkpoint.", "partition"),
+		watermarkLag: c.gaugeVec("watermark_delay_seconds", "Processing clock minus the partition's watermark.", "partition"),
+		consumerLag:  c.gaugeVec("consumer_lag_records", "Records in the topic-partition not yet read.", "topic", "partition"),
+		checkpointSec: c.histogram("checkpoint_duration_seconds", "Time to write a checkpoint's rows and state.",
+			prometheus.ExponentialBuckets(0.005, 2, 14)),
+		commitSec: c.histogram("commit_duration_seconds", "Time to commit offsets after a checkpoint.",
+			prometheus.ExponentialBuckets(0.001, 2, 14)),
+		lastCheckpoint: c.gauge("last_checkpoint_timestamp_seconds", "When this member's last checkpoint was acknowledged by ClickHouse (Unix time)."),
+		partitions:     c.gauge("partitions", "Partitions of each input topic (the partition numbers the group must own)."),
 	}
+	gaugeFunc := func(o prometheus.Opts, value func() float64) { c.add(prometheus.NewGaugeFunc(prometheus.GaugeOpts(o), value)) }
+	seconds := func(d time.Duration) func() float64 { return func() float64 { return d.Seconds() } }
+	gaugeFunc(opts("buffered_rows", "Rows processed but not yet acknowledged by ClickHouse; fetching pauses above 2 x --batch-rows."),
+		func() float64 { return float64(pl.buffered.Load()) })
+	gaugeFunc(prometheus.Opts{Namespace: "funnelhouse", Name: "ready", Help: "1 while /readyz answers ready (partitions assigned, ClickHouse healthy, no fatal error), else 0."},
+		func() float64 { return map[bool]float64{true: 1}[pl.Ready()] })
+	gaugeFunc(opts("assigned_partitions", "Partition numbers (of both input topics) this member owns."),
+		func() float64 { return float64(len(pl.ownersOf(nil))) })
+	// The settings the alert rules compare with (deploy/prometheus/rules.yml).
+	gaugeFunc(opts("flush_interval_seconds", "The --flush-interval setting."), seconds(pl.cfg.FlushInterval))
+	gaugeFunc(opts("lateness_seconds", "The --lateness setting."), seconds(pl.cfg.Rules.Lateness))
+	gaugeFunc(opts("idle_advance_seconds", "The --idle-advance setting."), seconds(pl.cfg.Rules.IdleAdvance))
 	if reg != nil {
-		reg.MustRegister(m.records, m.events, m.deadLetters, m.duplicates, m.late, m.sessions, m.transitions,
-			m.openSessions, m.visitors, m.held, m.stateBytes, m.watermarkLag, m.consumerLag, m.checkpointSec, m.commitSec,
-			m.lastCheckpoint, m.partitions)
+		for _, col := range c.all {
+			if err := reg.Register(col); err != nil {
+				return nil, fmt.Errorf("cannot register pipeline metrics: %w", err)
+			}
+		}
 	}
+	return m, nil
+}
+
+// opts names a metric funnelhouse_pipeline_<name>.
+func opts(name, help string) prometheus.Opts {
+	return prometheus.Opts{Namespace: "funnelhouse", Subsystem: "pipeline", Name: name, Help: help}
+}
+
+// collectors creates the pipeline's collectors and keeps them for
+// registration.
+type collectors struct{ all []prometheus.Collector }
+
+func (c *collectors) add(col prometheus.Collector) { c.all = append(c.all, col) }
+
+func (c *collectors) counter(name, help string) prometheus.Counter {
+	m := prometheus.NewCounter(prometheus.CounterOpts(opts(name, help)))
+	c.add(m)
+	return m
+}
+
+func (c *collectors) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	m := prometheus.NewCounterVec(prometheus.CounterOpts(opts(name, help)), labels)
+	c.add(m)
+	return m
+}
+
+func (c *collectors) gauge(name, help string) prometheus.Gauge {
+	m := prometheus.NewGauge(prometheus.GaugeOpts(opts(name, help)))
+	c.add(m)
+	return m
+}
+
+func (c *collectors) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	m := prometheus.NewGaugeVec(prometheus.GaugeOpts(opts(name, help)), labels)
+	c.add(m)
+	return m
+}
+
+func (c *collectors) histogram(name, help string, buckets []float64) prometheus.Histogram {
+	o := opts(name, help)
+	m := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: o.Namespace, Subsystem: o.Subsystem, Name: o.Name, Help: o.Help, Buckets: buckets})
+	c.add(m)
 	return m
 }
 
@@ -102,7 +146,7 @@ func (m *metrics) publish(partition int32, topics [2]string, p *Processor, prev 
 	m.sessions.Add(float64(s.SessionsClosed - prev.SessionsClosed))
 	for st := range s.Transitions {
 		if d := s.Transitions[st] - prev.Transitions[st]; d > 0 {
-			m.transitions.WithLabelValues(chsink.StageNames[st]).Add(float64(d))
+			m.transitions.WithLabelValues(rows.Stage(st).String()).Add(float64(d))
 		}
 	}
 	*prev = s.clone()

@@ -6,8 +6,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 	"github.com/funnelhouse/funnelhouse/schemas"
-	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
 // Stats counts what a Processor did; the owner turns them into metrics.
@@ -19,8 +19,8 @@ type Stats struct {
 	Duplicates     uint64
 	Late           uint64
 	SessionsClosed uint64
-	Transitions    [8]uint64 // by chsink.Stage*
-	Held           uint64    // events held for the watermark (CheckpointStats only)
+	Transitions    [rows.NumStages]uint64 // by rows.Stage
+	Held           uint64                 // events held for the watermark (CheckpointStats only)
 }
 
 // input is one of the partition's two topic-partitions.
@@ -60,7 +60,7 @@ type Processor struct {
 	seen             dedup
 
 	epoch      uint64
-	out        *chsink.Batch
+	out        *rows.Batch
 	encodeBuf  []byte
 	encodeEnds []int
 	stats      Stats
@@ -80,7 +80,7 @@ func NewProcessor(group string, partition int32, topics [2]string, r Rules, now 
 		watermark:  math.MinInt64,
 		symbols:    newSymbols(),
 		seen:       dedup{ids: map[uint64]struct{}{}},
-		out:        chsink.GetBatch(),
+		out:        rows.GetBatch(),
 	}
 	p.stats.DeadLetters = map[schemas.Reason]uint64{}
 	p.stats.Partitions = 1
@@ -272,23 +272,34 @@ func (p *Processor) processEvent(h *held) {
 	if isNew {
 		vi, v = p.visitors.add(e.VisitorID)
 		v.source = p.symbols.intern(Source(e))
-		v.cohortDay = uint16(floorDiv(e.TsMs, dayMs))
+		v.cohortDay = uint16(rows.FloorDiv(e.TsMs, dayMs))
 	}
 	p.touch(vi, v)
 	if e.CustomerID != "" && e.CustomerID != p.visitors.strs.get(v.customerID) {
 		v.customerID = p.visitors.strs.put(e.CustomerID)
 	}
 	if isNew {
-		p.enter(v, chsink.StageAwareness, e.TsMs, e.EventID)
+		p.enter(v, rows.StageAwareness, e.TsMs, e.EventID)
 	}
 	s := p.sessionOf(vi, v, h)
 	p.applyLifecycle(vi, v, e)
 	if s == nil {
-		p.out.Events.Append(e, "", 0, v.stage, Source(e), e.UTMMedium, e.UTMCampaign, false, p.inputs[h.topic].name, p.partition, h.offset)
+		p.appendEvent(h, "", 0, v.stage, Source(e), e.UTMMedium, e.UTMCampaign, false)
 		return
 	}
-	p.out.Events.Append(e, p.out.Text.String(s.id[:]), s.startMs, v.stage, p.symbols.name(s.source), p.symbols.name(s.medium),
-		p.symbols.name(s.campaign), false, p.inputs[h.topic].name, p.partition, h.offset)
+	p.appendEvent(h, p.out.Text.String(s.id[:]), s.startMs, v.stage, p.symbols.name(s.source), p.symbols.name(s.medium), p.symbols.name(s.campaign), false)
+}
+
+// appendEvent writes the events row of a held event.
+func (p *Processor) appendEvent(h *held, sessionID string, sessionStartMs int64, stage rows.Stage, source, medium, campaign string, late bool) {
+	e := &h.ev
+	p.out.Events.Append(&rows.Event{
+		EventID: e.EventID, TsMs: e.TsMs, Type: e.Type, VisitorID: e.VisitorID, CustomerID: e.CustomerID,
+		SessionID: sessionID, Stage: stage, URL: e.URL, Referrer: e.Referrer,
+		Source: source, Medium: medium, Campaign: campaign, Device: e.Device, Country: e.Country,
+		OrderID: e.OrderID, Amount: e.Amount, Currency: e.Currency, Rating: e.Rating, NPS: e.NPS, CSAT: e.CSAT,
+		CES: e.CES, Trial: e.Trial, Plan: e.Plan, SessionStartMs: sessionStartMs, Props: e.Props, Late: late, KafkaTopic: p.inputs[h.topic].name, KafkaPartition: p.partition, KafkaOffset: h.offset,
+	})
 }
 
 // sessionOf puts a clickstream event into the visitor's session (extending
@@ -324,12 +335,12 @@ func (p *Processor) sessionOf(vi uint32, v *visitor, h *held) *session {
 // writeLate stores a late event (SPEC §3): no session, no state change.
 func (p *Processor) writeLate(h *held) {
 	p.stats.Late++
-	var stage int8
+	var stage rows.Stage
 	if _, v := p.visitors.find(h.ev.VisitorID); v != nil {
 		stage = v.stage
 	}
 	e := &h.ev
-	p.out.Events.Append(e, "", 0, stage, Source(e), e.UTMMedium, e.UTMCampaign, true, p.inputs[h.topic].name, p.partition, h.offset)
+	p.appendEvent(h, "", 0, stage, Source(e), e.UTMMedium, e.UTMCampaign, true)
 }
 
 // dedup remembers (visitor, event id) hashes of recent events. Each input

@@ -8,6 +8,7 @@ import (
 
 	"github.com/segmentio/ksuid"
 
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 	"github.com/funnelhouse/funnelhouse/schemas"
 )
 
@@ -100,7 +101,7 @@ func SessionIDTo(b []byte, visitorID, firstEventID string, startMs int64) []byte
 	var payload [16]byte
 	binary.BigEndian.PutUint64(payload[:8], pairHash(visitorID, firstEventID))
 	binary.BigEndian.PutUint64(payload[8:], pairHash(firstEventID, visitorID))
-	t := time.Unix(floorDiv(startMs, 1000), 0)
+	t := time.Unix(rows.FloorDiv(startMs, 1000), 0)
 	if t.Before(ksuidEpoch) {
 		t = ksuidEpoch
 	}
@@ -178,12 +179,4 @@ func plainHost(ref string) (string, bool) {
 		}
 	}
 	return rest[:end], true
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && a < 0 {
-		q--
-	}
-	return q
 }

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 	"github.com/funnelhouse/funnelhouse/schemas"
-	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
 // A checkpoint is the partition's whole state after the records before
@@ -32,7 +32,7 @@ type Offsets [2]int64
 // the buffered rows and returns them and the offsets they cover; the
 // processor continues with an empty batch. The caller owns the returned
 // batch.
-func (p *Processor) Cut() (*chsink.Batch, Offsets) {
+func (p *Processor) Cut() (*rows.Batch, Offsets) {
 	p.epoch++
 	// All visitors are encoded into one buffer, turned into one string
 	// that the rows slice: one allocation per checkpoint, not per visitor.
@@ -47,7 +47,7 @@ func (p *Processor) Cut() (*chsink.Batch, Offsets) {
 	all, start := string(buf), 0
 	for i, vi := range p.dirty {
 		id := p.visitors.strs.get(p.visitors.slab.at(vi).id)
-		p.out.State.Append(p.group, p.partition, chsink.StateVisitor, id, p.epoch, all[start:ends[i]])
+		p.out.State.Append(&rows.State{Group: p.group, Partition: p.partition, Kind: rows.StateVisitor, Key: id, Epoch: p.epoch, Data: all[start:ends[i]]})
 		start = ends[i]
 	}
 	p.encodeBuf, p.encodeEnds = buf, ends
@@ -55,9 +55,9 @@ func (p *Processor) Cut() (*chsink.Batch, Offsets) {
 	if cap(p.dirty) > 1<<16 {
 		p.dirty = nil // a burst's capacity is not worth keeping
 	}
-	p.out.State.Append(p.group, p.partition, chsink.StateCheckpoint, "", p.epoch, string(p.encodeCheckpoint(nil)))
+	p.out.State.Append(&rows.State{Group: p.group, Partition: p.partition, Kind: rows.StateCheckpoint, Epoch: p.epoch, Data: string(p.encodeCheckpoint(nil))})
 	b := p.out
-	p.out = chsink.GetBatch()
+	p.out = rows.GetBatch()
 	return b, Offsets{p.inputs[0].next, p.inputs[1].next}
 }
 
@@ -66,19 +66,19 @@ func (p *Processor) Epoch() uint64 { return p.epoch }
 
 // Restore loads the newest checkpoint's rows into an empty processor and
 // returns the offsets to resume from (-1: no checkpoint for that input).
-func (p *Processor) Restore(rows []chsink.StateRow) (Offsets, error) {
+func (p *Processor) Restore(state []rows.State) (Offsets, error) {
 	off := Offsets{-1, -1}
 	if p.visitors.len() > 0 || p.epoch > 0 {
 		return off, errors.New("BUG: Restore into a used processor")
 	}
-	for _, r := range rows {
+	for _, r := range state {
 		switch r.Kind {
-		case chsink.StateVisitor:
-			if err := p.restoreVisitor(r.Key, r.Data); err != nil {
+		case rows.StateVisitor:
+			if err := p.restoreVisitor(r.Key, []byte(r.Data)); err != nil {
 				return off, fmt.Errorf("cannot restore visitor %q of partition %d: %w", r.Key, p.partition, err)
 			}
-		case chsink.StateCheckpoint:
-			if err := p.decodeCheckpoint(r.Data); err != nil {
+		case rows.StateCheckpoint:
+			if err := p.decodeCheckpoint([]byte(r.Data)); err != nil {
 				return off, fmt.Errorf("cannot restore checkpoint of partition %d: %w", p.partition, err)
 			}
 			p.epoch = r.Epoch
@@ -240,11 +240,11 @@ func (p *Processor) restoreVisitor(id string, data []byte) error {
 	vi, v := p.visitors.add(id)
 	strs := &p.visitors.strs
 	v.customerID = strs.put(r.string())
-	v.stage = int8(r.byte())
+	v.stage = rows.Stage(r.byte())
 	flags := r.byte()
 	v.set(churned, flags&1 != 0)
 	v.set(hadSession, flags&2 != 0 || ver == 1)
-	v.cohortDay = uint16(floorDiv(r.varint(), dayMs))
+	v.cohortDay = uint16(rows.FloorDiv(r.varint(), dayMs))
 	v.source = p.symbols.intern(r.string())
 	v.firstOrder = strs.put(r.string())
 	v.lastMs = r.varint()

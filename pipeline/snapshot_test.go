@@ -3,14 +3,13 @@ package pipeline
 import (
 	"fmt"
 	"math"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 	"github.com/funnelhouse/funnelhouse/schemas"
-	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
 // TestRestoreContinuesExactly stops a partition at several checkpoints,
@@ -49,18 +48,18 @@ func runWithRestarts(t *testing.T, records []benchRecord, restartAt []int) ([]st
 		return p
 	}
 	type stateKey struct {
-		kind int8
+		kind rows.StateKind
 		key  string
 	}
-	state := map[stateKey]chsink.StateRow{}
-	var rows []string
-	keep := func(b *chsink.Batch) {
-		rows = append(rows, tableLines("events", &b.Events)...)
-		rows = append(rows, tableLines("sessions", &b.Sessions)...)
-		rows = append(rows, tableLines("transitions", &b.Transitions)...)
-		st := &b.State
-		for i := range st.Len() {
-			state[stateKey{st.Kind[i], st.Key[i]}] = chsink.StateRow{Kind: st.Kind[i], Key: strings.Clone(st.Key[i]), Epoch: st.Epoch[i], Data: []byte(st.Data[i])}
+	state := map[stateKey]rows.State{}
+	var lines []string
+	keep := func(b *rows.Batch) {
+		lines = append(lines, tableLines("events", b.Events.All())...)
+		lines = append(lines, tableLines("sessions", b.Sessions.All())...)
+		lines = append(lines, tableLines("transitions", b.Transitions.All())...)
+		for _, st := range b.State.All() {
+			st.Key, st.Data = strings.Clone(st.Key), strings.Clone(st.Data)
+			state[stateKey{st.Kind, st.Key}] = st
 		}
 	}
 	p := start()
@@ -81,7 +80,7 @@ func runWithRestarts(t *testing.T, records []benchRecord, restartAt []int) ([]st
 		if restart {
 			restarted = i
 			p = start()
-			var saved []chsink.StateRow
+			var saved []rows.State
 			for _, r := range state {
 				saved = append(saved, r)
 			}
@@ -97,22 +96,15 @@ func runWithRestarts(t *testing.T, records []benchRecord, restartAt []int) ([]st
 	p.Advance(benchClock.Add(time.Hour))
 	b, _ := p.Cut()
 	keep(b)
-	slices.Sort(rows)
-	return rows, p.Stats().clone()
+	slices.Sort(lines)
+	return lines, p.Stats().clone()
 }
 
-// tableLines renders each row of a column struct as one line.
-func tableLines(table string, columns any) []string {
-	v := reflect.ValueOf(columns).Elem()
-	n := v.Field(0).Len()
-	lines := make([]string, n)
-	for i := range n {
-		var b strings.Builder
-		b.WriteString(table)
-		for f := range v.NumField() {
-			fmt.Fprintf(&b, " %v", v.Field(f).Index(i))
-		}
-		lines[i] = b.String()
+// tableLines renders each row as one line.
+func tableLines[R any](table string, rs []R) []string {
+	lines := make([]string, len(rs))
+	for i, r := range rs {
+		lines[i] = fmt.Sprintf("%s %v", table, r)
 	}
 	return lines
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
-	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 )
 
 // visitor is one visitor's lifecycle state (SPEC §5) in 32 bytes without
@@ -18,14 +18,14 @@ import (
 // A dormant visitor (no open session) costs about 60 bytes with its id:
 // a partition can hold millions.
 type visitor struct {
-	lastMs     int64  // last activity
-	id         strRef // visitor_id
-	customerID strRef // the last customer_id seen; 0: none
-	firstOrder strRef // order_id of the first order; 0: none
-	session    uint32 // 1 + the open session's index in Processor.sessions; 0: none
-	source     symbol // first-touch source
-	cohortDay  uint16 // days since 1970-01-01 of the first event (ts is validated to 2000 and later)
-	stage      int8   // chsink.Stage*, 0 before awareness
+	lastMs     int64      // last activity
+	id         strRef     // visitor_id
+	customerID strRef     // the last customer_id seen; 0: none
+	firstOrder strRef     // order_id of the first order; 0: none
+	session    uint32     // 1 + the open session's index in Processor.sessions; 0: none
+	source     symbol     // first-touch source
+	cohortDay  uint16     // days since 1970-01-01 of the first event (ts is validated to 2000 and later)
+	stage      rows.Stage // 0 before awareness
 	flags      visitorFlags
 }
 
@@ -52,7 +52,7 @@ func (v *visitor) set(f visitorFlags, on bool) {
 	}
 }
 
-func (v *visitor) customer() bool { return v.stage >= chsink.StageConversion }
+func (v *visitor) customer() bool { return v.stage >= rows.StageConversion }
 
 func (v *visitor) cohortDayMs() int64 { return int64(v.cohortDay) * dayMs }
 

@@ -38,15 +38,14 @@ func checkRun(ctx context.Context, w io.Writer, f *pipelineFlags) error {
 
 	kafkaOpts, err := f.kafka.opts()
 	if err == nil {
-		err = validateNames(f.cfg.Group, map[string]string{"clickstream-topic": f.cfg.ClickstreamTopic,
-			"transactions-topic": f.cfg.TransactionsTopic, "dlq-topic": f.cfg.DLQTopic})
+		err = f.cfg.ValidateNames()
 	}
 	if err == nil {
 		cfg := f.cfg
 		_, err = pipeline.New(cfg, nil)
 	}
 	endpoint, epErr := f.endpoint()
-	report("config", errors.Join(err, epErr), "flags and environment are valid")
+	report("config", errors.Join(flagErrors(err), epErr), "flags and environment are valid")
 
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(f.cfg.Brokers...)}, kafkaOpts...)...)
 	if err == nil {
@@ -56,7 +55,7 @@ func checkRun(ctx context.Context, w io.Writer, f *pipelineFlags) error {
 		brokers, err = adm.ListBrokers(ctx)
 		if report("kafka", wrapBrokers(f, err), fmt.Sprintf("reached %s (%d broker(s))", strings.Join(f.cfg.Brokers, ","), len(brokers))) {
 			n, err := pipeline.CheckTopics(ctx, adm, f.cfg.ClickstreamTopic, f.cfg.TransactionsTopic, f.cfg.DLQTopic)
-			report("topics", err, fmt.Sprintf("%s and %s have %d partitions each; %s exists", f.cfg.ClickstreamTopic, f.cfg.TransactionsTopic, n, f.cfg.DLQTopic))
+			report("topics", flagErrors(err), fmt.Sprintf("%s and %s have %d partitions each; %s exists", f.cfg.ClickstreamTopic, f.cfg.TransactionsTopic, n, f.cfg.DLQTopic))
 		}
 	} else {
 		report("kafka", err, "")

@@ -62,16 +62,17 @@ type pipelineFlags struct {
 }
 
 func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
-	r := pipeline.DefaultRules()
+	d := pipeline.DefaultConfig()
+	r := d.Rules
 	f.cfg.Rules = r
 	if withKafka {
 		f.cfg.Brokers = []string{"127.0.0.1:9092"}
 		fs.Var(listFlag{&f.cfg.Brokers}, "brokers", "Kafka bootstrap brokers, a comma-separated list of `host:port`")
-		fs.StringVar(&f.cfg.Group, "group", "funnelhouse", "consumer group; all members share the partitions")
+		fs.StringVar(&f.cfg.Group, "group", d.Group, "consumer group; all members share the partitions")
 		fs.StringVar(&f.cfg.InstanceID, "instance-id", "", "static group membership (KIP-345): a member restarted within --session-timeout takes its partitions back at once, without a rebalance; give each member its own stable `id` (a StatefulSet pod name), never one shared by two processes; empty: dynamic membership")
-		fs.StringVar(&f.cfg.ClickstreamTopic, "clickstream-topic", "clickstream", "input topic of clickstream events")
-		fs.StringVar(&f.cfg.TransactionsTopic, "transactions-topic", "transactions", "input topic of transaction events, co-partitioned with the clickstream topic")
-		fs.StringVar(&f.cfg.DLQTopic, "dlq-topic", "funnelhouse.dlq", "dead-letter topic for records that fail validation")
+		fs.StringVar(&f.cfg.ClickstreamTopic, "clickstream-topic", d.ClickstreamTopic, "input topic of clickstream events")
+		fs.StringVar(&f.cfg.TransactionsTopic, "transactions-topic", d.TransactionsTopic, "input topic of transaction events, co-partitioned with the clickstream topic")
+		fs.StringVar(&f.cfg.DLQTopic, "dlq-topic", d.DLQTopic, "dead-letter topic for records that fail validation")
 		f.kafka.register(fs)
 	}
 	f.clickhouseFlags.register(fs)
@@ -79,11 +80,11 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 	durationVar(fs, &f.cfg.Rules.Lateness, "lateness", r.Lateness, "allowed lateness: events older than max ts seen minus this are late (a `duration`: 30m, 2160h, 90d)")
 	durationVar(fs, &f.cfg.Rules.ChurnAfter, "churn-after", r.ChurnAfter, "a customer inactive this long churns (a `duration`: 30m, 2160h, 90d)")
 	durationVar(fs, &f.cfg.Rules.IdleAdvance, "idle-advance", r.IdleAdvance, "an input idle this long (processing time) stops holding the watermark back (a `duration`: 30m, 2160h, 90d)")
-	fs.IntVar(&f.cfg.BatchRows, "batch-rows", 100_000, "flush to ClickHouse when this many rows are buffered")
-	durationVar(fs, &f.cfg.FlushInterval, "flush-interval", time.Second, "flush to ClickHouse at least this often (a `duration`: 30m, 2160h, 90d)")
+	fs.IntVar(&f.cfg.BatchRows, "batch-rows", d.BatchRows, "flush to ClickHouse when this many rows are buffered")
+	durationVar(fs, &f.cfg.FlushInterval, "flush-interval", d.FlushInterval, "flush to ClickHouse at least this often (a `duration`: 30m, 2160h, 90d)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9464", "listen address for /metrics, /healthz and /readyz (empty: off)")
 	fs.BoolVar(&f.pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr, unauthenticated (profiles of CPU, memory, goroutines): only where nobody else can reach that address")
-	durationVar(fs, &f.cfg.ShutdownTimeout, "shutdown-timeout", 60*time.Second, "on SIGTERM, give up writing the last rows after this (the successor replays them)")
+	durationVar(fs, &f.cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "on SIGTERM, give up writing the last rows after this (the successor replays them)")
 	durationVar(fs, &f.sessionTimeout, "session-timeout", 45*time.Second, "consumer group session timeout: a member silent this long is dropped and its partitions move (the broker's minimum applies)")
 }
 
@@ -140,12 +141,8 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 	if err != nil {
 		return err
 	}
-	if err := validateNames(f.cfg.Group, map[string]string{"clickstream-topic": f.cfg.ClickstreamTopic,
-		"transactions-topic": f.cfg.TransactionsTopic, "dlq-topic": f.cfg.DLQTopic}); err != nil {
+	if err := flagErrors(f.cfg.ValidateNames()); err != nil {
 		return err
-	}
-	if id := f.cfg.InstanceID; id != "" && (!topicName.MatchString(id) || id == "." || id == "..") {
-		return fmt.Errorf("invalid --instance-id %q: it has 1-249 letters, digits, '.', '_' or '-'", id)
 	}
 	sink, err := chsink.Open(ctx, chsink.Config{Endpoint: endpoint, Registerer: reg, Hook: hook})
 	if err != nil {
@@ -160,7 +157,7 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 	}
 	pl, err := pipeline.New(cfg, sink)
 	if err != nil {
-		return err
+		return flagErrors(err)
 	}
 	if f.metricsAddr != "" {
 		srv, err := serveMetrics(f.metricsAddr, reg, pl, f.pprof)
@@ -173,7 +170,7 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 		onReady(pl)
 	}
 	slog.Info("pipeline starting", "brokers", f.cfg.Brokers, "group", f.cfg.Group, "instance_id", f.cfg.InstanceID, "database", sink.Database())
-	return f.kafka.saslHint(pl.Run(ctx))
+	return f.kafka.saslHint(flagErrors(pl.Run(ctx)))
 }
 
 // serveMetrics serves /metrics, /healthz and /readyz on addr, and

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -199,20 +198,4 @@ func warnArgvSecrets(fs *flag.FlagSet) {
 	for _, w := range argvSecretWarnings(fs) {
 		slog.Warn("password in argv: " + w)
 	}
-}
-
-var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
-
-// validateNames checks topic and group names before they reach a broker.
-func validateNames(group string, topics map[string]string) error {
-	var errs []error
-	if strings.TrimSpace(group) == "" {
-		errs = append(errs, errors.New("--group is empty"))
-	}
-	for flagName, t := range topics {
-		if !topicName.MatchString(t) || t == "." || t == ".." {
-			errs = append(errs, fmt.Errorf("invalid --%s %q: a Kafka topic name has 1-249 letters, digits, '.', '_' or '-'", flagName, t))
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -225,8 +225,7 @@ func checkRunFlags(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := validateNames(f.cfg.Group, map[string]string{"clickstream-topic": f.cfg.ClickstreamTopic,
-		"transactions-topic": f.cfg.TransactionsTopic, "dlq-topic": f.cfg.DLQTopic}); err != nil {
+	if err := flagErrors(f.cfg.ValidateNames()); err != nil {
 		return err
 	}
 	if strings.Contains(e.DSN, "bad-db") { // Connect validates the name before dialling

@@ -9,6 +9,7 @@ import (
 	chcol "github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/shopspring/decimal"
 
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 	"github.com/funnelhouse/funnelhouse/schemas"
 )
 
@@ -42,37 +43,41 @@ func wireType(v any) chcol.Type {
 	panic(fmt.Sprintf("BUG: no wire type for %T", v))
 }
 
-func benchEvents(n int) *Batch {
-	b := new(Batch)
-	e := schemas.Event{EventID: "2sgaGTJQktacUmnVvwgSyK25473", Type: schemas.PageView, TsMs: 1738879575928,
-		VisitorID: "v105fiknev1bx3", CustomerID: "cus_1qvtnz9mpv8ki", URL: "/products/42", Referrer: "https://www.google.com/",
-		Device: "mobile", Country: "DE", Rating: schemas.Absent, NPS: schemas.Absent, CSAT: schemas.Absent, CES: schemas.Absent}
+func benchEvents(n int) *rows.Batch {
+	b := new(rows.Batch)
+	r := rows.Event{EventID: "2sgaGTJQktacUmnVvwgSyK25473", Type: schemas.PageView, TsMs: 1738879575928,
+		VisitorID: "v105fiknev1bx3", CustomerID: "cus_1qvtnz9mpv8ki", SessionID: "2sgaEk9Hp6BWIo2mAB078mDN03P", Stage: 1,
+		URL: "/products/42", Referrer: "https://www.google.com/", Source: "google", Medium: "cpc", Campaign: "spring",
+		Device: "mobile", Country: "DE", Rating: schemas.Absent, NPS: schemas.Absent, CSAT: schemas.Absent, CES: schemas.Absent,
+		SessionStartMs: 1738879575928, KafkaTopic: "clickstream", KafkaPartition: 3}
 	for i := 0; i < n; i++ {
 		if i%50 == 0 {
-			e.Type, e.OrderID, e.Amount, e.Currency = schemas.OrderCompleted, "o1", 129900, "EUR"
+			r.Type, r.OrderID, r.Amount, r.Currency = schemas.OrderCompleted, "o1", 129900, "EUR"
 		} else {
-			e.Type, e.OrderID, e.Amount, e.Currency = schemas.PageView, "", 0, ""
+			r.Type, r.OrderID, r.Amount, r.Currency = schemas.PageView, "", 0, ""
 		}
-		b.Events.Append(&e, "2sgaEk9Hp6BWIo2mAB078mDN03P", e.TsMs, 1, "google", "cpc", "spring", false, "clickstream", 3, int64(i))
+		r.KafkaOffset = int64(i)
+		b.Events.Append(&r)
 	}
 	return b
 }
 
 // BenchmarkEncodeEvents measures column encoding of the events table: from
-// our typed column slices through the driver's columns to the native wire
-// format, as a batch insert does before the network.
+// our rows through the driver's columns to the native wire format, as a
+// batch insert does before the network.
 func BenchmarkEncodeEvents(b *testing.B) {
-	const rows = 100_000
-	batch := benchEvents(rows)
-	events := tables[0]
+	const n = 100_000
+	batches := []*rows.Batch{benchEvents(n)}
+	events := &rows.EventsTable
+	var vals rows.Buffers
 	b.ReportAllocs()
 	b.ResetTimer()
 	var buf proto.Buffer
 	for i := 0; i < b.N; i++ {
 		buf.Reset()
-		for _, c := range events.columns {
-			v := c.values(batch)
-			col, err := wireType(v).Column(c.name, time.UTC)
+		for j, name := range events.ColumnNames() {
+			v := driverValues(events.Values(j, batches, &vals))
+			col, err := wireType(v).Column(name, time.UTC)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -82,6 +87,6 @@ func BenchmarkEncodeEvents(b *testing.B) {
 			col.Encode(&buf)
 		}
 	}
-	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64(len(buf.Buf))/rows, "wire-bytes/event")
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(len(buf.Buf))/n, "wire-bytes/event")
 }

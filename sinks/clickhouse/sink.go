@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
 
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 	"github.com/funnelhouse/funnelhouse/schemas"
 	fhsql "github.com/funnelhouse/funnelhouse/sql"
 )
@@ -63,6 +64,8 @@ type Sink struct {
 	insertSeconds *prometheus.HistogramVec
 	batchRows     *prometheus.HistogramVec
 	retries       *prometheus.CounterVec
+
+	buf rows.Buffers // the columns of the insert in flight (Write is not concurrent)
 }
 
 // Connect opens a native connection to the DSN's server without selecting
@@ -162,14 +165,16 @@ func (s *Sink) Ping(ctx context.Context) error {
 // Close closes the connection.
 func (s *Sink) Close() error { return s.conn.Close() }
 
-// Write inserts every row of the batches: events, sessions and
-// lifecycle_transitions, then pipeline_state last, so that a checkpoint is
-// stored only after the rows derived before it. It blocks until ClickHouse
-// acknowledged each insert, retrying failed inserts with backoff until ctx
-// ends. The tables are replay-safe, so a retried insert that had in fact
-// succeeded changes no number. Write only reads the batches.
-func (s *Sink) Write(ctx context.Context, batches []*Batch) error {
-	for _, t := range tables {
+// Write inserts every row of the batches, table by table in the order of
+// rows.Tables: events, sessions and lifecycle_transitions, then
+// pipeline_state last, so that a checkpoint is stored only after the rows
+// derived before it. It blocks until ClickHouse acknowledged each insert,
+// retrying failed inserts with backoff until ctx ends. The tables are
+// replay-safe, so a retried insert that had in fact succeeded changes no
+// number. Write only reads the batches. It implements pipeline.Sink.
+func (s *Sink) Write(ctx context.Context, batches []*rows.Batch) error {
+	defer s.buf.Release()
+	for _, t := range rows.Tables {
 		if err := s.insertWithRetry(ctx, t, batches); err != nil {
 			return err
 		}
@@ -177,65 +182,69 @@ func (s *Sink) Write(ctx context.Context, batches []*Batch) error {
 	return nil
 }
 
-func (s *Sink) insertWithRetry(ctx context.Context, t table, batches []*Batch) error {
-	rows := 0
+func (s *Sink) insertWithRetry(ctx context.Context, t rows.AnyTable, batches []*rows.Batch) error {
+	n := 0
 	for _, b := range batches {
-		rows += t.rows(b)
+		n += t.Len(b)
 	}
-	if rows == 0 {
+	if n == 0 {
 		return nil
 	}
+	name := t.TableName()
 	start := time.Now()
 	wait := s.cfg.BackoffMin
 	for attempt := 1; ; attempt++ {
 		err := s.insert(ctx, t, batches)
 		if err == nil {
 			s.healthy.Store(true)
-			s.insertSeconds.WithLabelValues(t.name).Observe(time.Since(start).Seconds())
-			s.batchRows.WithLabelValues(t.name).Observe(float64(rows))
+			s.insertSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
+			s.batchRows.WithLabelValues(name).Observe(float64(n))
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("cannot insert %d rows into %s: %w", rows, t.name, errors.Join(ctx.Err(), err))
+			return fmt.Errorf("cannot insert %d rows into %s: %w", n, name, errors.Join(ctx.Err(), err))
 		}
 		s.healthy.Store(false)
-		s.retries.WithLabelValues(t.name).Inc()
-		s.log.Warn("insert failed, retrying", "table", t.name, "rows", rows, "attempt", attempt, "retry_in", wait, "err", err)
+		s.retries.WithLabelValues(name).Inc()
+		s.log.Warn("insert failed, retrying", "table", name, "rows", n, "attempt", attempt, "retry_in", wait, "err", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cannot insert %d rows into %s: %w", rows, t.name, errors.Join(ctx.Err(), err))
+			return fmt.Errorf("cannot insert %d rows into %s: %w", n, name, errors.Join(ctx.Err(), err))
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, s.cfg.BackoffMax)
 	}
 }
 
-func (s *Sink) insert(ctx context.Context, t table, batches []*Batch) error {
-	names := make([]string, len(t.columns))
-	for i, c := range t.columns {
-		names[i] = "`" + c.name + "`"
-	}
-	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db+"."+t.name+" ("+strings.Join(names, ", ")+")")
+func (s *Sink) insert(ctx context.Context, t rows.AnyTable, batches []*rows.Batch) error {
+	columns := t.ColumnNames()
+	batch, err := s.conn.PrepareBatch(ctx, insertQuery(s.db, t))
 	if err != nil {
 		return err
 	}
 	defer batch.Abort()
-	for i, c := range t.columns {
-		for _, b := range batches {
-			if t.rows(b) == 0 {
-				continue
-			}
-			if err := batch.Column(i).Append(c.values(b)); err != nil {
-				return fmt.Errorf("column %s: %w", c.name, err)
-			}
+	for i, name := range columns {
+		// The driver copies the values into its own column buffers, so
+		// s.buf is free again for the next column.
+		if err := batch.Column(i).Append(driverValues(t.Values(i, batches, &s.buf))); err != nil {
+			return fmt.Errorf("column %s: %w", name, err)
 		}
 	}
-	s.hook("during-insert:" + t.name)
+	s.hook("during-insert:" + t.TableName())
 	if err := batch.Send(); err != nil {
 		return err
 	}
-	s.hook("after-insert:" + t.name)
+	s.hook("after-insert:" + t.TableName())
 	return nil
+}
+
+// insertQuery is the INSERT statement of a table's columns.
+func insertQuery(db string, t rows.AnyTable) string {
+	columns := t.ColumnNames()
+	for i, c := range columns {
+		columns[i] = "`" + c + "`"
+	}
+	return "INSERT INTO " + db + "." + t.TableName() + " (" + strings.Join(columns, ", ") + ")"
 }
 
 func (s *Sink) hook(point string) {
@@ -244,158 +253,59 @@ func (s *Sink) hook(point string) {
 	}
 }
 
-type column struct {
-	name   string
-	values func(*Batch) any // a typed slice the driver's column accepts
-}
-
-type table struct {
-	name    string
-	rows    func(*Batch) int
-	columns []column
-}
-
-// tables in insert order: pipeline_state must stay last (see Write).
-var tables = []table{
-	{"events", func(b *Batch) int { return b.Events.Len() }, []column{
-		{"event_id", func(b *Batch) any { return b.Events.EventID }},
-		{"ts", func(b *Batch) any { return b.Events.Ts }},
-		{"ts_ms", func(b *Batch) any { return b.Events.TsMs }},
-		{"type", func(b *Batch) any { return b.Events.Type }},
-		{"visitor_id", func(b *Batch) any { return b.Events.VisitorID }},
-		{"customer_id", func(b *Batch) any { return b.Events.CustomerID }},
-		{"session_id", func(b *Batch) any { return b.Events.SessionID }},
-		{"stage", func(b *Batch) any { return b.Events.Stage }},
-		{"url", func(b *Batch) any { return b.Events.URL }},
-		{"referrer", func(b *Batch) any { return b.Events.Referrer }},
-		{"source", func(b *Batch) any { return b.Events.Source }},
-		{"medium", func(b *Batch) any { return b.Events.Medium }},
-		{"campaign", func(b *Batch) any { return b.Events.Campaign }},
-		{"device", func(b *Batch) any { return b.Events.Device }},
-		{"country", func(b *Batch) any { return b.Events.Country }},
-		{"order_id", func(b *Batch) any { return b.Events.OrderID }},
-		{"amount", func(b *Batch) any { return decimals(b.Events.Amount) }},
-		{"currency", func(b *Batch) any { return b.Events.Currency }},
-		{"rating", func(b *Batch) any { return nullableSmall(b.Events.Rating) }},
-		{"nps", func(b *Batch) any { return nullableSmall(b.Events.NPS) }},
-		{"csat", func(b *Batch) any { return nullableSmall(b.Events.CSAT) }},
-		{"ces", func(b *Batch) any { return nullableSmall(b.Events.CES) }},
-		{"trial", func(b *Batch) any { return b.Events.Trial }},
-		{"plan", func(b *Batch) any { return b.Events.Plan }},
-		{"session_start", func(b *Batch) any { return b.Events.SessionStart }},
-		{"props", func(b *Batch) any { return b.Events.Props }},
-		{"late", func(b *Batch) any { return b.Events.Late }},
-		{"kafka_topic", func(b *Batch) any { return b.Events.KafkaTopic }},
-		{"kafka_partition", func(b *Batch) any { return b.Events.KafkaPart }},
-		{"kafka_offset", func(b *Batch) any { return b.Events.KafkaOffset }},
-	}},
-	{"sessions", func(b *Batch) int { return b.Sessions.Len() }, []column{
-		{"session_id", func(b *Batch) any { return b.Sessions.SessionID }},
-		{"visitor_id", func(b *Batch) any { return b.Sessions.VisitorID }},
-		{"customer_id", func(b *Batch) any { return b.Sessions.CustomerID }},
-		{"start", func(b *Batch) any { return b.Sessions.Start }},
-		{"end", func(b *Batch) any { return b.Sessions.End }},
-		{"start_ms", func(b *Batch) any { return b.Sessions.StartMs }},
-		{"end_ms", func(b *Batch) any { return b.Sessions.EndMs }},
-		{"duration_s", func(b *Batch) any { return b.Sessions.DurationS }},
-		{"events", func(b *Batch) any { return b.Sessions.Events }},
-		{"page_views", func(b *Batch) any { return b.Sessions.PageViews }},
-		{"entry_url", func(b *Batch) any { return b.Sessions.EntryURL }},
-		{"exit_url", func(b *Batch) any { return b.Sessions.ExitURL }},
-		{"source", func(b *Batch) any { return b.Sessions.Source }},
-		{"medium", func(b *Batch) any { return b.Sessions.Medium }},
-		{"campaign", func(b *Batch) any { return b.Sessions.Campaign }},
-		{"is_bounce", func(b *Batch) any { return b.Sessions.IsBounce }},
-		{"orders", func(b *Batch) any { return b.Sessions.Orders }},
-		{"revenue", func(b *Batch) any { return decimals(b.Sessions.Revenue) }},
-		{"cohort_day", func(b *Batch) any { return dates(b.Sessions.CohortDay) }},
-		{"first_session", func(b *Batch) any { return b.Sessions.FirstSession }},
-	}},
-	{"lifecycle_transitions", func(b *Batch) int { return b.Transitions.Len() }, []column{
-		{"visitor_id", func(b *Batch) any { return b.Transitions.VisitorID }},
-		{"customer_id", func(b *Batch) any { return b.Transitions.CustomerID }},
-		{"stage", func(b *Batch) any { return b.Transitions.Stage }},
-		{"ts", func(b *Batch) any { return b.Transitions.Ts }},
-		{"ts_ms", func(b *Batch) any { return b.Transitions.TsMs }},
-		{"cohort_day", func(b *Batch) any { return dates(b.Transitions.CohortDay) }},
-		{"source", func(b *Batch) any { return b.Transitions.Source }},
-		{"event_id", func(b *Batch) any { return b.Transitions.EventID }},
-	}},
-	{"pipeline_state", func(b *Batch) int { return b.State.Len() }, []column{
-		{"consumer_group", func(b *Batch) any { return b.State.Group }},
-		{"kafka_partition", func(b *Batch) any { return b.State.Partition }},
-		{"kind", func(b *Batch) any { return b.State.Kind }},
-		{"key", func(b *Batch) any { return b.State.Key }},
-		{"epoch", func(b *Batch) any { return b.State.Epoch }},
-		{"data", func(b *Batch) any { return b.State.Data }},
-	}},
-}
-
-func decimals(a []schemas.Amount) []decimal.Decimal {
-	out := make([]decimal.Decimal, len(a))
-	for i, v := range a {
-		out[i] = decimal.New(int64(v), -4)
-	}
-	return out
-}
-
-func nullableSmall(v []int8) []*uint8 {
-	out := make([]*uint8, len(v))
-	vals := make([]uint8, len(v))
-	for i, x := range v {
-		if x != schemas.Absent {
-			vals[i] = uint8(x)
-			out[i] = &vals[i]
+// driverValues turns a column's values (rows.AnyTable.Values) into a slice
+// the driver's column of the table's type accepts: amounts become
+// Decimal(18, 4), optional small numbers Nullable(UInt8); the other types
+// are taken as they are (enums as their Int8 values, DateTime as unix
+// seconds, Date as time.Time).
+func driverValues(v any) any {
+	switch v := v.(type) {
+	case []schemas.Amount:
+		out := make([]decimal.Decimal, len(v))
+		for i, a := range v {
+			out[i] = decimal.New(int64(a), -4)
 		}
+		return out
+	case []rows.OptionalInt8:
+		out := make([]*uint8, len(v))
+		vals := make([]uint8, len(v))
+		for i, x := range v {
+			if int8(x) != schemas.Absent {
+				vals[i] = uint8(x)
+				out[i] = &vals[i]
+			}
+		}
+		return out
 	}
-	return out
-}
-
-func dates(secs []int64) []time.Time {
-	out := make([]time.Time, len(secs))
-	for i, s := range secs {
-		out[i] = time.Unix(s, 0).UTC()
-	}
-	return out
-}
-
-// StateRow is a pipeline_state row read back to restore a partition.
-type StateRow struct {
-	Kind  int8
-	Key   string
-	Epoch uint64
-	Data  []byte
+	return v
 }
 
 // LoadState reads the newest state rows of one consumer group's partition,
 // once the state inserts running at the call have ended.
-func (s *Sink) LoadState(ctx context.Context, group string, partition int32) ([]StateRow, error) {
+func (s *Sink) LoadState(ctx context.Context, group string, partition int32) ([]rows.State, error) {
 	if err := s.drainStateInserts(ctx); err != nil {
 		return nil, fmt.Errorf("cannot load state of partition %d: %w", partition, err)
 	}
-	rows, err := s.conn.Query(ctx, "SELECT kind, key, epoch, data FROM "+s.db+".pipeline_state FINAL WHERE consumer_group = ? AND kafka_partition = ?", group, partition)
+	res, err := s.conn.Query(ctx, "SELECT kind, key, epoch, data FROM "+s.db+".pipeline_state FINAL WHERE consumer_group = ? AND kafka_partition = ?", group, partition)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load state of partition %d: %w", partition, err)
 	}
-	defer rows.Close()
-	var out []StateRow
-	for rows.Next() {
-		var r StateRow
+	defer res.Close()
+	var out []rows.State
+	for res.Next() {
+		r := rows.State{Group: group, Partition: partition}
 		var kind string
-		var data string
-		if err := rows.Scan(&kind, &r.Key, &r.Epoch, &data); err != nil {
+		if err := res.Scan(&kind, &r.Key, &r.Epoch, &r.Data); err != nil {
 			return nil, fmt.Errorf("cannot load state of partition %d: %w", partition, err)
 		}
-		r.Data = []byte(data)
-		switch kind {
-		case "checkpoint":
-			r.Kind = StateCheckpoint
-		case "visitor":
-			r.Kind = StateVisitor
+		for _, k := range []rows.StateKind{rows.StateCheckpoint, rows.StateVisitor} {
+			if kind == k.String() {
+				r.Kind = k
+			}
 		}
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	return out, res.Err()
 }
 
 // drainStateInserts waits until the INSERTs into pipeline_state running now

@@ -1,0 +1,64 @@
+package pipeline
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestMetricNames pins the metric names (dashboards and alerts use them)
+// and checks that a registry refusing them is an error of New, not a
+// panic.
+func TestMetricNames(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := Config{Brokers: []string{"127.0.0.1:1"}, Registerer: reg}
+	if _, err := New(cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	ch := make(chan *prometheus.Desc, 64)
+	go func() {
+		for _, c := range collectorsOfNew(t) {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	fq := regexp.MustCompile(`fqName: "([^"]+)"`)
+	for d := range ch {
+		names = append(names, fq.FindStringSubmatch(d.String())[1])
+	}
+	slices.Sort(names)
+	want := []string{"assigned_partitions", "buffered_rows", "checkpoint_duration_seconds", "checkpoint_state_bytes", "commit_duration_seconds",
+		"consumer_lag_records", "dead_letters_total", "duplicates_total", "events_total", "flush_interval_seconds", "held_events",
+		"idle_advance_seconds", "last_checkpoint_timestamp_seconds", "late_events_total", "lateness_seconds",
+		"open_sessions", "partitions", "records_total", "sessions_closed_total", "stage_transitions_total", "tracked_visitors", "watermark_delay_seconds"}
+	for i := range want {
+		want[i] = "funnelhouse_pipeline_" + want[i]
+	}
+	want = append(want, "funnelhouse_ready") // sorted: "funnelhouse_r" follows "funnelhouse_p"
+	if !slices.Equal(names, want) {
+		t.Errorf("metric names:\n got %v\nwant %v", names, want)
+	}
+	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "cannot register pipeline metrics") {
+		t.Errorf("second New on the same registry: got %v, want a registration error", err)
+	}
+}
+
+// collectorsOfNew returns the collectors New registers, by registering them
+// with a recorder.
+func collectorsOfNew(t *testing.T) []prometheus.Collector {
+	var rec recorder
+	if _, err := newMetrics(&rec, &Pipeline{}); err != nil {
+		t.Fatal(err)
+	}
+	return rec.cs
+}
+
+type recorder struct{ cs []prometheus.Collector }
+
+func (r *recorder) Register(c prometheus.Collector) error   { r.cs = append(r.cs, c); return nil }
+func (r *recorder) MustRegister(cs ...prometheus.Collector) { r.cs = append(r.cs, cs...) }
+func (r *recorder) Unregister(prometheus.Collector) bool    { return false }

@@ -1,0 +1,193 @@
+package pipeline
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
+	"github.com/funnelhouse/funnelhouse/schemas"
+)
+
+// owner is the goroutine that owns one partition number's Processor.
+type owner struct {
+	pl        *Pipeline
+	partition int32
+	proc      *Processor
+	restored  Offsets
+	in        chan ownerMsg
+	done      chan struct{}
+	ends      [2]atomic.Int64
+	rows      int // rows buffered in proc, as counted in pl.buffered
+	drained   atomic.Bool
+	published Stats // proc's stats as last added to the metrics
+	paused    int   // input whose fetching align paused, or -1
+
+	// Records fetched but not yet fed to proc, per input: queue[t][head[t]:].
+	queue    [2][]*kgo.Record
+	head     [2]int
+	lastSeen [2]time.Time // when input t last delivered records
+}
+
+type ownerMsg struct {
+	topic   schemas.Topic
+	records []*kgo.Record
+	cut     chan<- cutResult
+}
+
+type cutResult struct {
+	batch   *rows.Batch
+	offsets Offsets
+	counted int // the batch's rows counted in pl.buffered
+}
+
+func newOwner(pl *Pipeline, p int32, proc *Processor, restored Offsets) *owner {
+	o := &owner{pl: pl, partition: p, proc: proc, restored: restored, in: make(chan ownerMsg, 4), done: make(chan struct{})}
+	o.published = proc.Stats().clone() // restored counts were published by an earlier owner
+	o.paused = -1
+	o.lastSeen = [2]time.Time{pl.cfg.Now(), pl.cfg.Now()}
+	o.ends[0].Store(-1)
+	o.ends[1].Store(-1)
+	return o
+}
+
+func (o *owner) run() {
+	defer close(o.done)
+	defer o.publish()
+	defer o.resume()
+	tick := time.NewTicker(min(o.pl.cfg.Rules.IdleAdvance/4, 250*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case m, ok := <-o.in:
+			if !ok {
+				return
+			}
+			if m.cut != nil {
+				// o.rows is current: account runs after every message.
+				counted := o.rows
+				b, off := o.proc.Cut()
+				o.rows = 0
+				m.cut <- cutResult{b, off, counted}
+				o.publish()
+				continue
+			}
+			o.add(m)
+		case <-tick.C:
+			for t := range o.ends {
+				o.proc.SetEnd(schemas.Topic(t), o.ends[t].Load())
+			}
+			o.feed(o.pl.cfg.Now()) // an input may have gone idle
+			o.publish()
+		}
+		o.account()
+		o.align()
+		o.drained.Store(o.proc.Drained())
+	}
+}
+
+// align pauses fetching of an input that runs ahead in event time while the
+// other input still has unread records (a fetch may return one topic long
+// before the other): feed holds the faster one's records back, so they
+// would pile up in its queue (or, fed after --idle-advance, as held
+// events). Resumed once both halve or the other input has caught up. This
+// keeps memory bounded without changing any result.
+func (o *owner) align() {
+	held, limit := o.proc.Held(), o.pl.heldLimit()
+	ahead := o.proc.aheadInput()
+	switch {
+	case o.paused < 0 && ahead >= 0 && (held > limit || o.queued(ahead) > limit):
+		o.paused = ahead
+		o.pl.cl.PauseFetchPartitions(map[string][]int32{o.pl.topics[ahead]: {o.partition}})
+	case o.paused >= 0 && (held < limit/2 && o.queued(o.paused) < limit/2 || ahead != o.paused):
+		o.resume()
+	}
+}
+
+func (o *owner) resume() {
+	if o.paused >= 0 {
+		o.pl.cl.ResumeFetchPartitions(map[string][]int32{o.pl.topics[o.paused]: {o.partition}})
+		o.paused = -1
+	}
+}
+
+func (o *owner) publish() {
+	o.pl.metrics.publish(o.partition, o.pl.topics, o.proc, &o.published, o.pl.cfg.Now())
+}
+
+func (o *owner) add(m ownerMsg) {
+	now := o.pl.cfg.Now()
+	o.queue[m.topic] = append(o.queue[m.topic], m.records...)
+	o.lastSeen[m.topic] = now
+	o.feed(now)
+}
+
+// feed gives queued records to the processor in event-time order across
+// the two inputs: from the input that is behind, and from the other only
+// while the one behind has nothing left to read or has delivered nothing
+// for --idle-advance. The watermark follows the slower input, so records
+// of the faster one fed early would only wait as held events, and be
+// copied into every checkpoint meanwhile. This is watermark alignment at
+// the source; the order changes no result, only memory and work.
+func (o *owner) feed(now time.Time) {
+	for {
+		t := o.proc.behindInput()
+		if o.queued(t) == 0 {
+			if o.waitFor(t, now) {
+				break
+			}
+			t = 1 - t
+		}
+		if o.queued(t) == 0 {
+			break
+		}
+		r := o.queue[t][o.head[t]]
+		o.queue[t][o.head[t]] = nil
+		if o.head[t]++; o.head[t] == len(o.queue[t]) {
+			o.queue[t], o.head[t] = o.queue[t][:0], 0
+		}
+		if r.Attrs.IsControl() {
+			o.proc.Skip(schemas.Topic(t), r.Offset)
+			continue
+		}
+		if err := o.proc.Add(schemas.Topic(t), r.Key, r.Value, r.Offset, now); err != nil {
+			o.deadLetter(r, err)
+		}
+	}
+	o.proc.Advance(now)
+}
+
+func (o *owner) queued(t int) int { return len(o.queue[t]) - o.head[t] }
+
+// waitFor reports whether feeding must wait for more records of input t.
+func (o *owner) waitFor(t int, now time.Time) bool {
+	unread := !caughtUp(o.proc.Next(schemas.Topic(t)), o.ends[t].Load())
+	return unread && now.Sub(o.lastSeen[t]) < o.pl.cfg.Rules.IdleAdvance
+}
+
+// account publishes the change in buffered rows and asks for an early
+// checkpoint when a batch is full.
+func (o *owner) account() {
+	n := o.proc.Rows()
+	if d := n - o.rows; d != 0 {
+		o.rows = n
+		if o.pl.buffered.Add(int64(d)) >= int64(o.pl.cfg.BatchRows) {
+			select {
+			case o.pl.flushNow <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// deadLetter produces the record to the dead-letter topic with headers
+// saying why and where it came from (cut to fit; see deadLetter).
+func (o *owner) deadLetter(r *kgo.Record, err *schemas.Error) {
+	o.pl.cl.Produce(context.Background(), deadLetter(o.pl.cfg.DLQTopic, r, err), func(_ *kgo.Record, err error) {
+		if err != nil {
+			o.pl.dlqErr.CompareAndSwap(nil, &err)
+		}
+	})
+}

@@ -1,0 +1,132 @@
+package pipeline
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// partitionsOf returns the partition numbers of an assignment, once each.
+func partitionsOf(assigned map[string][]int32) []int32 {
+	seen := map[int32]bool{}
+	var out []int32
+	for _, ps := range assigned {
+		for _, p := range ps {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// onAssigned restores each newly assigned partition from its checkpoint
+// and starts its owner.
+func (pl *Pipeline) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	for _, p := range partitionsOf(assigned) {
+		pl.mu.Lock()
+		exists := pl.owners[p] != nil
+		pl.mu.Unlock()
+		if exists {
+			continue
+		}
+		start := time.Now()
+		proc := NewProcessor(pl.cfg.Group, p, pl.topics, pl.cfg.Rules, pl.cfg.Now)
+		rows, err := pl.sink.LoadState(ctx, pl.cfg.Group, p)
+		for err != nil && ctx.Err() == nil {
+			pl.log.Warn("cannot load partition state, retrying", "partition", p, "err", err)
+			time.Sleep(time.Second)
+			rows, err = pl.sink.LoadState(ctx, pl.cfg.Group, p)
+		}
+		if err != nil {
+			return
+		}
+		off, err := proc.Restore(rows)
+		if err != nil {
+			// A corrupt checkpoint must not be silently replaced by an
+			// empty state: stop consuming this partition.
+			pl.log.Error("cannot restore partition; not consuming it", "partition", p, "err", err)
+			continue
+		}
+		// Logged before the owner runs: from then on proc is its alone.
+		pl.log.Info("partition assigned", "partition", p, "visitors", proc.Visitors(), "epoch", proc.Epoch(), "restore", time.Since(start).Round(time.Millisecond))
+		o := newOwner(pl, p, proc, off)
+		pl.mu.Lock()
+		pl.owners[p] = o
+		pl.mu.Unlock()
+		go o.run()
+	}
+	pl.assigned.Store(true)
+}
+
+// adjustOffsets starts each input where its checkpoint ends, whatever the
+// group's committed offsets say: the checkpoint is written before the
+// commit, so it is never behind. Without a checkpoint, from the start.
+func (pl *Pipeline) adjustOffsets(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	for topic, ps := range offsets {
+		t := pl.topicOf(topic)
+		for p := range ps {
+			next := int64(-1)
+			if o := pl.owners[p]; o != nil {
+				next = o.restored[t]
+			}
+			if next >= 0 {
+				ps[p] = kgo.NewOffset().At(next).WithEpoch(-1)
+			} else {
+				ps[p] = kgo.NewOffset().AtStart()
+			}
+		}
+	}
+	return offsets, nil
+}
+
+// onRevoked checkpoints the revoked partitions, then stops their owners.
+func (pl *Pipeline) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	ps := partitionsOf(revoked)
+	pl.cpMu.Lock()
+	defer pl.cpMu.Unlock()
+	if err := pl.checkpointLocked(ps); err != nil {
+		pl.log.Error("cannot checkpoint revoked partitions; the next owner replays them", "partitions", ps, "err", err)
+	}
+	pl.stopOwnersLocked(ps)
+}
+
+// onLost drops owners without a checkpoint: another member may own the
+// partitions already, and it resumes from the last checkpoint.
+func (pl *Pipeline) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	pl.stopOwners(partitionsOf(lost))
+}
+
+func (pl *Pipeline) stopOwners(partitions []int32) {
+	pl.cpMu.Lock()
+	defer pl.cpMu.Unlock()
+	pl.stopOwnersLocked(partitions)
+}
+
+// stopOwnersLocked stops owners with cpMu held: no checkpoint is then
+// cutting them.
+func (pl *Pipeline) stopOwnersLocked(partitions []int32) {
+	for _, o := range pl.ownersOf(partitions) {
+		pl.mu.Lock()
+		delete(pl.owners, o.partition)
+		pl.mu.Unlock()
+		close(o.in)
+		<-o.done
+		pl.buffered.Add(-int64(o.rows))
+		pl.mu.Lock()
+		pl.totals.Add(o.proc.Stats())
+		pl.mu.Unlock()
+		pl.metrics.forget(o.partition, pl.topics)
+	}
+	pl.mu.Lock()
+	if len(pl.owners) == 0 {
+		pl.assigned.Store(false)
+	}
+	pl.mu.Unlock()
+}

@@ -1,0 +1,93 @@
+package rows
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/funnelhouse/funnelhouse/schemas"
+)
+
+// TestColumns checks the values each table description derives from a row,
+// including times before 1970 (rounded down, like ClickHouse's
+// toStartOfSecond).
+func TestColumns(t *testing.T) {
+	var b Batch
+	b.Events.Append(&Event{EventID: "e1", TsMs: -1500, Type: schemas.Signup, Stage: StageAcquisition,
+		Amount: 12345, Rating: schemas.Absent, NPS: 9, CSAT: schemas.Absent, Late: true, KafkaPartition: 3, KafkaOffset: 7})
+	b.Sessions.Append(&Session{SessionID: "s1", StartMs: 1_000, EndMs: 62_500, IsBounce: true, Revenue: 5})
+	b.Transitions.Append(&Transition{VisitorID: "v1", Stage: StageChurned, TsMs: 86_400_000 + 1, CohortDayMs: 86_400_000})
+	b.State.Append(&State{Group: "g", Partition: 2, Kind: StateCheckpoint, Epoch: 4, Data: "x"})
+	var buf Buffers
+	values := func(tb AnyTable, name string) any {
+		for i, c := range tb.ColumnNames() {
+			if c == name {
+				return tb.Values(i, []*Batch{&b, &b}, &buf)
+			}
+		}
+		t.Fatalf("%s has no column %s", tb.TableName(), name)
+		return nil
+	}
+	for _, tc := range []struct {
+		table  AnyTable
+		column string
+		want   any
+	}{
+		{&EventsTable, "ts", []int64{-2, -2}},
+		{&EventsTable, "ts_ms", []uint64{uint64(1<<64 - 1500), uint64(1<<64 - 1500)}},
+		{&EventsTable, "type", []int8{int8(schemas.Signup), int8(schemas.Signup)}},
+		{&EventsTable, "stage", []int8{2, 2}},
+		{&EventsTable, "amount", []schemas.Amount{12345, 12345}},
+		{&EventsTable, "rating", []OptionalInt8{OptionalInt8(schemas.Absent), OptionalInt8(schemas.Absent)}},
+		{&EventsTable, "nps", []OptionalInt8{9, 9}},
+		{&EventsTable, "late", []uint8{1, 1}},
+		{&EventsTable, "kafka_partition", []int32{3, 3}},
+		{&SessionsTable, "duration_s", []float64{61.5, 61.5}},
+		{&SessionsTable, "end", []int64{62, 62}},
+		{&SessionsTable, "is_bounce", []uint8{1, 1}},
+		{&TransitionsTable, "cohort_day", []time.Time{time.Unix(86_400, 0).UTC(), time.Unix(86_400, 0).UTC()}},
+		{&TransitionsTable, "stage", []int8{6, 6}},
+		{&StateTable, "kind", []int8{1, 1}},
+		{&StateTable, "data", []string{"x", "x"}},
+	} {
+		if got := values(tc.table, tc.column); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s.%s = %v, want %v", tc.table.TableName(), tc.column, got, tc.want)
+		}
+	}
+	for _, tb := range Tables {
+		seen := map[string]bool{}
+		for i, name := range tb.ColumnNames() {
+			if seen[name] {
+				t.Errorf("%s lists %s twice", tb.TableName(), name)
+			}
+			seen[name] = true
+			if n := reflect.ValueOf(tb.Values(i, []*Batch{&b}, &buf)).Len(); n != 1 {
+				t.Errorf("%s.%s has %d values, want 1", tb.TableName(), name, n)
+			}
+		}
+	}
+	if b.Rows() != 4 {
+		t.Errorf("Rows() = %d, want 4", b.Rows())
+	}
+}
+
+// TestPutBatch checks that a batch given back is empty and keeps no
+// references to the rows' strings.
+func TestPutBatch(t *testing.T) {
+	b := GetBatch()
+	b.Events.Append(&Event{EventID: "e1"})
+	b.State.Append(&State{Data: "d"})
+	PutBatch(b)
+	if b.Rows() != 0 {
+		t.Fatalf("Rows() = %d after PutBatch", b.Rows())
+	}
+	if e := b.Events.All()[:1][0]; e.EventID != "" {
+		t.Errorf("a free batch still references %q", e.EventID)
+	}
+}
+
+func TestStageNames(t *testing.T) {
+	if StageNone.String() != "" || StageAwareness.String() != "awareness" || StageReactivated.String() != "reactivated" || NumStages != 8 {
+		t.Errorf("stage names: %q %q %q, %d stages", StageNone, StageAwareness, StageReactivated, NumStages)
+	}
+}

@@ -1,0 +1,112 @@
+package rows
+
+import (
+	"reflect"
+	"time"
+
+	"github.com/funnelhouse/funnelhouse/schemas"
+)
+
+// Table describes one table: its name, its columns in insert order, and
+// where a Batch holds its rows.
+type Table[R any] struct {
+	Name    string
+	Columns []Column[R]
+	rows    func(*Batch) *Rows[R]
+}
+
+// Column is one column of a table of rows R: its name and its accessor.
+type Column[R any] struct {
+	Name string
+	// values gathers the column's values of the table's rows (an
+	// accessor func(*R) T, typed at Col).
+	values func(t *Table[R], batches []*Batch, buf *Buffers) any
+}
+
+// Value is the Go type of a column's values, as a sink receives them.
+// Enums are their int8 values; OptionalInt8 is a nullable small number.
+type Value interface {
+	string | int64 | uint64 | int8 | uint8 | int32 | uint32 | float64 | schemas.Amount | OptionalInt8 | time.Time
+}
+
+// OptionalInt8 is a small number that schemas.Absent marks as missing:
+// NULL in the table.
+type OptionalInt8 int8
+
+// Col describes a column whose value in row r is get(r).
+func Col[R any, T Value](name string, get func(*R) T) Column[R] {
+	return Column[R]{Name: name, values: func(t *Table[R], batches []*Batch, buf *Buffers) any {
+		out := (*buffer[T](buf))[:0]
+		for _, b := range batches {
+			rs := t.rows(b).rows
+			for j := range rs {
+				out = append(out, get(&rs[j]))
+			}
+		}
+		*buffer[T](buf) = out
+		return out
+	}}
+}
+
+// AnyTable is a Table without its row type, for code that treats every
+// table alike.
+type AnyTable interface {
+	TableName() string
+	// ColumnNames are the columns in insert order.
+	ColumnNames() []string
+	// Len is the number of the table's rows in b.
+	Len(b *Batch) int
+	// Values returns column i of the table's rows in the batches, in
+	// order, as a slice of the column's Value type ([]string, []int64, …).
+	// The slice is one of buf's and valid until buf is used again.
+	Values(i int, batches []*Batch, buf *Buffers) any
+	reset(b *Batch)
+}
+
+// TableName is the table's name.
+func (t *Table[R]) TableName() string { return t.Name }
+
+// ColumnNames are the columns in insert order.
+func (t *Table[R]) ColumnNames() []string {
+	names := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// Len is the number of the table's rows in b.
+func (t *Table[R]) Len(b *Batch) int { return t.rows(b).Len() }
+
+func (t *Table[R]) reset(b *Batch) { t.rows(b).reset() }
+
+// Values is AnyTable.Values.
+func (t *Table[R]) Values(i int, batches []*Batch, buf *Buffers) any {
+	return t.Columns[i].values(t, batches, buf)
+}
+
+// Buffers are the slices Values fills, one per Value type, reused from
+// call to call. Not safe for concurrent use.
+type Buffers struct {
+	slices map[reflect.Type]any // *[]T by T
+}
+
+func buffer[T any](b *Buffers) *[]T {
+	if b.slices == nil {
+		b.slices = map[reflect.Type]any{}
+	}
+	p, ok := b.slices[reflect.TypeFor[T]()].(*[]T)
+	if !ok {
+		p = new([]T)
+		b.slices[reflect.TypeFor[T]()] = p
+	}
+	return p
+}
+
+// Release drops the strings the buffers still reference, so that they keep
+// no batch's text alive.
+func (b *Buffers) Release() {
+	s := buffer[string](b)
+	clear(*s)
+	*s = (*s)[:0]
+}
