@@ -164,8 +164,16 @@ func (m *member) stop(t *testing.T, timeout time.Duration) time.Duration {
 			t.Errorf("member exited with %v after SIGTERM", err)
 		}
 	case <-time.After(timeout):
-		t.Errorf("member did not exit within %s of SIGTERM", timeout)
-		m.kill()
+		// SIGQUIT: the Go runtime writes every goroutine's stack to the
+		// member's log, which the test shows.
+		_ = m.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-m.exited:
+		case <-time.After(5 * time.Second):
+			m.kill()
+		}
+		out, _ := os.ReadFile(m.log)
+		t.Errorf("member did not exit within %s of SIGTERM; its goroutines:\n%s", timeout, tail(out, 30000))
 	}
 	return time.Since(start)
 }
@@ -328,7 +336,7 @@ func startProcessEnv(t *testing.T, env []string, bin string, args ...string) (*e
 		}
 		if t.Failed() {
 			out, _ := os.ReadFile(logFile.Name())
-			t.Logf("%s output:\n%s", args[0], tail(out, 3000))
+			t.Logf("%s output:\n%s", args[0], tail(out, 12000))
 		}
 	})
 	return cmd, logFile.Name()
@@ -363,9 +371,10 @@ func ownClickHouseDir(t *testing.T) (dsn, dir string, stop, start func()) {
 	}
 	dsn = run(nil, "start", dir)
 	t.Cleanup(func() { run(nil, "stop", dir) })
+	// A restart keeps the native port, which the members' DSN names; the
+	// HTTP port may have been taken meanwhile and is chosen again.
 	native, _ := os.ReadFile(dir + "/native.port")
-	httpPort, _ := os.ReadFile(dir + "/http.port")
-	ports := []string{"CH_NATIVE_PORT=" + string(bytes.TrimSpace(native)), "CH_HTTP_PORT=" + string(bytes.TrimSpace(httpPort))}
+	ports := []string{"CH_NATIVE_PORT=" + string(bytes.TrimSpace(native))}
 	return dsn, dir, func() { run(nil, "stop", dir) }, func() { run(ports, "start", dir) }
 }
 
