@@ -50,12 +50,18 @@ func (pl *Pipeline) checkpointLocked(partitions []int32) (err error) {
 	if pl.failed != nil {
 		return pl.failed
 	}
+	ctx, cancel := context.WithCancelCause(pl.writeCtx)
 	defer func() {
+		if cause := context.Cause(ctx); err != nil && cause != nil && cause != context.Canceled {
+			err = fmt.Errorf("%v: %w", cause, err)
+		}
 		if err != nil {
 			pl.failed = err
 		}
 	}()
-	ctx := pl.writeCtx
+	defer cancel(nil)
+	pl.inflight.Store(&cancel)
+	defer pl.inflight.Store(nil)
 	owners := pl.ownersOf(partitions)
 	if len(owners) == 0 {
 		return nil

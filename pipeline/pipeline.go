@@ -67,6 +67,7 @@ type Pipeline struct {
 	totals   Stats // of stopped owners, guarded by mu
 	writeCtx context.Context
 	failed   error                 // the first failed checkpoint, guarded by cpMu
+	inflight atomic.Pointer[context.CancelCauseFunc] // cancels the checkpoint being written
 	fatal    atomic.Pointer[error] // a group error no retry can mend
 	metrics  *metrics
 }

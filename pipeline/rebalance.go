@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -89,6 +91,11 @@ func (pl *Pipeline) adjustOffsets(_ context.Context, offsets map[string]map[int3
 // onRevoked checkpoints the revoked partitions, then stops their owners.
 func (pl *Pipeline) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	ps := partitionsOf(revoked)
+	// A revoke that outlasts the rebalance gets this member dropped from
+	// the group and its partitions handed over: its checkpoint, landing
+	// later, would mix with the new owner's. Give up on it before that.
+	giveUp := time.AfterFunc(revokeTimeout, func() { pl.cancelWrite(errRevokeTimeout) })
+	defer giveUp.Stop()
 	pl.cpMu.Lock()
 	defer pl.cpMu.Unlock()
 	if err := pl.checkpointLocked(ps); err != nil {
@@ -98,9 +105,30 @@ func (pl *Pipeline) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[st
 }
 
 // onLost drops owners without a checkpoint: another member may own the
-// partitions already, and it resumes from the last checkpoint.
+// partitions already, and it resumes from the last checkpoint. A
+// checkpoint being written (retrying while ClickHouse is down) is
+// cancelled: landing after the new owner restored, its state would mix
+// with the new owner's. The member then fails and restarts from the last
+// stored checkpoint.
 func (pl *Pipeline) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	pl.cancelWrite(errPartitionsLost)
 	pl.stopOwners(partitionsOf(lost))
+}
+
+var (
+	errPartitionsLost = errors.New("partitions lost to another member while their checkpoint was being written")
+	errRevokeTimeout  = fmt.Errorf("the checkpoint of revoked partitions took longer than %s, near the rebalance timeout", revokeTimeout)
+)
+
+// revokeTimeout bounds the checkpoint of revoked partitions, below
+// franz-go's default rebalance timeout (60 s).
+const revokeTimeout = 40 * time.Second
+
+// cancelWrite cancels the checkpoint being written, if any.
+func (pl *Pipeline) cancelWrite(cause error) {
+	if c := pl.inflight.Load(); c != nil {
+		(*c)(cause)
+	}
 }
 
 func (pl *Pipeline) stopOwners(partitions []int32) {

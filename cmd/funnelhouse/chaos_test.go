@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -66,7 +67,28 @@ type chaosWorld struct {
 	rng             *rand.Rand
 	static          bool
 	members         []*member
+	restarts        int // members that exited on their own
 	stopCH, startCH func()
+}
+
+// revive restarts the members that exited on their own, as a process
+// supervisor (Kubernetes, systemd) would: a member exits non-zero when it
+// cannot continue safely, e.g. when its partitions were lost while their
+// checkpoint was being written.
+func (w *chaosWorld) revive() {
+	for i, m := range w.members {
+		select {
+		case err := <-m.exited:
+			out, _ := os.ReadFile(m.log)
+			if bytes.Contains(out, []byte("panic:")) || !bytes.Contains(out, []byte("partitions lost to another member")) && !bytes.Contains(out, []byte("near the rebalance timeout")) {
+				w.rig.t.Errorf("member %d exited on its own, not for a lost or revoked checkpoint (%v):\n%s", i+1, err, tail(out, 6000))
+			}
+			w.rig.t.Logf("member %d exited on its own (%v); restarting it", i+1, err)
+			w.restarts++
+			w.members[i] = w.startMember(i, nil)
+		default:
+		}
+	}
 }
 
 func (w *chaosWorld) startMember(i int, env []string) *member {
@@ -107,6 +129,7 @@ func (w *chaosWorld) recovered() time.Duration {
 		time.Sleep(50 * time.Millisecond) // a restarted broker is not yet serving
 	}
 	for {
+		w.revive()
 		now, ends, err := w.rig.partitionProgress()
 		if err == nil && allMoved(before, now, ends) {
 			return time.Since(start)
@@ -217,6 +240,7 @@ func chaosRun(t *testing.T, res *chaosResult, chBase string, stopCH, startCH fun
 	for k, f := range faults {
 		// Spread the faults over the run: the k-th once this share of the
 		// records is committed, after a random delay.
+		w.revive()
 		waitCommitted(t, rig, rig.expect.Records*int64(k+1)/int64(len(faults)+2))
 		time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
 		what := f.inject(w)
@@ -225,7 +249,10 @@ func chaosRun(t *testing.T, res *chaosResult, chBase string, stopCH, startCH fun
 		res.faults = append(res.faults, what)
 		t.Logf("fault %d: %s; progress %s after", k+1, what, took.Round(10*time.Millisecond))
 	}
-	rig.waitDrained(3 * time.Minute)
+	rig.waitDrainedWhile(3*time.Minute, w.revive)
+	if w.restarts > 0 {
+		res.faults = append(res.faults, fmt.Sprintf("%d member exit(s) on their own, restarted", w.restarts))
+	}
 	for _, m := range w.members {
 		m.stop(t, time.Minute)
 	}

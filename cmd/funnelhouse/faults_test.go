@@ -216,6 +216,12 @@ func (r *faultRig) committedNow() (int64, error) {
 // the expected numbers of sessions and transitions (the last to arrive).
 func (r *faultRig) waitDrained(timeout time.Duration) {
 	r.t.Helper()
+	r.waitDrainedWhile(timeout, func() {})
+}
+
+// waitDrainedWhile is waitDrained calling each at every poll.
+func (r *faultRig) waitDrainedWhile(timeout time.Duration, each func()) {
+	r.t.Helper()
 	w, err := feed.NewCommitWatcher([]string{r.brokerAddr}, nil, r.group, r.cs, r.tx)
 	if err != nil {
 		r.t.Fatal(err)
@@ -224,6 +230,7 @@ func (r *faultRig) waitDrained(timeout time.Duration) {
 	ctx := context.Background()
 	deadline := time.Now().Add(timeout)
 	for {
+		each()
 		n, _ := w.Records(ctx)
 		var sessions, transitions uint64
 		_ = r.conn.QueryRow(ctx, "SELECT count() FROM "+r.db+".sessions FINAL").Scan(&sessions)
