@@ -68,6 +68,7 @@ type Pipeline struct {
 	writeCtx context.Context
 	failed   error                 // the first failed checkpoint, guarded by cpMu
 	inflight atomic.Pointer[context.CancelCauseFunc] // cancels the checkpoint being written
+	stopPoll context.CancelFunc                       // ends Run's poll (set before it starts)
 	fatal    atomic.Pointer[error] // a group error no retry can mend
 	metrics  *metrics
 }
@@ -137,6 +138,12 @@ func (pl *Pipeline) Ready() bool {
 // the group. It returns an error if it could not start or could not store
 // a checkpoint.
 func (pl *Pipeline) Run(ctx context.Context) error {
+	// A failed checkpoint or restore ends the poll at once: waiting for
+	// the next records could take forever on a quiet topic. Set first: the
+	// group's callbacks may run as soon as the client exists.
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	pl.stopPoll = stopPoll
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(pl.cfg.Brokers...),
 		kgo.ConsumerGroup(pl.cfg.Group),
@@ -194,10 +201,6 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	loops.Add(2)
 	cpErr := make(chan error, 1)
-	// A failed checkpoint ends the poll at once: waiting for the next
-	// records could take forever on a quiet topic.
-	pollCtx, stopPoll := context.WithCancel(ctx)
-	defer stopPoll()
 	go func() {
 		defer loops.Done()
 		if err := pl.checkpointLoop(loopCtx); err != nil {
@@ -223,6 +226,9 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 			runErr = err
 		}
 	default:
+	}
+	if err := pl.fatal.Load(); runErr == nil && err != nil {
+		runErr = *err
 	}
 	if runErr == nil {
 		runErr = pl.checkpoint(nil)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 )
 
 // partitionsOf returns the partition numbers of an assignment, once each.
@@ -50,9 +52,10 @@ func (pl *Pipeline) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[
 		off, err := proc.Restore(rows)
 		if err != nil {
 			// A corrupt checkpoint must not be silently replaced by an
-			// empty state: stop consuming this partition.
-			pl.log.Error("cannot restore partition; not consuming it", "partition", p, "err", err)
-			continue
+			// empty state, nor leave the partition assigned and unread:
+			// the member stops and says how to look at it.
+			pl.failRestore(p, rows, err)
+			return
 		}
 		// Logged before the owner runs: from then on proc is its alone.
 		pl.log.Info("partition assigned", "partition", p, "visitors", proc.Visitors(), "epoch", proc.Epoch(), "restore", time.Since(start).Round(time.Millisecond))
@@ -157,4 +160,21 @@ func (pl *Pipeline) stopOwnersLocked(partitions []int32) {
 		pl.assigned.Store(false)
 	}
 	pl.mu.Unlock()
+}
+
+// failRestore ends the member on a checkpoint it cannot restore, naming the
+// partition, the epoch and the operator's commands.
+func (pl *Pipeline) failRestore(p int32, state []rows.State, err error) {
+	var epoch uint64
+	for _, r := range state {
+		if r.Kind == rows.StateCheckpoint {
+			epoch = r.Epoch
+		}
+	}
+	err = fmt.Errorf("partition %d: cannot restore its checkpoint of epoch %d: %w; inspect it with `funnelhouse checkpoint show --partition %d`, "+
+		"or discard the partition's state with `funnelhouse checkpoint discard --partition %d` (it is then rebuilt from the earliest records the topics hold)", p, epoch, err, p, p)
+	if pl.fatal.CompareAndSwap(nil, &err) {
+		pl.log.Error("cannot restore a partition; stopping", "partition", p, "epoch", epoch, "err", err)
+		pl.stopPoll()
+	}
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -158,4 +161,61 @@ func purge(t *testing.T, brokers, topic string) {
 	if err != nil {
 		t.Fatalf("delete records: %v", err)
 	}
+}
+
+// TestCorruptCheckpoint stores a checkpoint that cannot be decoded: the
+// member that is assigned its partition must exit non-zero naming the
+// partition, the epoch and the operator's commands (it used to keep the
+// partition assigned and unread); `checkpoint show` says why, `checkpoint
+// discard` deletes the state, and the next member rebuilds the partition
+// from the earliest records with an exact result.
+func TestCorruptCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("300k events")
+	}
+	r := newFaultRig(t, "corrupt", 300_000, 2)
+	m := r.start(nil)
+	waitCommitted(t, r, r.expect.Records/3)
+	m.stop(t, 30*time.Second)
+	ctx := context.Background()
+	var epoch uint64
+	if err := r.conn.QueryRow(ctx, "SELECT max(epoch) FROM "+r.db+".pipeline_state WHERE consumer_group = ? AND kafka_partition = 0 AND kind = 'checkpoint'", r.group).Scan(&epoch); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.conn.Exec(ctx, "INSERT INTO "+r.db+".pipeline_state (consumer_group, kafka_partition, kind, key, epoch, data) SELECT ?, 0, 'checkpoint', '', ?, 'garbage'", r.group, epoch+1); err != nil {
+		t.Fatal(err)
+	}
+
+	broken := r.start(nil)
+	var exitErr error
+	waitFor(t, "the member exits on the corrupt checkpoint", time.Minute, func() bool {
+		select {
+		case exitErr = <-broken.exited:
+			return true
+		default:
+			return false
+		}
+	})
+	out, _ := os.ReadFile(broken.log)
+	want := fmt.Sprintf("partition 0: cannot restore its checkpoint of epoch %d", epoch+1)
+	if exitErr == nil || !bytes.Contains(out, []byte(want)) || !bytes.Contains(out, []byte("funnelhouse checkpoint discard --partition 0")) {
+		t.Fatalf("member exit %v; want a non-zero exit saying %q and the commands:\n%s", exitErr, want, tail(out, 3000))
+	}
+	checkpointArgs := func(action string, extra ...string) []string {
+		return append(append([]string{"checkpoint", action}, r.runArgs()[1:]...), append([]string{"--partition", "0"}, extra...)...)
+	}
+	show, err := exec.Command(r.bin, checkpointArgs("show")...).CombinedOutput()
+	if err != nil || !bytes.Contains(show, []byte("restore: FAILS")) {
+		t.Errorf("checkpoint show: %v\n%s", err, show)
+	}
+	if out, err := exec.Command(r.bin, checkpointArgs("discard", "--yes")...).CombinedOutput(); err != nil {
+		t.Fatalf("checkpoint discard: %v\n%s", err, out)
+	}
+	if show, _ := exec.Command(r.bin, checkpointArgs("show")...).CombinedOutput(); !bytes.Contains(show, []byte("no stored state")) {
+		t.Errorf("checkpoint show after discard:\n%s", show)
+	}
+	last := r.start(nil)
+	r.waitDrained(3 * time.Minute)
+	last.stop(t, 30*time.Second)
+	r.verify()
 }

@@ -34,6 +34,7 @@ var commands = map[string]command{
 	"naive-peer": {"the straightforward implementation bench compares against", naivePeerCmd},
 	"report":     {"the metrics as terminal tables and a self-contained HTML page with charts", reportCmd},
 	"status":     {"per partition: owner, offsets, lag, checkpoint age, state; per view: rows, newest day", statusCmd},
+	"checkpoint": {"show a partition's stored state, or discard one that cannot be restored", checkpointCmd},
 }
 
 func usage() {
