@@ -58,7 +58,7 @@ test-steps:
 	set -x; \
 	$(GO) vet ./...; \
 	$(GO) vet -tags testhooks ./cmd/funnelhouse; \
-	$(GO) test -count=1 -timeout 20m ./...; \
+	$(GO) test -count=1 -timeout 40m ./...; \
 	{ set +x; } 2>/dev/null; \
 	if ! $(GO) test ./schemas -list '^FuzzDecode$$' | grep -x FuzzDecode >/dev/null; then \
 		echo "WARNING: no FuzzDecode in ./schemas; the fuzz step below does nothing" >&2; \

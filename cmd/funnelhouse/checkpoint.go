@@ -7,9 +7,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/funnelhouse/funnelhouse/pipeline/status"
 )
 
@@ -63,16 +60,12 @@ func checkpointCmd(ctx context.Context, args []string) error {
 // groupIsEmpty refuses while the consumer group has members: a running
 // owner would write the state again.
 func groupIsEmpty(ctx context.Context, f *pipelineFlags) error {
-	kafkaOpts, err := f.kafka.opts()
+	adm, closeAdm, err := f.admin()
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(f.cfg.Brokers...)}, kafkaOpts...)...)
-	if err != nil {
-		return wrapBrokers(f, err)
-	}
-	defer cl.Close()
-	groups, err := kadm.NewClient(cl).DescribeGroups(ctx, f.cfg.Group)
+	defer closeAdm()
+	groups, err := adm.DescribeGroups(ctx, f.cfg.Group)
 	if err != nil {
 		return wrapBrokers(f, err)
 	}

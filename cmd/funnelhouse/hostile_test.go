@@ -187,15 +187,7 @@ func TestCorruptCheckpoint(t *testing.T) {
 	}
 
 	broken := r.start(nil)
-	var exitErr error
-	waitFor(t, "the member exits on the corrupt checkpoint", time.Minute, func() bool {
-		select {
-		case exitErr = <-broken.exited:
-			return true
-		default:
-			return false
-		}
-	})
+	exitErr := broken.waitExit(t, "the member exits on the corrupt checkpoint", time.Minute, func() {})
 	out, _ := os.ReadFile(broken.log)
 	want := fmt.Sprintf("partition 0: cannot restore its checkpoint of epoch %d", epoch+1)
 	if exitErr == nil || !bytes.Contains(out, []byte(want)) || !bytes.Contains(out, []byte("funnelhouse checkpoint discard --partition 0")) {

@@ -48,6 +48,23 @@ func (m *member) assignedPartitions() int {
 	return strings.Count(string(out), "partition assigned")
 }
 
+// waitExit waits until the member exits, calling each at every poll, and
+// returns its exit error; it fails the test after timeout.
+func (m *member) waitExit(t *testing.T, what string, timeout time.Duration, each func()) error {
+	t.Helper()
+	var err error
+	waitFor(t, what, timeout, func() bool {
+		each()
+		select {
+		case err = <-m.exited:
+			return true
+		default:
+			return false
+		}
+	})
+	return err
+}
+
 // waitFor polls cond every 20 ms and returns how long it took to hold, or
 // fails the test after timeout.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
@@ -151,16 +168,9 @@ func TestSharedInstanceID(t *testing.T) {
 		t.Fatalf("the first member exited before the second joined: %v", err)
 	default:
 	}
-	var exitErr error
-	waitFor(t, "the fenced member exits", time.Minute, func() bool {
+	exitErr := first.waitExit(t, "the fenced member exits", time.Minute, func() {
 		if readyz(firstMetrics) == 503 {
 			notReady = true
-		}
-		select {
-		case exitErr = <-first.exited:
-			return true
-		default:
-			return false
 		}
 	})
 	out, _ := os.ReadFile(first.log)

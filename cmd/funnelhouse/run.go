@@ -2,23 +2,19 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	runtimepprof "runtime/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/funnelhouse/funnelhouse/pipeline"
+	"github.com/funnelhouse/funnelhouse/pipeline/status"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
@@ -160,9 +156,9 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 		return flagErrors(err)
 	}
 	if f.metricsAddr != "" {
-		srv, err := serveMetrics(f.metricsAddr, reg, pl, f.pprof)
+		srv, err := status.Serve(f.metricsAddr, reg, pl.Ready, f.pprof)
 		if err != nil {
-			return err
+			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 		defer srv.Close()
 	}
@@ -171,37 +167,4 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 	}
 	slog.Info("pipeline starting", "brokers", f.cfg.Brokers, "group", f.cfg.Group, "instance_id", f.cfg.InstanceID, "database", sink.Database())
 	return f.kafka.saslHint(flagErrors(pl.Run(ctx)))
-}
-
-// serveMetrics serves /metrics, /healthz and /readyz on addr, and
-// /debug/pprof/ only with withPprof: the metrics address is often reachable
-// from the whole cluster network, and profiles are unauthenticated, cost CPU
-// and show the program's internals.
-func serveMetrics(addr string, reg *prometheus.Registry, pl *pipeline.Pipeline, withPprof bool) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("cannot listen on --metrics-addr %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !pl.Ready() {
-			http.Error(w, "not ready: partitions not assigned or ClickHouse unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	if withPprof {
-		// Profiles, for the operator chasing CPU or memory (go tool pprof).
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			slog.Error("metrics server stopped", "err", err)
-		}
-	}()
-	return srv, nil
 }

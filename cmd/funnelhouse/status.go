@@ -25,23 +25,19 @@ func statusCmd(ctx context.Context, args []string) error {
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
-	kafkaOpts, err := f.kafka.opts()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	adm, closeAdm, err := f.admin()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(f.cfg.Brokers...)}, kafkaOpts...)...)
-	if err != nil {
-		return wrapBrokers(&f, err)
-	}
-	defer cl.Close()
+	defer closeAdm()
 	conn, db, err := f.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	rep, err := status.Gather(ctx, status.Config{Admin: kadm.NewClient(cl), Conn: conn, Database: db, Group: f.cfg.Group,
+	rep, err := status.Gather(ctx, status.Config{Admin: adm, Conn: conn, Database: db, Group: f.cfg.Group,
 		Topics: [2]string{f.cfg.ClickstreamTopic, f.cfg.TransactionsTopic}, StuckAfter: *stuckAfter})
 	if err != nil {
 		return wrapBrokers(&f, err)
@@ -58,4 +54,17 @@ func statusCmd(ctx context.Context, args []string) error {
 		return fmt.Errorf("%w: %v (unread records and no owner, or no checkpoint for %s)", errStuck, stuck, *stuckAfter)
 	}
 	return nil
+}
+
+// admin is a Kafka admin client for the flags' brokers and security.
+func (f *pipelineFlags) admin() (*kadm.Client, func(), error) {
+	kafkaOpts, err := f.kafka.opts()
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(f.cfg.Brokers...)}, kafkaOpts...)...)
+	if err != nil {
+		return nil, nil, wrapBrokers(f, err)
+	}
+	return kadm.NewClient(cl), cl.Close, nil
 }
