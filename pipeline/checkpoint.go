@@ -117,6 +117,9 @@ func (pl *Pipeline) checkpointLocked(partitions []int32) (err error) {
 	var commitErr error
 	pl.cl.CommitOffsetsSync(ctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		commitErr = err
+		if resp == nil { // the request failed as a whole (err says why)
+			return
+		}
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
 				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && commitErr == nil {
