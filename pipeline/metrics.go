@@ -58,7 +58,9 @@ func newMetrics(reg prometheus.Registerer, pl *Pipeline) (*metrics, error) {
 		lastCheckpoint: c.gauge("last_checkpoint_timestamp_seconds", "When this member's last checkpoint was acknowledged by ClickHouse (Unix time)."),
 		partitions:     c.gauge("partitions", "Partitions of each input topic (the partition numbers the group must own)."),
 	}
-	gaugeFunc := func(o prometheus.Opts, value func() float64) { c.add(prometheus.NewGaugeFunc(prometheus.GaugeOpts(o), value)) }
+	gaugeFunc := func(o prometheus.Opts, value func() float64) {
+		c.add(prometheus.NewGaugeFunc(prometheus.GaugeOpts(o), value))
+	}
 	seconds := func(d time.Duration) func() float64 { return func() float64 { return d.Seconds() } }
 	gaugeFunc(opts("buffered_rows", "Rows processed but not yet acknowledged by ClickHouse; fetching pauses above 2 x --batch-rows."),
 		func() float64 { return float64(pl.buffered.Load()) })

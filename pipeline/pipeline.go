@@ -66,10 +66,10 @@ type Pipeline struct {
 	dlqErr   atomic.Pointer[error]
 	totals   Stats // of stopped owners, guarded by mu
 	writeCtx context.Context
-	failed   error                 // the first failed checkpoint, guarded by cpMu
+	failed   error                                   // the first failed checkpoint, guarded by cpMu
 	inflight atomic.Pointer[context.CancelCauseFunc] // cancels the checkpoint being written
-	stopPoll context.CancelFunc                       // ends Run's poll (set before it starts)
-	fatal    atomic.Pointer[error] // a group error no retry can mend
+	stopPoll context.CancelFunc                      // ends Run's poll (set before it starts)
+	fatal    atomic.Pointer[error]                   // a group error no retry can mend
 	metrics  *metrics
 }
 

@@ -342,3 +342,37 @@ func cloneStrings[R any](r R) R {
 	}
 	return r
 }
+
+// TestShutdownWithBrokerGone stops a member whose broker is gone: the
+// final checkpoint's offset commit fails as a whole, with no response,
+// and Run must return instead of panicking on it (chaos seed 415: a
+// SIGTERM after a broker restart).
+func TestShutdownWithBrokerGone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the pipeline on an in-process broker")
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := cluster.ListenAddrs()
+	produceTopics(t, brokers, 2, traffic.Config{Seed: 6, Events: 2_000}.WithDefaults())
+	sink := newMemSink()
+	pl, err := New(Config{Brokers: brokers, Group: "gone", BatchRows: 500, FlushInterval: 50 * time.Millisecond, ShutdownTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pl.Run(ctx) }()
+	waitFor(t, "a checkpoint", func() bool { return sink.writeCount() >= 2 })
+	cluster.Close()
+	cancel()
+	select {
+	case err := <-done:
+		t.Logf("Run returned %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return within a minute of the shutdown")
+	}
+}
