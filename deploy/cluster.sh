@@ -309,20 +309,33 @@ cmd_start() {
 			break
 		fi
 	done
-	choose_ports
-	for name in $(servers); do
-		shard=${name#s}
-		shard=${shard%%r*}
-		mkdir -p "$DIR/$name"
-		write_cluster_xml "$name" "$shard"
-		if ! CH_NATIVE_PORT=${NATIVE[$name]} CH_HTTP_PORT=${HTTP[$name]} "${CLICKHOUSE[@]}" start "$DIR/$name" >/dev/null; then
-			log "server $name failed to start; stopping the others"
-			stop_servers
-			zk_stop
-			die "cluster start failed (logs in $DIR/$name/log)"
-		fi
-		started+=("$name")
+	# Every config names every port, so a port taken between choosing and
+	# binding (other servers on this machine) means new ports for all.
+	local attempt ok
+	for attempt in 1 2 3; do
+		choose_ports
+		ok=1
+		for name in $(servers); do
+			shard=${name#s}
+			shard=${shard%%r*}
+			mkdir -p "$DIR/$name"
+			write_cluster_xml "$name" "$shard"
+			if ! CH_NATIVE_PORT=${NATIVE[$name]} CH_HTTP_PORT=${HTTP[$name]} "${CLICKHOUSE[@]}" start "$DIR/$name" >/dev/null; then
+				log "server $name failed to start (attempt $attempt; logs in $DIR/$name/log); stopping the others"
+				stop_servers
+				ok=0
+				break
+			fi
+			started+=("$name")
+		done
+		((ok)) && break
+		rm -f "$DIR/ports"
+		TAKEN=" $(read_file "$DIR/zk/client.port") "
 	done
+	if ((!ok)); then
+		zk_stop
+		die "cluster start failed after 3 attempts"
+	fi
 	log "cluster $CLUSTER_NAME: $SHARDS shard(s) x $REPLICAS replica(s) in $DIR"
 	for name in $(servers); do
 		dsn "${NATIVE[$name]}"
