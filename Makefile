@@ -2,6 +2,7 @@
 #
 #   make build             bin/funnelhouse
 #   make test              go vet + go test against a throwaway ClickHouse, then a short fuzz run
+#   make test-cluster      the cluster tests on ZooKeeper + 2 shards x 2 replicas (deploy/cluster.sh)
 #   make chaos             the fault matrix: CHAOS_RUNS (20) seeded runs with random faults
 #   make demo              run the demo against the local ClickHouse in .local/clickhouse (left running)
 #   make bench             run the benchmark against the same local ClickHouse
@@ -30,7 +31,7 @@ LOCAL_CH_DIR ?= .local/clickhouse
 CH_DATABASE ?= funnelhouse
 FUZZTIME ?= 20s
 
-.PHONY: prereqs prereqs-demo chaos build test test-steps test-current-clickhouse vet demo demo-stop bench gobench clickhouse-start clickhouse-stop clickhouse-status clean
+.PHONY: prereqs prereqs-demo chaos build test test-cluster test-steps test-current-clickhouse vet demo demo-stop bench gobench clickhouse-start clickhouse-stop clickhouse-status clean
 
 # A production build: no test hooks. The crash tests build their own binary
 # with -tags testhooks (buildBinary in cmd/funnelhouse/e2e_test.go), which
@@ -66,6 +67,22 @@ test-steps:
 	set -x; \
 	$(GO) test ./schemas -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME); \
 	$(MAKE) --no-print-directory test-current-clickhouse
+
+# The cluster tests (sql/cluster_test.go) against a throwaway cluster:
+# ZooKeeper and CLUSTER_SHARDS x CLUSTER_REPLICAS ClickHouse servers
+# started by deploy/cluster.sh in a temporary directory, their DSNs in
+# FUNNELHOUSE_TEST_CLUSTER; stopped and removed whatever happens.
+# deploy/cluster.sh installs zookeeper when it is missing.
+CLUSTER_SHARDS ?= 2
+CLUSTER_REPLICAS ?= 2
+test-cluster: prereqs-demo
+	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/funnelhouse-cluster-test.XXXXXX"); \
+	trap 'bash deploy/cluster.sh stop "$$dir" || true; rm -rf "$$dir"' EXIT; \
+	dsns=$$(bash deploy/cluster.sh start "$$dir" --shards $(CLUSTER_SHARDS) --replicas $(CLUSTER_REPLICAS)); \
+	export FUNNELHOUSE_TEST_CLUSTER="$$(echo $$dsns)"; \
+	echo "test cluster: FUNNELHOUSE_TEST_CLUSTER=$$FUNNELHOUSE_TEST_CLUSTER"; \
+	set -x; \
+	$(GO) test ./sql -run '^TestCluster' -count=1 -v -timeout 10m
 
 # The fault matrix of docs/operations.md: CHAOS_RUNS seeded runs of the
 # whole path, each with a random mix of faults (make test runs 2).

@@ -7,7 +7,8 @@
 #   deploy/prereqs.sh test   + kcat (librdkafka interop test), chromium (the
 #                            report page test), promtool (package prometheus:
 #                            the deploy files' PromQL), npm (the SQL check on
-#                            a current ClickHouse engine), make, curl
+#                            a current ClickHouse engine), make, curl,
+#                            zookeeper (make test-cluster: deploy/cluster.sh)
 #
 # npm is installed only when no `npm` is on PATH: a Node.js that bundles npm
 # conflicts with Debian's npm package.
@@ -32,6 +33,8 @@ test)
 	need chromium
 	need make
 	need curl
+	# No command on PATH: deploy/cluster.sh runs its jar with java.
+	[[ -r /usr/share/java/zookeeper.jar ]] && have java || want+=(zookeeper)
 	if ! have npm; then
 		have node || want+=(nodejs)
 		want+=(npm)

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
@@ -24,6 +26,8 @@ func migrateCmd(ctx context.Context, args []string) error {
 	fs := newFlagSet("migrate", "Create or upgrade funnelhouse's ClickHouse database, tables and views.\nIdempotent: applies only the versions not yet recorded in <database>.schema_migrations.")
 	var f clickhouseFlags
 	f.register(fs)
+	var cluster string
+	fs.StringVar(&cluster, "cluster", "", "apply the cluster form on this ClickHouse `cluster` (remote_servers name): Replicated* tables named <table>_local\nand Distributed tables of the tables' names, created ON CLUSTER (docs/operations.md, \"ClickHouse cluster\");\nempty: one server")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
@@ -31,7 +35,38 @@ func migrateCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cluster != "" {
+		return migrateCluster(ctx, e, cluster)
+	}
 	return migrate(ctx, e)
+}
+
+// migrateCluster applies the migrations ON CLUSTER through the server of e;
+// the other servers are reached, for what cannot run ON CLUSTER, at the
+// addresses system.clusters gives, with e's user, password and TLS.
+func migrateCluster(ctx context.Context, e chsink.Endpoint, cluster string) error {
+	if err := fhsql.ValidateIdentifier("cluster", cluster); err != nil {
+		return fmt.Errorf("invalid --cluster: %w", err)
+	}
+	conn, db, err := chsink.Connect(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	dial := func(ctx context.Context, host string, port uint16) (driver.Conn, error) {
+		he, err := e.WithAddr(net.JoinHostPort(host, strconv.Itoa(int(port))))
+		if err != nil {
+			return nil, err
+		}
+		c, _, err := chsink.Connect(ctx, he)
+		return c, err
+	}
+	applied, err := fhsql.MigrateCluster(ctx, conn, db, fhsql.Cluster{Name: cluster, Dial: dial})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s (cluster %s)\n", fhsql.Applied(db, applied), cluster)
+	return nil
 }
 
 func migrate(ctx context.Context, e chsink.Endpoint) error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,18 @@ type Endpoint struct {
 	// TLS, when set, encrypts the connection (the server's secure native
 	// port).
 	TLS *tls.Config
+}
+
+// WithAddr returns e with the DSN's host:port replaced by addr (another
+// server of the same cluster, same user, password and database).
+func (e Endpoint) WithAddr(addr string) (Endpoint, error) {
+	u, err := url.Parse(e.DSN)
+	if err != nil {
+		return e, fmt.Errorf("invalid --clickhouse DSN: %w", err)
+	}
+	u.Host = addr
+	e.DSN = u.String()
+	return e, nil
 }
 
 // Config configures a Sink.

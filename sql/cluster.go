@@ -1,0 +1,476 @@
+package sql
+
+// The cluster form of the migrations (funnelhouse migrate --cluster NAME).
+//
+// The files under migrations/ stay the single truth: the cluster form is
+// generated from them here, statement by statement, rather than written
+// beside them, so that the two cannot drift apart and a new migration gets
+// its cluster form (or a loud error naming the statement this file does not
+// know how to rewrite) without anyone remembering to write it twice.
+//
+// What the rewrite makes of each statement kind:
+//
+//   - CREATE TABLE t (…) ENGINE = XMergeTree[(args)] becomes t_local, ON
+//     CLUSTER, with ENGINE = ReplicatedXMergeTree('/clickhouse/tables/{shard}/<db>/t_local',
+//     '{replica}'[, args]), plus t itself: ENGINE = Distributed(cluster, db,
+//     t_local, key), ON CLUSTER. {shard} and {replica} are the servers'
+//     macros. The views, BI tools and readers keep using t.
+//   - CREATE MATERIALIZED VIEW mv TO t AS SELECT … FROM s becomes, ON
+//     CLUSTER, TO t_local … FROM s_local: a materialised view fires on the
+//     server that receives the insert into its source, so it must watch the
+//     local table and write the local table of the same server. Its target
+//     is replicated, so the other replicas get the states by replication
+//     (a replica fetching a part does not fire the view again, so nothing is
+//     counted twice).
+//   - CREATE VIEW v AS … becomes ON CLUSTER and reads the Distributed
+//     tables; `IN (SELECT` becomes `GLOBAL IN (SELECT` (a subquery over a
+//     Distributed table inside a query over another is refused by the
+//     default distributed_product_mode, and GLOBAL IN is exact whatever the
+//     sharding).
+//   - ALTER TABLE t ADD COLUMN IF NOT EXISTS … runs ON CLUSTER on t_local
+//     (18.16 runs it on one replica per shard and replicates it; a server
+//     answering "column already exists" counts as done), then on t on each
+//     server in turn: 18.16 refuses ALTER … ON CLUSTER on a table that is
+//     not replicated in a cluster with internal_replication.
+//   - DROP TABLE IF EXISTS x becomes ON CLUSTER (and drops x_local too when
+//     x was a table).
+//
+// The sharding key keeps all rows of a visitor on one shard:
+// cityHash64(visitor_id). The pipeline can compute the same hash
+// (github.com/go-faster/city's CH64 is ClickHouse's cityHash64) and the
+// shard as hash % shards when every shard has weight 1, to write each
+// row to its shard's local table directly. Because a visitor's rows are on
+// one shard, a replayed row meets the row it replaces on the same shard,
+// the materialised views on the local tables write their states to the
+// visitor's shard too, and FINAL (applied per shard) stays exact.
+// Tables without visitor_id: see shardingKey.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+)
+
+// LocalSuffix names the replicated table under each Distributed table.
+const LocalSuffix = "_local"
+
+// Cluster says where migrate --cluster applies the migrations.
+type Cluster struct {
+	// Name is the cluster in the servers' remote_servers.
+	Name string
+	// Dial opens a connection to one server of the cluster, host and native
+	// port as system.clusters lists them, with the credentials the first
+	// connection used; the caller closes it. It is needed for the ALTERs of
+	// Distributed tables, run on each server in turn.
+	Dial func(ctx context.Context, host string, port uint16) (driver.Conn, error)
+}
+
+// clusterStep is one statement of a migration's cluster form.
+type clusterStep struct {
+	sql string // with {db} in place
+	// perServer: run on each server of the cluster through Cluster.Dial
+	// (with execStatement's ADD COLUMN IF NOT EXISTS emulation) instead of
+	// ON CLUSTER.
+	perServer bool
+	// tolerate: per-server answers with this code mean "already done".
+	tolerate int64
+}
+
+// tableInfo is what the rewrite needs to know about a table created by an
+// earlier statement.
+type tableInfo struct {
+	hasVisitor bool
+	orderBy    string
+}
+
+var (
+	createTableRe = regexp.MustCompile(`(?is)^CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+\{db\}\.(\w+)\s*\((.*)$`)
+	createMVRe    = regexp.MustCompile(`(?is)^CREATE\s+MATERIALIZED\s+VIEW\s+IF\s+NOT\s+EXISTS\s+\{db\}\.(\w+)\s+(TO\s.*)$`)
+	createViewRe  = regexp.MustCompile(`(?is)^CREATE\s+VIEW\s+IF\s+NOT\s+EXISTS\s+\{db\}\.(\w+)\s+(AS\s.*)$`)
+	dropTableRe   = regexp.MustCompile(`(?is)^DROP\s+TABLE\s+IF\s+EXISTS\s+\{db\}\.(\w+)$`)
+	engineRe      = regexp.MustCompile(`(?s)ENGINE\s*=\s*(\w*)MergeTree(\s*\(([^)]*)\))?`)
+	orderByRe     = regexp.MustCompile(`(?is)\bORDER\s+BY\s+(.+)$`)
+	visitorColRe  = regexp.MustCompile(`(?m)^\s*visitor_id\s+String\b`)
+	dbTableRe     = regexp.MustCompile(`\{db\}\.(\w+)\b`)
+	inSubqueryRe  = regexp.MustCompile(`(?i)(^|[^\w])IN\s*\(\s*SELECT\b`)
+	addColumnRe   = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+\{db\}\.(\w+)\s+ADD\s+COLUMN\s+IF\s+NOT\s+EXISTS(\s+\w+\s.*)$`)
+)
+
+// shardingKeys are the keys of the tables without visitor_id. Every row a
+// replacing or aggregating engine must collapse has to be on one shard, so
+// the key is (a prefix of) the sorting key:
+//   - pipeline_state: by consumer group and partition. A checkpoint (its
+//     'checkpoint' row and its partition's 'visitor' rows) is one insert;
+//     with this key it goes to one shard in one block, so it stays all or
+//     nothing, and every epoch of a key lands beside the one it replaces.
+//
+// Any other table without visitor_id is sharded by its whole sorting key
+// (the state tables of the views: they are written by the materialised
+// views on the local tables, so the key only decides where a direct insert
+// through the Distributed table goes, and uniqExact/min/max states merge
+// exactly across shards whatever it is).
+var shardingKeys = map[string]string{
+	"pipeline_state": "cityHash64(consumer_group, kafka_partition)",
+}
+
+func shardingKey(table string, info tableInfo) string {
+	if info.hasVisitor {
+		return "cityHash64(visitor_id)"
+	}
+	if k, ok := shardingKeys[table]; ok {
+		return k
+	}
+	key := strings.TrimSpace(info.orderBy)
+	if strings.HasPrefix(key, "(") && strings.HasSuffix(key, ")") {
+		key = key[1 : len(key)-1]
+	}
+	return "cityHash64(" + key + ")"
+}
+
+// clusterForm rewrites the statements of m for cluster. tables holds the
+// tables created by earlier migrations and gains this one's.
+func clusterForm(m Migration, cluster string, tables map[string]tableInfo) ([][]clusterStep, error) {
+	out := make([][]clusterStep, len(m.Statements))
+	on := " ON CLUSTER " + cluster + " "
+	for i, stmt := range m.Statements {
+		fail := func(why string) error {
+			return fmt.Errorf("BUG: migration %04d_%s statement %d has no cluster form (%s): %s", m.Version, m.Name, i+1, why, firstLine(stmt))
+		}
+		switch {
+		case createTableRe.MatchString(stmt):
+			g := createTableRe.FindStringSubmatch(stmt)
+			table, rest := g[1], g[2]
+			em := engineRe.FindStringSubmatchIndex(rest)
+			if em == nil {
+				return nil, fail("not a MergeTree engine")
+			}
+			local := table + LocalSuffix
+			args := "'/clickhouse/tables/{shard}/{db}/" + local + "', '{replica}'"
+			if em[6] >= 0 && strings.TrimSpace(rest[em[6]:em[7]]) != "" {
+				args += ", " + strings.TrimSpace(rest[em[6]:em[7]])
+			}
+			kind := rest[em[2]:em[3]]
+			rest = rest[:em[0]] + "ENGINE = Replicated" + kind + "MergeTree(" + args + ")" + rest[em[1]:]
+			info := tableInfo{hasVisitor: visitorColRe.MatchString(g[2])}
+			if om := orderByRe.FindStringSubmatch(rest); om != nil {
+				info.orderBy = om[1]
+			} else {
+				return nil, fail("no ORDER BY")
+			}
+			tables[table] = info
+			out[i] = []clusterStep{
+				{sql: "CREATE TABLE IF NOT EXISTS {db}." + local + on + "(" + rest},
+				{sql: "CREATE TABLE IF NOT EXISTS {db}." + table + on + "AS {db}." + local +
+					" ENGINE = Distributed(" + cluster + ", {db}, " + local + ", " + shardingKey(table, info) + ")"},
+			}
+		case createMVRe.MatchString(stmt):
+			g := createMVRe.FindStringSubmatch(stmt)
+			body := dbTableRe.ReplaceAllStringFunc(g[2], func(s string) string {
+				if _, ok := tables[strings.TrimPrefix(s, "{db}.")]; ok {
+					return s + LocalSuffix
+				}
+				return s
+			})
+			out[i] = []clusterStep{{sql: "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}." + g[1] + on + body}}
+		case createViewRe.MatchString(stmt):
+			g := createViewRe.FindStringSubmatch(stmt)
+			body := inSubqueryRe.ReplaceAllString(g[2], "${1}GLOBAL IN (SELECT")
+			out[i] = []clusterStep{{sql: "CREATE VIEW IF NOT EXISTS {db}." + g[1] + on + body}}
+		case addColumnRe.MatchString(stmt):
+			g := addColumnRe.FindStringSubmatch(stmt)
+			table := g[1]
+			if _, ok := tables[table]; !ok {
+				return nil, fail("ALTER of a table no earlier migration created")
+			}
+			out[i] = []clusterStep{
+				{sql: "ALTER TABLE {db}." + table + LocalSuffix + on + "ADD COLUMN" + g[2], tolerate: codeDuplicateColumn},
+				{sql: stmt, perServer: true},
+			}
+		case dropTableRe.MatchString(stmt):
+			name := dropTableRe.FindStringSubmatch(stmt)[1]
+			out[i] = []clusterStep{{sql: "DROP TABLE IF EXISTS {db}." + name + on}}
+			if _, ok := tables[name]; ok {
+				out[i] = append(out[i], clusterStep{sql: "DROP TABLE IF EXISTS {db}." + name + LocalSuffix + on})
+				delete(tables, name)
+			}
+		default:
+			return nil, fail("unknown statement kind")
+		}
+	}
+	return out, nil
+}
+
+// codeDuplicateColumn is ClickHouse's ILLEGAL_COLUMN, the answer of a
+// server that has the column already ("Cannot add column …: column with
+// this name already exists").
+const codeDuplicateColumn = 44
+
+// ClusterStatements returns the cluster form of every migration, with db in
+// place: what migrate --cluster runs (for tests and for review).
+func ClusterStatements(db, cluster string) (map[int][]string, error) {
+	migrations, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	tables := map[string]tableInfo{}
+	out := map[int][]string{}
+	for _, m := range migrations {
+		steps, err := clusterForm(m, cluster, tables)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range steps {
+			for _, st := range s {
+				q := strings.ReplaceAll(st.sql, "{db}", db)
+				if st.perServer {
+					q = "-- on each server: " + q
+				}
+				out[m.Version] = append(out[m.Version], q)
+			}
+		}
+	}
+	return out, nil
+}
+
+// MigrateCluster is Migrate on a cluster: database, tables and views are
+// created ON CLUSTER in their cluster form (see the top of this file), and
+// the applied versions are recorded in db.schema_migrations, a
+// ReplicatedMergeTree with one replica on every server of the cluster (not
+// sharded: every server holds the whole history, so migrate can start from
+// any of them). Every statement is idempotent, so a migration that failed
+// half way is applied again by the next run; the error names the statement
+// and the servers that failed, from ClickHouse's answer to the ON CLUSTER
+// query.
+func MigrateCluster(ctx context.Context, conn driver.Conn, db string, c Cluster) ([]int, error) {
+	if err := ValidateIdentifier("database", db); err != nil {
+		return nil, err
+	}
+	if err := ValidateIdentifier("cluster", c.Name); err != nil {
+		return nil, err
+	}
+	hosts, err := clusterHosts(ctx, conn, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	migrations, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	on := " ON CLUSTER " + c.Name + " "
+	setup := []string{
+		"CREATE DATABASE IF NOT EXISTS " + db + on,
+		"CREATE TABLE IF NOT EXISTS " + db + ".schema_migrations" + on +
+			"(version UInt32, name String, applied_at DateTime('UTC')) " +
+			"ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/" + db + "/schema_migrations', '{shard}-{replica}') ORDER BY version",
+	}
+	for _, stmt := range setup {
+		if err := execOnCluster(ctx, conn, stmt, 0); err != nil {
+			return nil, fmt.Errorf("cannot prepare database %s on cluster %s: %w", db, c.Name, err)
+		}
+	}
+	var engine string
+	if err := conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = 'schema_migrations'", db).Scan(&engine); err != nil {
+		return nil, fmt.Errorf("cannot read the engine of %s.schema_migrations: %w", db, err)
+	}
+	if !strings.HasPrefix(engine, "Replicated") {
+		return nil, fmt.Errorf("database %s was migrated for a single server (its schema_migrations is %s): use another database for --cluster %s", db, engine, c.Name)
+	}
+	done, err := AppliedVersions(ctx, conn, db)
+	if err != nil {
+		return nil, err
+	}
+	tables := map[string]tableInfo{}
+	var applied []int
+	for _, m := range migrations {
+		// Every migration is rewritten, applied or not, so that tables
+		// knows the tables of the earlier ones.
+		steps, err := clusterForm(m, c.Name, tables)
+		if err != nil {
+			return applied, err
+		}
+		if done[m.Version] {
+			continue
+		}
+		for i, stmtSteps := range steps {
+			for _, st := range stmtSteps {
+				q := strings.ReplaceAll(st.sql, "{db}", db)
+				if st.perServer {
+					err = execOnEachServer(ctx, c, hosts, db, q)
+				} else {
+					err = execOnCluster(ctx, conn, q, st.tolerate)
+				}
+				if err != nil {
+					return applied, fmt.Errorf("cannot apply migration %04d_%s, statement %d, on cluster %s: %w; "+
+						"the migration is not recorded: fix the cause and run migrate --cluster again (every statement is idempotent)",
+						m.Version, m.Name, i+1, c.Name, err)
+				}
+			}
+		}
+		record := fmt.Sprintf("INSERT INTO %s.schema_migrations SELECT %d, '%s', now()", db, m.Version, m.Name)
+		if err := conn.Exec(ctx, record); err != nil {
+			return applied, fmt.Errorf("cannot record migration %04d_%s: %w", m.Version, m.Name, err)
+		}
+		applied = append(applied, m.Version)
+	}
+	return applied, nil
+}
+
+// clusterHost is one server of a cluster, as system.clusters lists it.
+type clusterHost struct {
+	host string
+	port uint16
+}
+
+func (h clusterHost) String() string { return fmt.Sprintf("%s:%d", h.host, h.port) }
+
+func clusterHosts(ctx context.Context, conn driver.Conn, cluster string) ([]clusterHost, error) {
+	rows, err := conn.Query(ctx, "SELECT host_address, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", cluster)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read system.clusters: %w", err)
+	}
+	defer rows.Close()
+	var out []clusterHost
+	for rows.Next() {
+		var h clusterHost
+		if err := rows.Scan(&h.host, &h.port); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no cluster %s in this server's remote_servers (system.clusters)", cluster)
+	}
+	return out, nil
+}
+
+// execOnEachServer runs stmt (an ALTER … ADD COLUMN IF NOT EXISTS of a
+// Distributed table) on every server, skipping those that have the column.
+func execOnEachServer(ctx context.Context, c Cluster, hosts []clusterHost, db, stmt string) error {
+	if c.Dial == nil {
+		return errors.New("BUG: Cluster.Dial is nil")
+	}
+	var failed, done []string
+	var first error
+	for _, h := range hosts {
+		err := func() error {
+			hc, err := c.Dial(ctx, h.host, h.port)
+			if err != nil {
+				return err
+			}
+			defer hc.Close()
+			return execStatement(ctx, hc, db, stmt)
+		}()
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("%s (%v)", h, err))
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		done = append(done, h.String())
+	}
+	if len(failed) > 0 {
+		return &ClusterError{Statement: stmt, Failed: failed, Done: done, err: first}
+	}
+	return nil
+}
+
+// ClusterError is a statement that failed on some servers of a cluster.
+type ClusterError struct {
+	Statement string   // as sent
+	Failed    []string // "host:port (error)" of each server that failed or did not answer
+	Done      []string // host:port of each server that ran it
+	err       error
+}
+
+func (e *ClusterError) Error() string {
+	done := "none"
+	if len(e.Done) > 0 {
+		done = strings.Join(e.Done, ", ")
+	}
+	return fmt.Sprintf("%q failed on %d of %d server(s): %s; done on: %s",
+		firstLine(e.Statement), len(e.Failed), len(e.Failed)+len(e.Done), strings.Join(e.Failed, "; "), done)
+}
+
+func (e *ClusterError) Unwrap() error { return e.err }
+
+// ExecOnCluster runs one ON CLUSTER statement; when it fails on some
+// servers the error is a *ClusterError naming them and those that ran it.
+func ExecOnCluster(ctx context.Context, conn driver.Conn, stmt string) error {
+	return execOnCluster(ctx, conn, stmt, 0)
+}
+
+// execOnCluster runs one ON CLUSTER statement and reads ClickHouse's
+// answer: a row per server (host, port, status, error, …) as each one
+// finishes, then, when any failed, the exception of the first. A server
+// whose status is tolerate (when not 0) counts as done.
+func execOnCluster(ctx context.Context, conn driver.Conn, stmt string, tolerate int64) error {
+	rows, err := conn.Query(ctx, stmt)
+	if err != nil {
+		return fmt.Errorf("cannot run %q: %w", firstLine(stmt), err)
+	}
+	defer rows.Close()
+	names := rows.Columns()
+	var failed, done []string
+	for rows.Next() {
+		vals := make([]any, len(names))
+		for i, ct := range rows.ColumnTypes() {
+			vals[i] = reflect.New(ct.ScanType()).Interface()
+		}
+		if err := rows.Scan(vals...); err != nil {
+			return fmt.Errorf("cannot read the answer to %q: %w", firstLine(stmt), err)
+		}
+		row := map[string]string{}
+		for i, n := range names {
+			row[n] = fmt.Sprint(reflect.ValueOf(vals[i]).Elem().Interface())
+		}
+		server := row["host"] + ":" + row["port"]
+		if status := row["status"]; status == "0" || (tolerate != 0 && status == fmt.Sprint(tolerate)) {
+			done = append(done, server)
+		} else {
+			failed = append(failed, fmt.Sprintf("%s (code %s: %s)", server, status, strings.TrimSpace(row["error"])))
+		}
+	}
+	err = rows.Err()
+	if err == nil && len(failed) == 0 {
+		return nil
+	}
+	if len(failed) == 0 && len(done) == 0 {
+		return fmt.Errorf("cannot run %q: %w", firstLine(stmt), err)
+	}
+	if len(failed) == 0 {
+		// Every server that answered is done (or tolerated): the exception
+		// is either the tolerated one or a timeout naming servers that did
+		// not answer.
+		if tolerate != 0 && isCode(err, tolerate) {
+			return nil
+		}
+		failed = append(failed, fmt.Sprintf("servers that did not answer (%v)", err))
+	}
+	sort.Strings(done)
+	return &ClusterError{Statement: stmt, Failed: failed, Done: done, err: err}
+}
+
+func isCode(err error, code int64) bool {
+	var ex *proto.Exception
+	return errors.As(err, &ex) && int64(ex.Code) == code
+}
+
+// firstLine shortens a statement for a message.
+func firstLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 160 {
+		s = s[:157] + "..."
+	}
+	return s
+}
