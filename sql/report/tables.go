@@ -46,18 +46,19 @@ func viewRange(ctx context.Context, conn driver.Conn, db, view, col string, days
 // PrintTables prints the views as terminal tables, each titled with the
 // view and the days it covers; days limits the day-level views as in Load.
 func PrintTables(ctx context.Context, w io.Writer, conn driver.Conn, db string, days int) error {
-	funnelRange, err := viewRange(ctx, conn, db, "funnel_daily", "cohort_day", days, "cohort day")
-	if err != nil {
-		return err
+	ranges := map[string]string{}
+	for _, v := range []struct{ view, col, noun string }{
+		{"funnel_daily", "cohort_day", "cohort day"}, {"bounce_daily", "day", "day"}, {"revenue_daily", "day", "day"},
+		{"traffic_daily", "day", "day"}, {"pages_daily", "day", "day"},
+	} {
+		r, err := viewRange(ctx, conn, db, v.view, v.col, days, v.noun)
+		if err != nil {
+			return err
+		}
+		ranges[v.view] = r
 	}
-	bounceRange, err := viewRange(ctx, conn, db, "bounce_daily", "day", days, "day")
-	if err != nil {
-		return err
-	}
-	revenueRange, err := viewRange(ctx, conn, db, "revenue_daily", "day", days, "day")
-	if err != nil {
-		return err
-	}
+	funnelRange, bounceRange, revenueRange := ranges["funnel_daily"], ranges["bounce_daily"], ranges["revenue_daily"]
+	trafficRange, pagesRange := ranges["traffic_daily"], ranges["pages_daily"]
 	lastDays := 7
 	if days > 0 && days < lastDays {
 		lastDays = days
@@ -92,14 +93,6 @@ FROM {db}.revenue_daily` + rw + ` GROUP BY currency ORDER BY currency`},
 			`SELECT toString(day) AS date, currency, orders, toString(revenue) AS revenue, toString(refunds) AS refunds,
        toString(net_revenue) AS net_revenue, customers
 FROM {db}.revenue_daily` + dayWhere("revenue_daily", "day", lastDays) + ` ORDER BY day, currency`},
-	}
-	trafficRange, err := viewRange(ctx, conn, db, "traffic_daily", "day", days, "day")
-	if err != nil {
-		return err
-	}
-	pagesRange, err := viewRange(ctx, conn, db, "pages_daily", "day", days, "day")
-	if err != nil {
-		return err
 	}
 	tw, pw := dayWhere("traffic_daily", "day", days), dayWhere("pages_daily", "day", days)
 	tables = append(tables, []struct{ title, sql string }{

@@ -84,35 +84,17 @@ func queryCatalogue(t testing.TB, ctx context.Context, conn driver.Conn, db stri
 		rows        *[]PageTop
 		count, part string
 	}{{&c.EntryPages, "entries", "bounces"}, {&c.ExitPages, "exits", "page_views"}} {
-		scanAll(t, ctx, conn, fmt.Sprintf("SELECT page, sum(%s) AS n, sum(%s) FROM %s.pages_daily%s GROUP BY page HAVING n > 0 ORDER BY n DESC, page LIMIT 10",
-			p.count, p.part, db, within("pages_daily")), func(scan func(...any) error) error {
-			var r PageTop
-			err := scan(&r.Page, &r.Count, &r.Part)
-			*p.rows = append(*p.rows, r)
-			return err
-		})
+		scanRows(t, ctx, conn, fmt.Sprintf("SELECT page, sum(%s) AS n, sum(%s) FROM %s.pages_daily%s GROUP BY page HAVING n > 0 ORDER BY n DESC, page LIMIT 10",
+			p.count, p.part, db, within("pages_daily")), p.rows, func(r *PageTop) []any { return []any{&r.Page, &r.Count, &r.Part} })
 	}
-	scanAll(t, ctx, conn, "SELECT toString(month), nps, nps_responses, csat, csat_responses, ces_avg, ces_responses FROM "+db+".satisfaction_monthly ORDER BY month",
-		func(scan func(...any) error) error {
-			var r Satisfaction
-			err := scan(&r.Month, &r.NPS, &r.NPSN, &r.CSAT, &r.CSATN, &r.CES, &r.CESN)
-			c.Satisfaction = append(c.Satisfaction, r)
-			return err
+	scanRows(t, ctx, conn, "SELECT toString(month), nps, nps_responses, csat, csat_responses, ces_avg, ces_responses FROM "+db+".satisfaction_monthly ORDER BY month",
+		&c.Satisfaction, func(r *Satisfaction) []any {
+			return []any{&r.Month, &r.NPS, &r.NPSN, &r.CSAT, &r.CSATN, &r.CES, &r.CESN}
 		})
-	scanAll(t, ctx, conn, "SELECT toString(month), trials, converted, trial_conversion_rate FROM "+db+".trial_conversion_monthly ORDER BY month",
-		func(scan func(...any) error) error {
-			var r Trial
-			err := scan(&r.Month, &r.Trials, &r.Converted, &r.Rate)
-			c.Trials = append(c.Trials, r)
-			return err
-		})
-	scanAll(t, ctx, conn, "SELECT toString(month), customers_at_start, customers, retention_rate, repeat_purchase_rate FROM "+db+".retention_monthly ORDER BY month",
-		func(scan func(...any) error) error {
-			var r Retention
-			err := scan(&r.Month, &r.Start, &r.Customers, &r.Retention, &r.Repeat)
-			c.Retention = append(c.Retention, r)
-			return err
-		})
+	scanRows(t, ctx, conn, "SELECT toString(month), trials, converted, trial_conversion_rate FROM "+db+".trial_conversion_monthly ORDER BY month",
+		&c.Trials, func(r *Trial) []any { return []any{&r.Month, &r.Trials, &r.Converted, &r.Rate} })
+	scanRows(t, ctx, conn, "SELECT toString(month), customers_at_start, customers, retention_rate, repeat_purchase_rate FROM "+db+".retention_monthly ORDER BY month",
+		&c.Retention, func(r *Retention) []any { return []any{&r.Month, &r.Start, &r.Customers, &r.Retention, &r.Repeat} })
 	scanAll(t, ctx, conn, "SELECT currency, count() AS n FROM "+db+".clv_cohort_monthly GROUP BY currency ORDER BY n DESC, currency LIMIT 1",
 		func(scan func(...any) error) error {
 			var n uint64
@@ -154,21 +136,13 @@ func checkCatalogue(t testing.TB, what, dom string, want Catalogue) {
 		exit                    bool
 	}{{"data-entry-page", "data-entries", "data-bounces", "data-bounce-rate", want.EntryPages, false},
 		{"data-exit-page", "data-exits", "data-page-views", "data-exit-rate", want.ExitPages, true}} {
-		els := Elements(dom, p.attr)
-		if len(els) != len(p.want) {
-			t.Errorf("%s: %d %s bars, want %d", what, len(els), p.attr, len(p.want))
-			continue
-		}
-		for i, el := range els {
-			w := p.want[i]
+		inOrder(t, what, dom, p.attr, p.attr+" bar", p.want, func(el map[string]string, w PageTop) bool {
 			rate := ratio(w.Part, w.Count)
 			if p.exit {
 				rate = ratio(w.Count, w.Part)
 			}
-			if el[p.attr] != withoutScheme(w.Page) || parseUint(t, el[p.count]) != w.Count || parseUint(t, el[p.part]) != w.Part || parseFloat(t, el[p.rate]) != rate {
-				t.Errorf("%s: %s bar %d is %v, want %+v with rate %v", what, p.attr, i, el, w, rate)
-			}
-		}
+			return el[p.attr] == withoutScheme(w.Page) && parseUint(t, el[p.count]) == w.Count && parseUint(t, el[p.part]) == w.Part && parseFloat(t, el[p.rate]) == rate
+		})
 	}
 	type dot struct {
 		value float64
@@ -216,31 +190,15 @@ func checkCatalogue(t testing.TB, what, dom string, want Catalogue) {
 	checkMetric("retention_monthly/retention", ret)
 	checkMetric("retention_monthly/repeat purchase", rep)
 
-	trials := Elements(dom, "data-trial-month")
-	if len(trials) != len(want.Trials) {
-		t.Errorf("%s: %d trial bars, trial_conversion_monthly has %d rows", what, len(trials), len(want.Trials))
-	} else {
-		for i, el := range trials {
-			w := want.Trials[i]
-			if el["data-trial-month"] != w.Month || parseUint(t, el["data-trials"]) != w.Trials || parseUint(t, el["data-converted"]) != w.Converted || parseFloat(t, el["data-rate"]) != w.Rate {
-				t.Errorf("%s: trial bar %d is %v, want %+v", what, i, el, w)
-			}
-		}
-	}
+	inOrder(t, what, dom, "data-trial-month", "trial bar", want.Trials, func(el map[string]string, w Trial) bool {
+		return el["data-trial-month"] == w.Month && parseUint(t, el["data-trials"]) == w.Trials && parseUint(t, el["data-converted"]) == w.Converted && parseFloat(t, el["data-rate"]) == w.Rate
+	})
 
-	clv := Elements(dom, "data-clv-cohort")
-	if len(clv) != len(want.CLV) {
-		t.Errorf("%s: %d CLV points, clv_cohort_monthly has %d rows in %s", what, len(clv), len(want.CLV), want.CLVCurrency)
-	} else {
-		for i, el := range clv {
-			w := want.CLV[i]
-			got, err := decimal.NewFromString(el["data-clv"])
-			if err != nil || el["data-clv-cohort"] != w.Cohort || el["data-currency"] != want.CLVCurrency || el["data-offset"] != strconv.FormatUint(w.Offset, 10) ||
-				parseUint(t, el["data-cohort-customers"]) != w.Customers || !got.Equal(w.CLV) {
-				t.Errorf("%s: CLV point %d is %v, want %+v in %s", what, i, el, w, want.CLVCurrency)
-			}
-		}
-	}
+	inOrder(t, what, dom, "data-clv-cohort", "CLV point (in "+want.CLVCurrency+")", want.CLV, func(el map[string]string, w CLV) bool {
+		got, err := decimal.NewFromString(el["data-clv"])
+		return err == nil && el["data-clv-cohort"] == w.Cohort && el["data-currency"] == want.CLVCurrency && el["data-offset"] == strconv.FormatUint(w.Offset, 10) &&
+			parseUint(t, el["data-cohort-customers"]) == w.Customers && got.Equal(w.CLV)
+	})
 }
 
 // withoutScheme is the page as the report shows it: without http:// or
@@ -253,4 +211,32 @@ func withoutScheme(page string) string {
 		}
 	}
 	return page
+}
+
+// scanRows appends a row to *rows for every row of the query, scanned into
+// the fields of the row.
+func scanRows[R any](t testing.TB, ctx context.Context, conn driver.Conn, query string, rows *[]R, fields func(*R) []any) {
+	t.Helper()
+	scanAll(t, ctx, conn, query, func(scan func(...any) error) error {
+		var r R
+		err := scan(fields(&r)...)
+		*rows = append(*rows, r)
+		return err
+	})
+}
+
+// inOrder: the elements with attr, in document order, are one per wanted
+// row, each matching its row.
+func inOrder[R any](t testing.TB, what, dom, attr, noun string, want []R, match func(el map[string]string, w R) bool) {
+	t.Helper()
+	els := Elements(dom, attr)
+	if len(els) != len(want) {
+		t.Errorf("%s: %d elements with %s (%s), want %d", what, len(els), attr, noun, len(want))
+		return
+	}
+	for i, el := range els {
+		if !match(el, want[i]) {
+			t.Errorf("%s: %s %d is %v, want %+v", what, noun, i, el, want[i])
+		}
+	}
 }
