@@ -39,7 +39,8 @@ func TestReport(t *testing.T) {
 	}
 	terminal := out.String()
 	t.Logf("terminal output:\n%s", terminal)
-	for _, title := range []string{report.TitleFunnel, report.TitleBounce, report.TitleChurn, report.TitleRevenue} {
+	for _, title := range []string{report.TitleFunnel, report.TitleBounce, report.TitleChurn, report.TitleRevenue,
+		report.TitleTraffic, report.TitleEntryPages, report.TitleExitPages, report.TitleSatisfaction, report.TitleTrials, report.TitleRetention, report.TitleCLV} {
 		if !strings.Contains(terminal, "\n"+title) {
 			t.Errorf("terminal output has no table titled %q", title)
 		}
@@ -56,6 +57,10 @@ func TestReport(t *testing.T) {
 	want := reporttest.Query(t, ctx, conn, db, 0)
 	if len(want.Churn) < 3 || want.Funnel[2] == 0 || len(want.Revenue) == 0 || want.Sessions == 0 {
 		t.Fatalf("the run produced too little to check: %+v", want)
+	}
+	if c := want.Catalogue; len(c.Traffic) == 0 || len(c.EntryPages) == 0 || len(c.ExitPages) == 0 || len(c.Satisfaction) == 0 ||
+		len(c.Trials) == 0 || len(c.Retention) == 0 || len(c.CLV) == 0 {
+		t.Fatalf("the run produced too little of the catalogue to check: %+v", c)
 	}
 
 	page, err := os.ReadFile(htmlPath)

@@ -1,5 +1,8 @@
-// Package report reads the four BI views that the sql migrations define
-// (funnel_daily, bounce_daily, churn_monthly, revenue_daily) and shows them
+// Package report reads the BI views that the sql migrations define
+// (funnel_daily, bounce_daily, churn_monthly, revenue_daily, and the
+// lifecycle catalogue of SPEC §6.1: a section per stage, one file per chart:
+// traffic.go, entrypages.go, satisfaction.go, trials.go, retention.go,
+// clv.go) and shows them
 // to people: as terminal tables and as one self-contained HTML page whose
 // charts are inline SVG drawn here (no script, no network). Every chart
 // element carries the numbers it shows in data-* attributes, so that a test

@@ -19,7 +19,14 @@ var templateText string
 var pageTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"f":     fmtCoord,
 	"exact": fmtExact,
+	"args":  monthChartArgs,
 }).Parse(templateText))
+
+// monthChartArgs is what the "monthchart" template takes: the chart, its
+// accessible label, whether its view has no rows, and the view's name.
+func monthChartArgs(c monthChart, label string, empty bool, view string) map[string]any {
+	return map[string]any{"C": c, "Label": label, "Empty": empty, "View": view}
+}
 
 // MaxSources is how many sources the bounce-rate chart can draw: one line
 // colour each (report.html.tmpl) besides the "all sources" line.
@@ -40,6 +47,14 @@ type Page struct {
 	Bounce    bounceView
 	Churn     churnView
 	Revenue   revenueView
+
+	// The lifecycle catalogue, a section per stage.
+	Traffic      trafficView
+	Pages        pagesView
+	Satisfaction satisfactionView
+	Trials       trialsView
+	Retention    retentionView
+	CLV          clvView
 }
 
 type reportKPI struct {
@@ -62,6 +77,12 @@ func BuildPage(d *Data, topSources int, bucket string, now time.Time) *Page {
 	p.Bounce = buildBounce(d, topSources, bucket)
 	p.Churn = buildChurn(d)
 	p.Revenue = buildRevenue(d)
+	p.Traffic = buildTraffic(d)
+	p.Pages = buildPages(d)
+	p.Satisfaction = buildSatisfaction(d)
+	p.Trials = buildTrials(d)
+	p.Retention = buildRetention(d)
+	p.CLV = buildCLV(d)
 	p.KPIs = buildKPIs(d)
 	return p
 }

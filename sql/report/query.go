@@ -10,7 +10,8 @@ import (
 )
 
 // views are the views the report reads, defined by the sql migrations.
-var views = []string{"funnel_daily", "bounce_daily", "churn_monthly", "revenue_daily"}
+var views = []string{"funnel_daily", "bounce_daily", "churn_monthly", "revenue_daily",
+	"traffic_daily", "pages_daily", "satisfaction_monthly", "trial_conversion_monthly", "retention_monthly", "clv_cohort_monthly"}
 
 // CheckViews says plainly when the database was never migrated.
 func CheckViews(ctx context.Context, conn driver.Conn, db string) error {
@@ -61,6 +62,18 @@ type Data struct {
 	bounce      []bounceRow       // daily, ordered by day, source
 	churn       []churnRow
 	revenue     []revenueRow // ordered by day, currency
+
+	// The lifecycle catalogue (SPEC §6.1), one section per stage.
+	traffic      []trafficRow // by source, most sessions first
+	trafficRange [2]string
+	entryPages   []pageRow // top entry pages
+	exitPages    []pageRow // top exit pages
+	pagesRange   [2]string
+	satisfaction []satisfactionRow // by month
+	trials       []trialRow        // by month
+	retention    []retentionRow    // by month
+	clv          []clvRow          // one currency's rows, by cohort and offset
+	clvCurrency  string
 }
 
 type funnelSourceRow struct {
@@ -95,7 +108,8 @@ var funnelStages = [5]string{"awareness", "acquisition", "conversion", "retentio
 // days days (churn_monthly is always whole).
 func Load(ctx context.Context, conn driver.Conn, db string, days int) (*Data, error) {
 	d := &Data{db: db, days: days}
-	for _, load := range []func(context.Context, driver.Conn) error{d.loadFunnel, d.loadBounce, d.loadChurn, d.loadRevenue} {
+	for _, load := range []func(context.Context, driver.Conn) error{d.loadFunnel, d.loadBounce, d.loadChurn, d.loadRevenue,
+		d.loadTraffic, d.loadPages, d.loadSatisfaction, d.loadTrials, d.loadRetention, d.loadCLV} {
 		if err := load(ctx, conn); err != nil {
 			return nil, err
 		}
@@ -184,3 +198,29 @@ func loadRows[R any](ctx context.Context, conn driver.Conn, query, what string, 
 
 // expandDB names the database in a query written with {db}.
 func expandDB(sql, db string) string { return strings.ReplaceAll(sql, "{db}", db) }
+
+// loadDayRange reads the first and last day of a day-level view as limited
+// by --days ({"", ""} when it has no rows).
+func (d *Data) loadDayRange(ctx context.Context, conn driver.Conn, view string) ([2]string, error) {
+	var from, to string
+	var n uint64
+	q := expandDB("SELECT toString(min(day)), toString(max(day)), count() FROM {db}."+view+dayWhere(view, "day", d.days), d.db)
+	if err := conn.QueryRow(ctx, q).Scan(&from, &to, &n); err != nil {
+		return [2]string{}, fmt.Errorf("cannot query %s: %w", view, err)
+	}
+	if n == 0 {
+		return [2]string{}, nil
+	}
+	return [2]string{from, to}, nil
+}
+
+// rangeText describes a loaded day range for a section's subtitle.
+func rangeText(r [2]string) string {
+	if r[0] == "" {
+		return "no rows"
+	}
+	if r[0] == r[1] {
+		return "day " + r[0]
+	}
+	return "days " + r[0] + " .. " + r[1]
+}

@@ -16,6 +16,14 @@ const (
 	TitleBounce  = "Bounce rate by source"
 	TitleChurn   = "Churn by month"
 	TitleRevenue = "Revenue by currency"
+
+	TitleTraffic      = "Traffic by source"
+	TitleEntryPages   = "Top entry pages"
+	TitleExitPages    = "Top exit pages"
+	TitleSatisfaction = "NPS, CSAT and CES by month"
+	TitleTrials       = "Free trial conversion by month"
+	TitleRetention    = "Retention and repeat purchase by month"
+	TitleCLV          = "Customer lifetime value by cohort"
 )
 
 // viewRange describes the days a (limited) view covers, for the titles.
@@ -38,18 +46,19 @@ func viewRange(ctx context.Context, conn driver.Conn, db, view, col string, days
 // PrintTables prints the views as terminal tables, each titled with the
 // view and the days it covers; days limits the day-level views as in Load.
 func PrintTables(ctx context.Context, w io.Writer, conn driver.Conn, db string, days int) error {
-	funnelRange, err := viewRange(ctx, conn, db, "funnel_daily", "cohort_day", days, "cohort day")
-	if err != nil {
-		return err
+	ranges := map[string]string{}
+	for _, v := range []struct{ view, col, noun string }{
+		{"funnel_daily", "cohort_day", "cohort day"}, {"bounce_daily", "day", "day"}, {"revenue_daily", "day", "day"},
+		{"traffic_daily", "day", "day"}, {"pages_daily", "day", "day"},
+	} {
+		r, err := viewRange(ctx, conn, db, v.view, v.col, days, v.noun)
+		if err != nil {
+			return err
+		}
+		ranges[v.view] = r
 	}
-	bounceRange, err := viewRange(ctx, conn, db, "bounce_daily", "day", days, "day")
-	if err != nil {
-		return err
-	}
-	revenueRange, err := viewRange(ctx, conn, db, "revenue_daily", "day", days, "day")
-	if err != nil {
-		return err
-	}
+	funnelRange, bounceRange, revenueRange := ranges["funnel_daily"], ranges["bounce_daily"], ranges["revenue_daily"]
+	trafficRange, pagesRange := ranges["traffic_daily"], ranges["pages_daily"]
 	lastDays := 7
 	if days > 0 && days < lastDays {
 		lastDays = days
@@ -85,6 +94,34 @@ FROM {db}.revenue_daily` + rw + ` GROUP BY currency ORDER BY currency`},
        toString(net_revenue) AS net_revenue, customers
 FROM {db}.revenue_daily` + dayWhere("revenue_daily", "day", lastDays) + ` ORDER BY day, currency`},
 	}
+	tw, pw := dayWhere("traffic_daily", "day", days), dayWhere("pages_daily", "day", days)
+	tables = append(tables, []struct{ title, sql string }{
+		{reportTitle(TitleTraffic, "traffic_daily", trafficRange, "new and returning visitors per day"),
+			`SELECT source, sum(sessions) AS sessions, sum(new_visitors) AS new_visitors, sum(returning_visitors) AS returning_visitors,
+       sum(page_views) AS page_views, round(if(sessions = 0, 0, page_views / sessions), 2) AS pages_per_session
+FROM {db}.traffic_daily` + tw + ` GROUP BY source ORDER BY sessions DESC, source LIMIT 10`},
+		{reportTitle(TitleEntryPages, "pages_daily", pagesRange, "top 10 by entries"),
+			`SELECT page, sum(entries) AS entries, sum(bounces) AS bounces, round(if(entries = 0, 0, bounces / entries), 3) AS bounce_rate
+FROM {db}.pages_daily` + pw + ` GROUP BY page HAVING entries > 0 ORDER BY entries DESC, page LIMIT 10`},
+		{reportTitle(TitleExitPages, "pages_daily", pagesRange, "top 10 by exits"),
+			`SELECT page, sum(exits) AS exits, sum(page_views) AS page_views, round(if(page_views = 0, 0, exits / page_views), 3) AS exit_rate
+FROM {db}.pages_daily` + pw + ` GROUP BY page HAVING exits > 0 ORDER BY exits DESC, page LIMIT 10`},
+		{TitleSatisfaction + " (satisfaction_monthly; every month)",
+			`SELECT toString(month) AS month, nps_responses, round(nps, 1) AS nps, csat_responses, round(csat, 1) AS csat,
+       ces_responses, round(ces_avg, 2) AS ces, reviews, round(avg_rating, 2) AS avg_rating, referrals
+FROM {db}.satisfaction_monthly ORDER BY month`},
+		{TitleTrials + " (trial_conversion_monthly; every month)",
+			`SELECT toString(month) AS month, trials, converted, round(trial_conversion_rate, 3) AS rate
+FROM {db}.trial_conversion_monthly ORDER BY month`},
+		{TitleRetention + " (retention_monthly; every month)",
+			`SELECT toString(month) AS month, customers_at_start, new_customers, customers_at_end, round(retention_rate, 3) AS retention_rate,
+       customers, repeat_customers, round(repeat_purchase_rate, 3) AS repeat_purchase_rate
+FROM {db}.retention_monthly ORDER BY month`},
+		{TitleCLV + " (clv_cohort_monthly; each cohort's latest month)",
+			`SELECT toString(cohort_month) AS cohort, currency, any(cohort_customers) AS customers, max(month_offset) AS last_offset,
+       toString(argMax(clv, month_offset)) AS clv, toString(argMax(cumulative_net_revenue, month_offset)) AS cumulative_net_revenue
+FROM {db}.clv_cohort_monthly GROUP BY cohort_month, currency ORDER BY cohort_month, currency`},
+	}...)
 	fmt.Fprintf(w, "funnelhouse report: database %s\n", db)
 	for _, t := range tables {
 		fmt.Fprintf(w, "\n%s\n", t.title)

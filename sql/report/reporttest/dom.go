@@ -32,6 +32,7 @@ func CheckDOM(t testing.TB, what, dom string, want Truth) {
 	checkChurn(t, what, dom, want)
 	checkRevenue(t, what, dom, want)
 	checkBounce(t, what, dom, want)
+	checkCatalogue(t, what, dom, want.Catalogue)
 }
 
 // checkFunnel: one bar per stage, in order, with the totals and the

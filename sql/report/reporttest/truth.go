@@ -27,6 +27,7 @@ type Truth struct {
 	RevenueDays       map[string]bool
 	Sessions, Bounces uint64
 	BounceDays        map[string]bool
+	Catalogue         Catalogue
 }
 
 // Churn is a row of churn_monthly.
@@ -74,6 +75,7 @@ FROM {db}.funnel_daily`, "cohort_day", db, days)).Scan(&w.Funnel[0], &w.Funnel[1
 			w.BounceDays[day] = true
 			return err
 		})
+	w.Catalogue = queryCatalogue(t, ctx, conn, db, days)
 	return w
 }
 
