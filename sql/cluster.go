@@ -79,6 +79,9 @@ type clusterStep struct {
 	// (with execStatement's ADD COLUMN IF NOT EXISTS emulation) instead of
 	// ON CLUSTER.
 	perServer bool
+	// once: run once, on the server migrate is connected to (a back-fill
+	// INSERT … SELECT, which takes no ON CLUSTER).
+	once bool
 	// tolerate: per-server answers with this code mean "already done".
 	tolerate int64
 }
@@ -100,6 +103,7 @@ var (
 	visitorColRe  = regexp.MustCompile(`(?m)^\s*visitor_id\s+String\b`)
 	dbTableRe     = regexp.MustCompile(`\{db\}\.(\w+)\b`)
 	inSubqueryRe  = regexp.MustCompile(`(?i)(^|[^\w])IN\s*\(\s*SELECT\b`)
+	insertRe      = regexp.MustCompile(`(?is)^INSERT\s+INTO\s+\{db\}\.\w+\b`)
 	addColumnRe   = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+\{db\}\.(\w+)\s+ADD\s+COLUMN\s+IF\s+NOT\s+EXISTS(\s+\w+\s.*)$`)
 )
 
@@ -200,6 +204,12 @@ func clusterForm(m Migration, cluster string, tables map[string]tableInfo) ([][]
 				out[i] = append(out[i], clusterStep{sql: "DROP TABLE IF EXISTS {db}." + name + LocalSuffix + on})
 				delete(tables, name)
 			}
+		case insertRe.MatchString(stmt):
+			// A back-fill: run once, into the Distributed table, which
+			// shards the rows; reading the Distributed tables reads all
+			// shards. Back-fills are idempotent (replacing or distinct
+			// targets), so a rerun changes nothing.
+			out[i] = []clusterStep{{sql: inSubqueryRe.ReplaceAllString(stmt, "${1}GLOBAL IN (SELECT"), once: true}}
 		default:
 			return nil, fail("unknown statement kind")
 		}
@@ -231,6 +241,9 @@ func ClusterStatements(db, cluster string) (map[int][]string, error) {
 				q := strings.ReplaceAll(st.sql, "{db}", db)
 				if st.perServer {
 					q = "-- on each server: " + q
+				}
+				if st.once {
+					q = "-- once: " + q
 				}
 				out[m.Version] = append(out[m.Version], q)
 			}
@@ -303,6 +316,8 @@ func MigrateCluster(ctx context.Context, conn driver.Conn, db string, c Cluster)
 				q := strings.ReplaceAll(st.sql, "{db}", db)
 				if st.perServer {
 					err = execOnEachServer(ctx, c, hosts, db, q)
+				} else if st.once {
+					err = conn.Exec(ctx, q)
 				} else {
 					err = execOnCluster(ctx, conn, q, st.tolerate)
 				}
