@@ -31,16 +31,6 @@ usage() {
 	exit 2
 }
 
-as_root() {
-	if [[ $(id -u) -eq 0 ]]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo "$@"
-	else
-		die "need root or sudo to run: $*"
-	fi
-}
-
 find_server() {
 	# clickhouse-server lives in /usr/sbin, which is not always on PATH.
 	local p
@@ -49,15 +39,8 @@ find_server() {
 }
 
 ensure_installed() {
-	if find_server >/dev/null && command -v clickhouse-client >/dev/null 2>&1; then
-		return 0
-	fi
-	log "installing clickhouse-server and clickhouse-client with apt-get"
-	local apt=(env DEBIAN_FRONTEND=noninteractive apt-get install -y clickhouse-server clickhouse-client)
-	if ! as_root "${apt[@]}" >&2; then
-		log "install failed; running apt-get update and retrying"
-		as_root apt-get update >&2 || log "apt-get update failed (continuing)"
-		as_root "${apt[@]}" >&2 || die "could not install clickhouse-server/clickhouse-client"
+	if ! find_server >/dev/null || ! command -v clickhouse-client >/dev/null 2>&1; then
+		bash "$SCRIPT_DIR/prereqs.sh" demo
 	fi
 	find_server >/dev/null || die "clickhouse-server still not found after install"
 }

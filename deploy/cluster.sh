@@ -46,16 +46,6 @@ usage() {
 	exit 2
 }
 
-as_root() {
-	if [[ $(id -u) -eq 0 ]]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo "$@"
-	else
-		die "need root or sudo to run: $*"
-	fi
-}
-
 read_file() { [[ -s $1 ]] && tr -d ' \n\r\t' <"$1"; }
 
 # ---- ports (the same checks as deploy/clickhouse.sh) ------------------------
@@ -103,16 +93,7 @@ reuse_or_pick() {
 # ---- ZooKeeper ----------------------------------------------------------------
 
 ensure_zookeeper() {
-	if [[ -r /usr/share/java/zookeeper.jar ]] && command -v java >/dev/null 2>&1; then
-		return 0
-	fi
-	log "installing zookeeper with apt-get"
-	local apt=(env DEBIAN_FRONTEND=noninteractive apt-get install -y zookeeper)
-	if ! as_root "${apt[@]}" >&2; then
-		log "install failed; running apt-get update and retrying"
-		as_root apt-get update >&2 || log "apt-get update failed (continuing)"
-		as_root "${apt[@]}" >&2 || die "could not install zookeeper"
-	fi
+	bash "$SCRIPT_DIR/prereqs.sh" cluster
 	[[ -r /usr/share/java/zookeeper.jar ]] || die "/usr/share/java/zookeeper.jar still missing after installing zookeeper"
 	command -v java >/dev/null 2>&1 || die "zookeeper is installed but java is not on PATH"
 }

@@ -4,6 +4,7 @@
 # installs; does nothing, quickly, when everything is there.
 #
 #   deploy/prereqs.sh demo   ClickHouse server and client
+#   deploy/prereqs.sh cluster  + zookeeper (deploy/cluster.sh)
 #   deploy/prereqs.sh test   + kcat (librdkafka interop test), chromium (the
 #                            report page test), promtool (package prometheus:
 #                            the deploy files' PromQL), npm (the SQL check on
@@ -23,25 +24,27 @@ have() { PATH=$PATH:/usr/sbin:/sbin command -v "$1" >/dev/null 2>&1; }
 
 want=()
 need() { have "$1" || want+=("${2:-$1}"); }
+# No command on PATH: deploy/cluster.sh runs ZooKeeper's jar with java.
+need_zookeeper() { [[ -r /usr/share/java/zookeeper.jar ]] && have java || want+=(zookeeper); }
 need clickhouse-server
 need clickhouse-client
 case $profile in
 demo) ;;
+cluster) need_zookeeper ;;
 test)
 	need kcat
 	need promtool prometheus
 	need chromium
 	need make
 	need curl
-	# No command on PATH: deploy/cluster.sh runs its jar with java.
-	[[ -r /usr/share/java/zookeeper.jar ]] && have java || want+=(zookeeper)
+	need_zookeeper
 	if ! have npm; then
 		have node || want+=(nodejs)
 		want+=(npm)
 	fi
 	dpkg-query -W -f='${Status}' ca-certificates 2>/dev/null | grep -q 'ok installed' || want+=(ca-certificates)
 	;;
-*) die "unknown profile $profile (want demo or test)" ;;
+*) die "unknown profile $profile (want demo, cluster or test)" ;;
 esac
 
 ((${#want[@]})) || exit 0
