@@ -133,14 +133,8 @@ func (o *owner) add(m ownerMsg) {
 // the source; the order changes no result, only memory and work.
 func (o *owner) feed(now time.Time) {
 	for {
-		t := o.proc.behindInput()
-		if o.queued(t) == 0 {
-			if o.waitFor(t, now) {
-				break
-			}
-			t = 1 - t
-		}
-		if o.queued(t) == 0 {
+		t := o.nextInput(now)
+		if t < 0 {
 			break
 		}
 		r := o.queue[t][o.head[t]]
@@ -157,6 +151,38 @@ func (o *owner) feed(now time.Time) {
 		}
 	}
 	o.proc.Advance(now)
+}
+
+// nextInput returns the input to feed a record from, or -1 to wait for
+// more. After a restore, the re-read records of both inputs go first: a
+// new record must not meet a half-rebuilt state (its duplicate check, or
+// the held events it is released with).
+func (o *owner) nextInput(now time.Time) int {
+	if o.proc.Replaying() >= 0 {
+		for t := range o.queue {
+			if !o.proc.inputs[t].replaying() || o.queued(t) == 0 {
+				continue
+			}
+			if o.proc.IsReplay(schemas.Topic(t), o.queue[t][o.head[t]].Offset) {
+				return t
+			}
+			o.proc.EndReplay(schemas.Topic(t)) // the range is read (or gone)
+		}
+		if o.proc.Replaying() >= 0 {
+			return -1
+		}
+	}
+	t := o.proc.behindInput()
+	if o.queued(t) == 0 {
+		if o.waitFor(t, now) {
+			return -1
+		}
+		t = 1 - t
+	}
+	if o.queued(t) == 0 {
+		return -1
+	}
+	return t
 }
 
 func (o *owner) queued(t int) int { return len(o.queue[t]) - o.head[t] }

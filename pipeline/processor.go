@@ -30,6 +30,11 @@ type input struct {
 	next     int64  // offset after the last record added; -1 before any
 	end      int64  // last known end offset (high watermark); -1 unknown
 	lastSeen time.Time
+
+	// After a restore: records before replayUntil are re-read (0: not
+	// replaying); replaySkips are the offsets among them to skip.
+	replayUntil int64
+	replaySkips []int64
 }
 
 // Processor is the state of one partition number p: inputs clickstream[p]
@@ -59,6 +64,10 @@ type Processor struct {
 	churns           deadlineQueue
 	seen             dedup
 
+	// The restored checkpoint, written again by a Cut during the replay
+	// (the state is then only partly rebuilt).
+	replayCheckpoint []byte
+
 	epoch      uint64
 	out        *rows.Batch
 	encodeBuf  []byte
@@ -79,7 +88,7 @@ func NewProcessor(group string, partition int32, topics [2]string, r Rules, now 
 		decoder:    schemas.NewDecoder(now),
 		watermark:  math.MinInt64,
 		symbols:    newSymbols(),
-		seen:       dedup{ids: map[uint64]struct{}{}},
+		seen:       newDedup(),
 		out:        rows.GetBatch(),
 	}
 	p.stats.DeadLetters = map[schemas.Reason]uint64{}
@@ -98,17 +107,26 @@ func NewProcessor(group string, partition int32, topics [2]string, r Rules, now 
 // of records.
 func (p *Processor) Add(t schemas.Topic, key, value []byte, offset int64, now time.Time) *schemas.Error {
 	in := &p.inputs[t]
-	in.next = offset + 1
 	in.lastSeen = now
+	if p.IsReplay(t, offset) {
+		p.replay(t, key, value, offset)
+		return nil
+	}
+	p.endReplayAt(t, offset) // the rest of the range is gone
+	in.next = offset + 1
 	p.stats.Records[t]++
 	slot, h := p.pending.slot()
 	h.topic, h.offset = t, offset
 	if err := p.decoder.Decode(t, key, value, &h.ev); err != nil {
 		p.pending.release(slot)
 		p.stats.DeadLetters[err.Reason]++
+		if err.Reason == schemas.ReasonBadTs {
+			// Judged by the processing clock: a replay could accept it.
+			p.seen.skips[t] = append(p.seen.skips[t], offset)
+		}
 		return err
 	}
-	if !p.seen.add(t, h.ev.VisitorID, h.ev.EventID, h.ev.TsMs) {
+	if !p.seen.add(t, h.ev.VisitorID, h.ev.EventID, h.ev.TsMs, offset) {
 		p.pending.release(slot)
 		p.stats.Duplicates++
 		return nil
@@ -133,12 +151,23 @@ func caughtUp(next, end int64) bool { return end == 0 || end > 0 && next >= end 
 
 // SetEnd records input t's end offset (the partition's high watermark), so
 // that Advance knows whether the input has unread records.
-func (p *Processor) SetEnd(t schemas.Topic, end int64) { p.inputs[t].end = end }
+func (p *Processor) SetEnd(t schemas.Topic, end int64) {
+	p.inputs[t].end = end
+	if end == 0 && p.inputs[t].replaying() {
+		p.endReplayAt(t, p.inputs[t].replayUntil) // emptied by retention: nothing to re-read
+	}
+}
 
 // Skip moves input t past a record that carries no event: a transaction's
 // commit or abort marker. Without it, the input would seem to have an
 // unread record forever and never go idle.
-func (p *Processor) Skip(t schemas.Topic, offset int64) { p.inputs[t].next = offset + 1 }
+func (p *Processor) Skip(t schemas.Topic, offset int64) {
+	replayed := p.IsReplay(t, offset)
+	p.endReplayAt(t, offset)
+	if !replayed {
+		p.inputs[t].next = offset + 1
+	}
+}
 
 // Next is the offset of the next record to read from input t, or -1.
 func (p *Processor) Next(t schemas.Topic) int64 { return p.inputs[t].next }
@@ -159,6 +188,9 @@ func (p *Processor) Visitors() int     { return p.visitors.len() }
 // aheadInput returns the input whose max event time is ahead of the
 // other's while the other still has unread records, or -1.
 func (p *Processor) aheadInput() int {
+	if r := p.Replaying(); r >= 0 && !p.inputs[1-r].replaying() {
+		return 1 - r // its new records wait for the other's replay
+	}
 	for t := range p.inputs {
 		other := &p.inputs[1-t]
 		if p.inputs[t].maxTs > other.maxTs && !caughtUp(other.next, other.end) {
@@ -185,7 +217,7 @@ func (p *Processor) Drained() bool {
 			return false
 		}
 	}
-	return p.pending.len() == 0 && p.OpenSessions() == 0
+	return p.pending.len() == 0 && p.OpenSessions() == 0 && p.Replaying() < 0
 }
 
 // Rows is the number of rows buffered for the next checkpoint.
@@ -198,6 +230,9 @@ func (p *Processor) Rows() int { return p.out.Rows() }
 // push the watermark ahead and make the real-time traffic after it late.
 // Such a record is held until the clock passes it.
 func (p *Processor) Advance(now time.Time) {
+	if p.Replaying() >= 0 {
+		return // the state is not whole yet
+	}
 	nowMs := now.UnixMilli()
 	w, active := int64(math.MaxInt64), false
 	for t := range p.inputs {
@@ -342,58 +377,6 @@ func (p *Processor) writeLate(h *held) {
 	e := &h.ev
 	p.appendEvent(h, "", 0, stage, Source(e), e.UTMMedium, e.UTMCampaign, true)
 }
-
-// dedup remembers (visitor, event id) hashes of recent events. Each input
-// keeps its ids in arrival order, which within one topic-partition is
-// nearly ts order, so the oldest expire first once the watermark is past
-// their ts + gap. (One FIFO for both inputs would let an event of the input
-// running ahead block the expiry of everything behind it.) A 64-bit hash
-// collision within the window would drop an event as a duplicate: about 1
-// in 10^8 for a million ids in the window.
-type dedup struct {
-	ids    map[uint64]struct{}
-	inputs [2]seenFIFO
-}
-
-// seenFIFO is order[head:]; expired entries before head are compacted away.
-type seenFIFO struct {
-	order []seenID
-	head  int
-}
-
-type seenID struct {
-	hash uint64
-	ts   int64
-}
-
-func (d *dedup) add(t schemas.Topic, visitorID, eventID string, ts int64) bool {
-	h := pairHash(visitorID, eventID)
-	if _, ok := d.ids[h]; ok {
-		return false
-	}
-	d.ids[h] = struct{}{}
-	d.inputs[t].order = append(d.inputs[t].order, seenID{h, ts})
-	return true
-}
-
-// expire forgets ids whose ts + gap is before the watermark.
-func (d *dedup) expire(watermark, gap int64) {
-	for i := range d.inputs {
-		f := &d.inputs[i]
-		for f.head < len(f.order) && f.order[f.head].ts+gap < watermark {
-			delete(d.ids, f.order[f.head].hash)
-			f.head++
-		}
-		if f.head > 4096 && f.head*2 > len(f.order) {
-			n := copy(f.order, f.order[f.head:])
-			f.order = f.order[:n]
-			f.head = 0
-		}
-	}
-}
-
-// live returns input t's ids not yet expired.
-func (d *dedup) live(t int) []seenID { return d.inputs[t].order[d.inputs[t].head:] }
 
 func (s *Stats) clone() Stats {
 	c := *s

@@ -9,21 +9,23 @@ import (
 	"github.com/funnelhouse/funnelhouse/schemas"
 )
 
-// A checkpoint is the partition's whole state after the records before
-// its offsets: one 'checkpoint' row (watermark, input offsets, held events,
-// recent event ids) and one 'visitor' row per visitor changed since the
-// previous checkpoint (lifecycle and open session). Both go to
-// pipeline_state in the same insert as the checkpoint's last rows, so a
-// restore never sees half of one, and the input offsets say exactly which
-// records the state already reflects: replayed records are not applied
-// twice.
+// A checkpoint is the partition's state after the records before its
+// offsets: one 'checkpoint' row (watermark, and per input the offsets and
+// the replay range, see replay.go) and one 'visitor' row per visitor
+// changed since the previous checkpoint (lifecycle and open session). Both
+// go to pipeline_state in the same insert as the checkpoint's last rows,
+// so a restore never sees half of one, and the input offsets say exactly
+// which records the state already reflects: replayed records are not
+// applied twice. The held events and recent event ids are not in it: they
+// are re-read from Kafka, so its size does not grow with rate × lateness.
 
-// snapshotVersion is the layout written. Version 1 (before the catalogue
-// of SPEC §6.1) is still read: its held events have no ces, trial or plan,
-// and its visitors no hadSession bit, which a restore sets for every
-// visitor (almost all started with a session; the error is one visitor's
-// next session counted as returning instead of new, once, at the upgrade).
-const snapshotVersion = 2
+// snapshotVersion is the layout written. Versions 1 and 2 held the events
+// and ids themselves and are still read. Version 1 (before the catalogue
+// of SPEC §6.1) has no ces, trial or plan in its held events, and no
+// hadSession bit in its visitors, which a restore sets for every visitor
+// (almost all started with a session; the error is one visitor's next
+// session counted as returning instead of new, once, at the upgrade).
+const snapshotVersion = 3
 
 // Offsets are the next offsets to read per input topic; -1 means none read.
 type Offsets [2]int64
@@ -55,7 +57,11 @@ func (p *Processor) Cut() (*rows.Batch, Offsets) {
 	if cap(p.dirty) > 1<<16 {
 		p.dirty = nil // a burst's capacity is not worth keeping
 	}
-	p.out.State.Append(&rows.State{Group: p.group, Partition: p.partition, Kind: rows.StateCheckpoint, Epoch: p.epoch, Data: string(p.encodeCheckpoint(nil))})
+	data := p.replayCheckpoint // until the replay ends, the state is the restored one
+	if data == nil {
+		data = p.encodeCheckpoint(nil)
+	}
+	p.out.State.Append(&rows.State{Group: p.group, Partition: p.partition, Kind: rows.StateCheckpoint, Epoch: p.epoch, Data: string(data)})
 	b := p.out
 	p.out = rows.GetBatch()
 	return b, Offsets{p.inputs[0].next, p.inputs[1].next}
@@ -65,7 +71,8 @@ func (p *Processor) Cut() (*rows.Batch, Offsets) {
 func (p *Processor) Epoch() uint64 { return p.epoch }
 
 // Restore loads the newest checkpoint's rows into an empty processor and
-// returns the offsets to resume from (-1: no checkpoint for that input).
+// returns the offsets to resume reading from (-1: no checkpoint for that
+// input): the start of each input's replay range.
 func (p *Processor) Restore(state []rows.State) (Offsets, error) {
 	off := Offsets{-1, -1}
 	if p.visitors.len() > 0 || p.epoch > 0 {
@@ -78,36 +85,36 @@ func (p *Processor) Restore(state []rows.State) (Offsets, error) {
 				return off, fmt.Errorf("cannot restore visitor %q of partition %d: %w", r.Key, p.partition, err)
 			}
 		case rows.StateCheckpoint:
-			if err := p.decodeCheckpoint([]byte(r.Data)); err != nil {
+			from, err := p.decodeCheckpoint([]byte(r.Data))
+			if err != nil {
 				return off, fmt.Errorf("cannot restore checkpoint of partition %d: %w", p.partition, err)
 			}
-			p.epoch = r.Epoch
+			p.epoch, off, p.stats.Held = r.Epoch, from, 0
+			if p.Replaying() >= 0 {
+				p.replayCheckpoint = []byte(r.Data)
+			}
 		}
 	}
-	return Offsets{p.inputs[0].next, p.inputs[1].next}, nil
+	return off, nil
 }
 
 func (p *Processor) encodeCheckpoint(b []byte) []byte {
 	b = append(b, snapshotVersion)
 	b = binary.AppendVarint(b, p.watermark)
-	for _, in := range p.inputs {
+	for t, in := range p.inputs {
+		from := p.seen.replayFrom(t, in.next)
 		b = binary.AppendVarint(b, in.maxTs)
 		b = binary.AppendVarint(b, in.next)
-	}
-	b = binary.AppendUvarint(b, uint64(p.pending.len()))
-	p.pending.each(func(h *held) {
-		b = append(b, byte(h.topic))
-		b = binary.AppendVarint(b, h.offset)
-		b = encodeEvent(b, &h.ev)
-	})
-	for t := range p.seen.inputs {
-		live := p.seen.live(t)
-		b = binary.AppendUvarint(b, uint64(len(live)))
-		for _, s := range live {
-			b = binary.LittleEndian.AppendUint64(b, s.hash)
-			b = binary.AppendVarint(b, s.ts)
+		b = binary.AppendVarint(b, from)
+		skips := p.seen.skipsFrom(t, from)
+		b = binary.AppendUvarint(b, uint64(len(skips)))
+		last := from
+		for _, o := range skips {
+			b = binary.AppendUvarint(b, uint64(o-last))
+			last = o
 		}
 	}
+	b = binary.AppendUvarint(b, uint64(p.pending.len()))
 	return encodeStats(b, &p.stats)
 }
 
@@ -158,42 +165,84 @@ func decodeStats(r *reader, s *Stats) {
 // CheckpointStats decodes the counters of a 'checkpoint' row of
 // pipeline_state: what the partition processed up to that checkpoint.
 func CheckpointStats(data []byte) (Stats, error) {
-	p := &Processor{seen: dedup{ids: map[uint64]struct{}{}}}
+	p := &Processor{seen: newDedup()}
 	p.stats.DeadLetters = map[schemas.Reason]uint64{}
-	err := p.decodeCheckpoint(data)
+	_, err := p.decodeCheckpoint(data)
 	p.stats.Partitions = 1
-	p.stats.Held = uint64(p.pending.len())
 	return p.stats, err
 }
 
-func (p *Processor) decodeCheckpoint(data []byte) error {
+// decodeCheckpoint restores a 'checkpoint' row and returns the offsets to
+// read from.
+func (p *Processor) decodeCheckpoint(data []byte) (Offsets, error) {
 	r := reader{b: data}
 	ver := r.byte()
-	if ver != 1 && ver != snapshotVersion {
-		return fmt.Errorf("unknown checkpoint version %d", ver)
+	if ver < 1 || ver > snapshotVersion {
+		return Offsets{}, fmt.Errorf("unknown checkpoint version %d", ver)
 	}
+	if ver < 3 {
+		return p.decodeHeldCheckpoint(&r, ver)
+	}
+	p.watermark = r.varint()
+	var from Offsets
+	for t := range p.inputs {
+		in := &p.inputs[t]
+		in.maxTs, in.next, from[t] = r.varint(), r.varint(), r.varint()
+		n := r.count()
+		last := from[t]
+		for i := 0; i < n && r.err == nil; i++ {
+			last += int64(r.uvarint())
+			in.replaySkips = append(in.replaySkips, last)
+		}
+		if from[t] > in.next || from[t] < 0 && in.next >= 0 {
+			return from, fmt.Errorf("replay range [%d, %d) of input %d is not a range", from[t], in.next, t)
+		}
+		if from[t] < in.next {
+			in.replayUntil = in.next
+		} else {
+			in.replaySkips = nil
+		}
+	}
+	p.stats.Held = r.uvarint()
+	decodeStats(&r, &p.stats)
+	return from, r.done()
+}
+
+// decodeHeldCheckpoint restores a checkpoint of version 1 or 2, which holds
+// the held events and live ids themselves. Their ids get the offset of
+// the input's oldest held event (they had none), so that the next
+// checkpoint re-reads the held events; ids older than that are forgotten
+// at the restore after next: a duplicate of one of them arriving later
+// would be taken for a first copy, once, after an upgrade.
+func (p *Processor) decodeHeldCheckpoint(r *reader, ver byte) (Offsets, error) {
 	p.watermark = r.varint()
 	for t := range p.inputs {
 		p.inputs[t].maxTs = r.varint()
 		p.inputs[t].next = r.varint()
 	}
+	oldest := Offsets{p.inputs[0].next, p.inputs[1].next}
 	n := r.count()
 	for i := 0; i < n && r.err == nil; i++ {
 		slot, h := p.pending.slot()
 		h.topic, h.offset = schemas.Topic(r.byte()), r.varint()
-		decodeEvent(&r, &h.ev, ver)
+		decodeEvent(r, &h.ev, ver)
+		if h.topic > schemas.Transactions {
+			return oldest, fmt.Errorf("held event of unknown topic %d", h.topic)
+		}
+		oldest[h.topic] = min(oldest[h.topic], h.offset)
 		p.pending.push(slot)
 	}
 	for t := range p.seen.inputs {
 		n = r.count()
 		for i := 0; i < n && r.err == nil; i++ {
-			s := seenID{hash: r.uint64(), ts: r.varint()}
-			p.seen.ids[s.hash] = struct{}{}
+			s := seenID{hash: r.uint64(), ts: r.varint(), offset: oldest[t]}
+			p.seen.ids[t][s.hash] = struct{}{}
 			p.seen.inputs[t].order = append(p.seen.inputs[t].order, s)
 		}
 	}
-	decodeStats(&r, &p.stats)
-	return r.done()
+	p.stats.Held = uint64(p.pending.len())
+	decodeStats(r, &p.stats)
+	return Offsets{p.inputs[0].next, p.inputs[1].next}, r.done()
 }
 
 // encodeVisitor writes v's lifecycle and open session. (The layout is that

@@ -20,7 +20,7 @@ type Checkpoint struct {
 	WrittenAt  time.Time
 	Visitors   int
 	StateBytes int
-	Offsets    pipeline.Offsets // where a restore resumes
+	Offsets    pipeline.Offsets // where a restore starts reading (its replay range)
 	Stats      pipeline.Stats   // the counters up to the checkpoint
 	RestoreErr error            // why a member cannot restore it; nil when it can
 }
@@ -75,7 +75,7 @@ func (c *Checkpoint) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "restore: FAILS: %v\n", c.RestoreErr)
 		return
 	}
-	fmt.Fprintf(w, "restore: ok; resumes at offsets %d (clickstream) and %d (transactions); %d records, %d held events so far\n",
+	fmt.Fprintf(w, "restore: ok; reads again from offsets %d (clickstream) and %d (transactions), rebuilding held events and recent ids; %d records, %d held events so far\n",
 		c.Offsets[0], c.Offsets[1], c.Stats.Records[0]+c.Stats.Records[1], c.Stats.Held)
 }
 
