@@ -14,39 +14,60 @@ import (
 	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 )
 
-// checkpointLoop checkpoints every FlushInterval or when enough rows are
-// buffered.
+// checkpointLoop flushes rows every FlushInterval or when enough rows are
+// buffered, and checkpoints every CheckpointInterval.
 func (pl *Pipeline) checkpointLoop(ctx context.Context) error {
-	t := time.NewTicker(pl.cfg.FlushInterval)
-	defer t.Stop()
+	flush := time.NewTicker(pl.cfg.FlushInterval)
+	defer flush.Stop()
+	state := time.NewTicker(pl.cfg.CheckpointInterval)
+	defer state.Stop()
 	for {
+		withState := false
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-flush.C:
 		case <-pl.flushNow:
+		case <-state.C:
+			withState = true
+		case <-pl.checkpointNow:
+			withState = true
 		}
-		if err := pl.checkpoint(nil); err != nil {
+		if err := pl.write(nil, withState); err != nil {
 			return err
 		}
 	}
 }
 
-// checkpoint cuts the given partitions (all when nil), writes their rows
-// and state, and commits their offsets. Nothing is committed before
-// the Sink acknowledged the rows and the state that cover it. A failed
-// checkpoint loses the cut rows from memory, so it fails every later
-// checkpoint too: the member must stop and be restarted from the last
-// stored checkpoint.
-func (pl *Pipeline) checkpoint(partitions []int32) error {
-	pl.cpMu.Lock()
-	defer pl.cpMu.Unlock()
-	return pl.checkpointLocked(partitions)
+// checkpointSoon asks for a checkpoint without waiting for the interval.
+func (pl *Pipeline) checkpointSoon() {
+	select {
+	case pl.checkpointNow <- struct{}{}:
+	default:
+	}
 }
 
-// checkpointLocked is checkpoint with cpMu held. Owners are stopped only
-// with cpMu held too, so the owners it cuts stay alive meanwhile.
-func (pl *Pipeline) checkpointLocked(partitions []int32) (err error) {
+// write cuts the given partitions (all when nil) and writes their rows,
+// and with withState their state, committing their offsets after it.
+// Nothing is committed before the Sink acknowledged the rows and the state
+// that cover it. A failed write loses the cut rows from memory, so it
+// fails every later one too: the member must stop and be restarted from
+// the last stored checkpoint.
+func (pl *Pipeline) write(partitions []int32, withState bool) error {
+	pl.cpMu.Lock()
+	defer pl.cpMu.Unlock()
+	return pl.writeLocked(partitions, withState)
+}
+
+// checkpointLocked writes the rows and state of the given partitions and
+// commits their offsets, with cpMu held.
+func (pl *Pipeline) checkpointLocked(partitions []int32) error {
+	return pl.writeLocked(partitions, true)
+}
+
+// writeLocked is write with cpMu held. Owners are stopped only with cpMu
+// held too, so the owners it cuts stay alive meanwhile.
+func (pl *Pipeline) writeLocked(partitions []int32, withState bool) (err error) {
 	if pl.failed != nil {
 		return pl.failed
 	}
@@ -69,7 +90,7 @@ func (pl *Pipeline) checkpointLocked(partitions []int32) (err error) {
 	cuts := make([]cutResult, len(owners))
 	for i, o := range owners {
 		reply := make(chan cutResult, 1)
-		o.in <- ownerMsg{cut: reply}
+		o.in <- ownerMsg{cut: reply, withState: withState}
 		cuts[i] = <-reply
 	}
 	batches := make([]*rows.Batch, len(cuts))
@@ -90,15 +111,17 @@ func (pl *Pipeline) checkpointLocked(partitions []int32) (err error) {
 	if err := pl.sink.Write(ctx, batches); err != nil {
 		return err
 	}
+	for _, b := range batches {
+		rows.PutBatch(b)
+	}
+	if !withState {
+		pl.metrics.flushSec.Observe(time.Since(start).Seconds())
+		return nil
+	}
 	pl.metrics.checkpointSec.Observe(time.Since(start).Seconds())
 	pl.metrics.lastCheckpoint.SetToCurrentTime()
 	for i, o := range owners {
-		n := 0
-		for _, st := range batches[i].State.All() {
-			n += len(st.Data)
-		}
-		pl.metrics.stateBytes.WithLabelValues(strconv.Itoa(int(o.partition))).Set(float64(n))
-		rows.PutBatch(batches[i])
+		pl.metrics.stateBytes.WithLabelValues(strconv.Itoa(int(o.partition))).Set(float64(cuts[i].stateBytes))
 	}
 	start = time.Now()
 	commit := map[string]map[int32]kgo.EpochOffset{}

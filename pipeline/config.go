@@ -27,11 +27,17 @@ type Config struct {
 	TransactionsTopic string
 	DLQTopic          string
 	Rules             Rules
-	BatchRows         int              // flush when this many rows are buffered
-	FlushInterval     time.Duration    // flush at least this often
-	ShutdownTimeout   time.Duration    // give up writing the last rows after this
-	Now               func() time.Time // nil: time.Now
-	Logger            *slog.Logger     // nil: slog.Default() when New is called
+	BatchRows         int           // flush when this many rows are buffered
+	FlushInterval     time.Duration // flush rows at least this often
+	// CheckpointInterval is how often the state is written and offsets
+	// committed. Rows go out every FlushInterval before the state that
+	// covers them: a replay after a crash writes them again, and every
+	// table replaces such a row. Longer: less state written; shorter: a
+	// shorter replay after a crash.
+	CheckpointInterval time.Duration
+	ShutdownTimeout    time.Duration    // give up writing the last rows after this
+	Now                func() time.Time // nil: time.Now
+	Logger             *slog.Logger     // nil: slog.Default() when New is called
 	// Registerer receives the pipeline's metrics; nil means none.
 	Registerer prometheus.Registerer
 	// KafkaOpts are extra franz-go options: TLS, SASL, timeouts.
@@ -40,18 +46,19 @@ type Config struct {
 
 // DefaultConfig returns the defaults: group "funnelhouse", topics
 // "clickstream", "transactions" and "funnelhouse.dlq", SPEC's rules, a
-// flush every 100,000 rows or 1s, 60s to write the last rows on shutdown.
+// flush every 100,000 rows or 1s, a checkpoint every 10s, 60s to write the last rows on shutdown.
 // Brokers has no default.
 func DefaultConfig() Config {
 	return Config{
-		Group:             "funnelhouse",
-		ClickstreamTopic:  "clickstream",
-		TransactionsTopic: "transactions",
-		DLQTopic:          "funnelhouse.dlq",
-		Rules:             DefaultRules(),
-		BatchRows:         100_000,
-		FlushInterval:     time.Second,
-		ShutdownTimeout:   60 * time.Second,
+		Group:              "funnelhouse",
+		ClickstreamTopic:   "clickstream",
+		TransactionsTopic:  "transactions",
+		DLQTopic:           "funnelhouse.dlq",
+		Rules:              DefaultRules(),
+		BatchRows:          100_000,
+		FlushInterval:      time.Second,
+		CheckpointInterval: 10 * time.Second,
+		ShutdownTimeout:    60 * time.Second,
 	}
 }
 
@@ -68,6 +75,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = d.FlushInterval
+	}
+	if c.CheckpointInterval <= 0 {
+		c.CheckpointInterval = d.CheckpointInterval
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout

@@ -28,6 +28,7 @@ type metrics struct {
 	watermarkLag   *prometheus.GaugeVec
 	consumerLag    *prometheus.GaugeVec
 	checkpointSec  prometheus.Histogram
+	flushSec       prometheus.Histogram
 	commitSec      prometheus.Histogram
 	lastCheckpoint prometheus.Gauge
 	partitions     prometheus.Gauge
@@ -53,6 +54,8 @@ func newMetrics(reg prometheus.Registerer, pl *Pipeline) (*metrics, error) {
 		consumerLag:  c.gaugeVec("consumer_lag_records", "Records in the topic-partition not yet read.", "topic", "partition"),
 		checkpointSec: c.histogram("checkpoint_duration_seconds", "Time to write a checkpoint's rows and state.",
 			prometheus.ExponentialBuckets(0.005, 2, 14)),
+		flushSec: c.histogram("flush_duration_seconds", "Time to write the rows of a flush between checkpoints.",
+			prometheus.ExponentialBuckets(0.005, 2, 14)),
 		commitSec: c.histogram("commit_duration_seconds", "Time to commit offsets after a checkpoint.",
 			prometheus.ExponentialBuckets(0.001, 2, 14)),
 		lastCheckpoint: c.gauge("last_checkpoint_timestamp_seconds", "When this member's last checkpoint was acknowledged by ClickHouse (Unix time)."),
@@ -70,6 +73,7 @@ func newMetrics(reg prometheus.Registerer, pl *Pipeline) (*metrics, error) {
 		func() float64 { return float64(len(pl.ownersOf(nil))) })
 	// The settings the alert rules compare with (deploy/prometheus/rules.yml).
 	gaugeFunc(opts("flush_interval_seconds", "The --flush-interval setting."), seconds(pl.cfg.FlushInterval))
+	gaugeFunc(opts("checkpoint_interval_seconds", "The --checkpoint-interval setting."), seconds(pl.cfg.CheckpointInterval))
 	gaugeFunc(opts("lateness_seconds", "The --lateness setting."), seconds(pl.cfg.Rules.Lateness))
 	gaugeFunc(opts("idle_advance_seconds", "The --idle-advance setting."), seconds(pl.cfg.Rules.IdleAdvance))
 	if reg != nil {

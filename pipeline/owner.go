@@ -32,15 +32,17 @@ type owner struct {
 }
 
 type ownerMsg struct {
-	topic   schemas.Topic
-	records []*kgo.Record
-	cut     chan<- cutResult
+	topic     schemas.Topic
+	records   []*kgo.Record
+	cut       chan<- cutResult
+	withState bool // cut a checkpoint, not only the rows
 }
 
 type cutResult struct {
-	batch   *rows.Batch
-	offsets Offsets
-	counted int // the batch's rows counted in pl.buffered
+	batch      *rows.Batch
+	offsets    Offsets
+	counted    int // the batch's rows counted in pl.buffered
+	stateBytes int
 }
 
 func newOwner(pl *Pipeline, p int32, proc *Processor, restored Offsets) *owner {
@@ -68,9 +70,17 @@ func (o *owner) run() {
 			if m.cut != nil {
 				// o.rows is current: account runs after every message.
 				counted := o.rows
-				b, off := o.proc.Cut()
+				c := cutResult{counted: counted}
+				if m.withState {
+					c.batch, c.offsets = o.proc.Cut()
+					for _, st := range c.batch.State.All() {
+						c.stateBytes += len(st.Data)
+					}
+				} else {
+					c.batch = o.proc.Flush()
+				}
 				o.rows = 0
-				m.cut <- cutResult{b, off, counted}
+				m.cut <- c
 				o.publish()
 				continue
 			}
@@ -84,7 +94,12 @@ func (o *owner) run() {
 		}
 		o.account()
 		o.align()
-		o.drained.Store(o.proc.Drained())
+		if drained := o.proc.Drained(); drained != o.drained.Load() {
+			o.drained.Store(drained)
+			if drained {
+				o.pl.checkpointSoon() // so that the stored state says so
+			}
+		}
 	}
 }
 

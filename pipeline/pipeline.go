@@ -62,15 +62,17 @@ type Pipeline struct {
 	cpMu     sync.Mutex // one checkpoint at a time
 	buffered atomic.Int64
 	flushNow chan struct{}
-	assigned atomic.Bool
-	dlqErr   atomic.Pointer[error]
-	totals   Stats // of stopped owners, guarded by mu
-	writeCtx context.Context
-	failed   error                                   // the first failed checkpoint, guarded by cpMu
-	inflight atomic.Pointer[context.CancelCauseFunc] // cancels the checkpoint being written
-	stopPoll context.CancelFunc                      // ends Run's poll (set before it starts)
-	fatal    atomic.Pointer[error]                   // a group error no retry can mend
-	metrics  *metrics
+	// checkpointNow asks checkpointLoop for a checkpoint before its time.
+	checkpointNow chan struct{}
+	assigned      atomic.Bool
+	dlqErr        atomic.Pointer[error]
+	totals        Stats // of stopped owners, guarded by mu
+	writeCtx      context.Context
+	failed        error                                   // the first failed checkpoint, guarded by cpMu
+	inflight      atomic.Pointer[context.CancelCauseFunc] // cancels the checkpoint being written
+	stopPoll      context.CancelFunc                      // ends Run's poll (set before it starts)
+	fatal         atomic.Pointer[error]                   // a group error no retry can mend
+	metrics       *metrics
 }
 
 // New validates cfg and returns a pipeline; Run starts it.
@@ -80,12 +82,13 @@ func New(cfg Config, sink Sink) (*Pipeline, error) {
 		return nil, err
 	}
 	pl := &Pipeline{
-		cfg:      cfg,
-		sink:     sink,
-		log:      cfg.Logger,
-		topics:   [2]string{cfg.ClickstreamTopic, cfg.TransactionsTopic},
-		owners:   map[int32]*owner{},
-		flushNow: make(chan struct{}, 1),
+		cfg:           cfg,
+		sink:          sink,
+		log:           cfg.Logger,
+		topics:        [2]string{cfg.ClickstreamTopic, cfg.TransactionsTopic},
+		owners:        map[int32]*owner{},
+		flushNow:      make(chan struct{}, 1),
+		checkpointNow: make(chan struct{}, 1),
 	}
 	var err error
 	pl.metrics, err = newMetrics(cfg.Registerer, pl)
@@ -231,7 +234,7 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		runErr = *err
 	}
 	if runErr == nil {
-		runErr = pl.checkpoint(nil)
+		runErr = pl.write(nil, true)
 	}
 	pl.stopOwners(nil)
 	cl.Close()

@@ -67,6 +67,16 @@ func (p *Processor) Cut() (*rows.Batch, Offsets) {
 	return b, Offsets{p.inputs[0].next, p.inputs[1].next}
 }
 
+// Flush hands over the rows buffered so far, without the state: they may
+// go out before the checkpoint that covers them, since a replay writes
+// them again and every table replaces such a row. The caller owns the
+// returned batch.
+func (p *Processor) Flush() *rows.Batch {
+	b := p.out
+	p.out = rows.GetBatch()
+	return b
+}
+
 // Epoch is the number of the last checkpoint cut or restored.
 func (p *Processor) Epoch() uint64 { return p.epoch }
 

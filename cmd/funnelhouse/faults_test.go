@@ -117,7 +117,7 @@ func newFaultRigWith(t *testing.T, dsn, name string, events, partitions int, bro
 func (r *faultRig) runArgs(extra ...string) []string {
 	return append([]string{"run", "--brokers", r.brokerAddr, "--clickhouse", r.dsn, "--group", r.group,
 		"--clickstream-topic", r.cs, "--transactions-topic", r.tx, "--dlq-topic", r.dlq,
-		"--idle-advance", "2s", "--flush-interval", "300ms", "--batch-rows", "50000",
+		"--idle-advance", "2s", "--flush-interval", "300ms", "--checkpoint-interval", "1s", "--batch-rows", "50000",
 		"--session-timeout", "1s", "--metrics-addr", ""}, extra...)
 }
 
