@@ -165,6 +165,12 @@ func (o *owner) feed(now time.Time) {
 			o.deadLetter(r, err)
 		}
 	}
+	for t := range o.queue {
+		if from, first, ok := o.proc.ReplayGap(schemas.Topic(t)); ok {
+			o.pl.log.Warn("records of the replay range are gone (the topic's retention is shorter than --lateness + --session-gap?): events held in them are lost",
+				"topic", o.pl.topics[t], "partition", o.partition, "from", from, "first_read", first)
+		}
+	}
 	o.proc.Advance(now)
 }
 

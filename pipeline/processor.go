@@ -35,6 +35,8 @@ type input struct {
 	// replaying); replaySkips are the offsets among them to skip.
 	replayUntil int64
 	replaySkips []int64
+	replayFrom  int64 // the range's first offset
+	replayFirst int64 // the first offset read in it; -1 before
 }
 
 // Processor is the state of one partition number p: inputs clickstream[p]
@@ -95,7 +97,7 @@ func NewProcessor(group string, partition int32, topics [2]string, r Rules, now 
 	p.stats.Partitions = 1
 	start := now()
 	for t := range p.inputs {
-		p.inputs[t] = input{name: topics[t], maxTs: math.MinInt64, next: -1, end: -1, lastSeen: start}
+		p.inputs[t] = input{name: topics[t], maxTs: math.MinInt64, next: -1, end: -1, lastSeen: start, replayFrom: -1, replayFirst: -1}
 	}
 	return p
 }

@@ -33,6 +33,18 @@ func (p *Processor) IsReplay(t schemas.Topic, offset int64) bool {
 	return p.inputs[t].replaying() && offset < p.inputs[t].replayUntil
 }
 
+// ReplayGap returns, once, the first offset of input t's replay range and
+// that of the first record read in it, when records at the start of the
+// range were gone (deleted by retention): their held events are lost.
+func (p *Processor) ReplayGap(t schemas.Topic) (from, first int64, ok bool) {
+	in := &p.inputs[t]
+	from, first, ok = in.replayFrom, in.replayFirst, in.replayFirst > in.replayFrom && in.replayFrom >= 0
+	if ok {
+		in.replayFrom = -1
+	}
+	return from, first, ok
+}
+
 // replay rebuilds the state of one re-read record.
 func (p *Processor) replay(t schemas.Topic, key, value []byte, offset int64) {
 	defer p.endReplayAt(t, offset)
@@ -70,7 +82,13 @@ func (p *Processor) EndReplay(t schemas.Topic) { p.endReplayAt(t, p.inputs[t].re
 // or beyond it (the records up to it are gone: see docs/operations.md).
 func (p *Processor) endReplayAt(t schemas.Topic, offset int64) {
 	in := &p.inputs[t]
-	if in.replaying() && offset+1 >= in.replayUntil {
+	if !in.replaying() {
+		return
+	}
+	if in.replayFirst < 0 {
+		in.replayFirst = offset
+	}
+	if offset+1 >= in.replayUntil {
 		in.replayUntil, in.replaySkips = 0, nil
 		if p.Replaying() < 0 {
 			p.replayCheckpoint = nil

@@ -199,3 +199,39 @@ func TestRestoreReplaysLiveTraffic(t *testing.T) {
 	}
 	t.Logf("%d records, %d rows, %d duplicates, %d late", len(records), len(want), wantStats.Duplicates, wantStats.Late)
 }
+
+// TestReplayRangeGone: when the start of the replay range was deleted,
+// the restore says so once, with the offsets, and goes on.
+func TestReplayRangeGone(t *testing.T) {
+	records := liveTraffic(50, 15*time.Minute)
+	var clock time.Time
+	p := NewProcessor("gone", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), func() time.Time { return clock })
+	var next [2]int64
+	for _, r := range records[:20_000] {
+		clock = r.at
+		p.Add(r.topic, r.key, r.value, next[r.topic], clock)
+		next[r.topic]++
+	}
+	p.Advance(clock)
+	b, _ := p.Cut()
+	q := NewProcessor("gone", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), func() time.Time { return clock })
+	from, err := q.Restore(slices.Clone(b.State.All()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if from[0] >= next[0] {
+		t.Fatalf("no replay range: from %d, next %d", from[0], next[0])
+	}
+	k, v := pageView("new", "vnew", clock)
+	q.Add(schemas.Clickstream, k, v, next[0]+5, clock) // the range and more are gone
+	gotFrom, first, ok := q.ReplayGap(schemas.Clickstream)
+	if !ok || gotFrom != from[0] || first != next[0]+5 {
+		t.Errorf("ReplayGap = %d, %d, %v; want %d, %d, true", gotFrom, first, ok, from[0], next[0]+5)
+	}
+	if _, _, ok := q.ReplayGap(schemas.Clickstream); ok {
+		t.Error("the gap is reported twice")
+	}
+	if q.Stats().Records[0] != p.Stats().Records[0]+1 {
+		t.Errorf("the new record was not counted: %d records, want %d", q.Stats().Records[0], p.Stats().Records[0]+1)
+	}
+}

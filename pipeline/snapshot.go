@@ -208,7 +208,7 @@ func (p *Processor) decodeCheckpoint(data []byte) (Offsets, error) {
 			return from, fmt.Errorf("replay range [%d, %d) of input %d is not a range", from[t], in.next, t)
 		}
 		if from[t] < in.next {
-			in.replayUntil = in.next
+			in.replayUntil, in.replayFrom = in.next, from[t]
 		} else {
 			in.replaySkips = nil
 		}
