@@ -98,6 +98,7 @@ func (pl *Pipeline) checkpointLocked(partitions []int32) (err error) {
 			n += len(st.Data)
 		}
 		pl.metrics.stateBytes.WithLabelValues(strconv.Itoa(int(o.partition))).Set(float64(n))
+		pl.metrics.stateWritten.Add(float64(n))
 		rows.PutBatch(batches[i])
 	}
 	start = time.Now()
