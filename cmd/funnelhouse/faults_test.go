@@ -25,8 +25,8 @@ import (
 	"github.com/funnelhouse/funnelhouse/bench/feed"
 	"github.com/funnelhouse/funnelhouse/bench/perf"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
-	"github.com/funnelhouse/funnelhouse/pipeline"
 	"github.com/funnelhouse/funnelhouse/bench/verify"
+	"github.com/funnelhouse/funnelhouse/pipeline"
 	"github.com/funnelhouse/funnelhouse/schemas"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
