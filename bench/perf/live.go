@@ -181,7 +181,7 @@ func (r *liveRun) deleteTopics(topics ...string) {
 // measure produces the traffic while it samples every liveSampleEvery
 // and looks for the probes, then sums up.
 func (r *liveRun) measure(ctx context.Context, p *liveProducer, lat *liveLatency) (*LiveResult, error) {
-	res := &LiveResult{Rate: r.rate, Lateness: r.lateness.String(), LatenessS: r.lateness.Seconds(),
+	res := &LiveResult{Rate: r.rate, Lateness: shortDuration(r.lateness), LatenessS: r.lateness.Seconds(),
 		DurationS: r.cfg.Duration.Seconds(), Partitions: r.cfg.Partitions}
 	pid := r.cmd.Process.Pid
 	base := sampleBase{start: time.Now(), cpu: cpuSeconds(pid), marks: markCPU(r.chPID)}
@@ -299,6 +299,18 @@ func summarise(res *LiveResult, d, lateness time.Duration) {
 	res.CPUSecPerM = perMillion(last.CPU, last.Produced)
 	res.CHCPUSecPerM = perMillion(last.CHCPU, last.Produced)
 	res.BenchCPUSecPerM = perMillion(last.BenchCPU, last.Produced)
+}
+
+// shortDuration is d without zero trailing units: 10m, not 10m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // scrapeMetrics is the sum of each metric's samples at a /metrics address.
