@@ -2,6 +2,7 @@ package perf
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -53,20 +54,30 @@ func RunLive(ctx context.Context, cfg LiveConfig) (*LiveReport, error) {
 	defer broker.Close()
 	b := &bench{brokers: broker.Addrs(), chPID: readPID(cfg.CHPIDFile)}
 	rep := &LiveReport{Traffic: LiveTraffic, Partitions: cfg.Partitions, DurationS: cfg.Duration.Seconds()}
+	var errs []error
 	for _, rate := range cfg.Rates {
 		for _, lateness := range cfg.Latenesses {
 			lr := &liveRun{bench: b, cfg: &cfg, n: len(rep.Results), rate: rate, lateness: lateness}
 			res, err := lr.do(ctx)
-			if res != nil {
-				rep.Results = append(rep.Results, res)
+			if res == nil {
+				res = &LiveResult{Rate: rate, Lateness: shortDuration(lateness), LatenessS: lateness.Seconds(), Partitions: cfg.Partitions}
 			}
+			rep.Results = append(rep.Results, res)
 			if err != nil {
-				return rep, fmt.Errorf("live run at %d events/s, lateness %s: %w", rate, lateness, err)
+				// A run that fails (a child that cannot keep up and dies, say)
+				// is a result too: the others still run.
+				err = fmt.Errorf("live run at %d events/s, lateness %s: %w", rate, shortDuration(lateness), err)
+				res.Error, errs = err.Error(), append(errs, err)
+				fmt.Fprintln(cfg.Progress, err)
+				if ctx.Err() != nil {
+					return rep, errors.Join(errs...)
+				}
+				continue
 			}
 			PrintLiveResult(cfg.Progress, res)
 		}
 	}
-	return rep, nil
+	return rep, errors.Join(errs...)
 }
 
 // liveRun is one combination of a rate and a lateness.

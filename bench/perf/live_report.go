@@ -45,6 +45,7 @@ type LiveResult struct {
 	LatencyMissing  int          `json:"latency_probes_not_visible"`
 	LatencyNote     string       `json:"latency_note"`
 	ScrapeErrors    int          `json:"scrape_errors,omitempty"`
+	Error           string       `json:"error,omitempty"` // the run failed: its samples so far, no summary
 	Samples         []LiveSample `json:"samples"`
 }
 
@@ -96,6 +97,10 @@ func PrintLive(w io.Writer, rep *LiveReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "rate/s\tlateness\tachieved/s\tstate MB/s\tpeak RSS MiB\theld at end\tbacklog at end\tCPU s/M funnelhouse\tClickHouse\tbench process\tlatency p50 s\tp99 s\t")
 	for _, r := range rep.Results {
+		if r.Error != "" {
+			fmt.Fprintf(tw, "%d\t%s\tfailed\t\t\t\t\t\t\t\t\t\t\n", r.Rate, r.Lateness)
+			continue
+		}
 		mark := ""
 		if !r.Steady {
 			mark = " *"
@@ -108,6 +113,11 @@ func PrintLive(w io.Writer, rep *LiveReport) {
 			r.StateBytesPerS/1e6, mark, r.PeakRSSMiB, r.HeldAtEnd, r.BacklogAtEnd, r.CPUSecPerM, r.CHCPUSecPerM, r.BenchCPUSecPerM, p50, p99)
 	}
 	tw.Flush()
+	for _, r := range rep.Results {
+		if r.Error != "" {
+			fmt.Fprintf(w, "failed: %s\n", r.Error)
+		}
+	}
 	fmt.Fprintln(w, "\nstate MB/s: pipeline_state bytes written by checkpoints (funnelhouse_pipeline_checkpoint_state_written_bytes_total),")
 	fmt.Fprintln(w, "mean from the lateness (or the run's second half) to the end; * the run is shorter than the lateness, held events still grow.")
 	fmt.Fprintln(w, "latency: append to visible in events; it includes the lateness hold, as every event has ts = now.")
