@@ -255,12 +255,14 @@ func (r *liveRun) sample(res *LiveResult, p *liveProducer, base *sampleBase) {
 	s := LiveSample{
 		ElapsedS: time.Since(base.start).Seconds(), Produced: p.acked.Load(),
 		Consumed: int64(m["funnelhouse_pipeline_records_total"]), Held: int64(m["funnelhouse_pipeline_held_events"]),
-		StateBytes: int64(m["funnelhouse_pipeline_checkpoint_state_written_bytes_total"]),
-		RSSMiB:     float64(RSS(pid)) / (1 << 20), CPU: cpuSeconds(pid) - base.cpu, CHCPU: used.clickhouse, BenchCPU: used.self,
+		StateBytes:  int64(m["funnelhouse_pipeline_checkpoint_state_written_bytes_total"]),
+		Checkpoints: int64(m["funnelhouse_pipeline_checkpoint_duration_seconds_count"]), CheckpointS: m["funnelhouse_pipeline_checkpoint_duration_seconds_sum"],
+		RSSMiB: float64(RSS(pid)) / (1 << 20), CPU: cpuSeconds(pid) - base.cpu, CHCPU: used.clickhouse, BenchCPU: used.self,
 	}
 	if err != nil && len(res.Samples) > 0 { // keep the counters of the last scrape
 		last := res.Samples[len(res.Samples)-1]
 		s.Consumed, s.Held, s.StateBytes = last.Consumed, last.Held, last.StateBytes
+		s.Checkpoints, s.CheckpointS = last.Checkpoints, last.CheckpointS
 	}
 	prev := LiveSample{}
 	if len(res.Samples) > 0 {
@@ -306,6 +308,13 @@ func summarise(res *LiveResult, d, lateness time.Duration) {
 	if dt := last.ElapsedS - first.ElapsedS; dt > 0 {
 		res.StateBytesPerS = float64(last.StateBytes-first.StateBytes) / dt
 		res.WindowFromS = first.ElapsedS
+		res.CheckpointsPerS = float64(last.Checkpoints-first.Checkpoints) / dt
+	}
+	// The state rate is bytes per checkpoint x checkpoints per second: a
+	// checkpoint that takes longer than --flush-interval makes them rarer.
+	if n := last.Checkpoints - first.Checkpoints; n > 0 {
+		res.StateBytesPerCheckpoint = float64(last.StateBytes-first.StateBytes) / float64(n)
+		res.CheckpointMeanS = (last.CheckpointS - first.CheckpointS) / float64(n)
 	}
 	res.CPUSecPerM = perMillion(last.CPU, last.Produced)
 	res.CHCPUSecPerM = perMillion(last.CHCPU, last.Produced)
