@@ -6,6 +6,7 @@
 #   make chaos             the fault matrix: CHAOS_RUNS (20) seeded runs with random faults
 #   make demo              run the demo against the local ClickHouse in .local/clickhouse (left running)
 #   make bench             run the benchmark against the same local ClickHouse
+#   make bench-live        real-time traffic held for the lateness: rates x latenesses (bench/live.json)
 #   make clickhouse-start  start (or reuse) the local ClickHouse; prints its DSN
 #   make clickhouse-stop   stop it (same as make demo-stop)
 #   make clickhouse-status
@@ -31,7 +32,7 @@ LOCAL_CH_DIR ?= .local/clickhouse
 CH_DATABASE ?= funnelhouse
 FUZZTIME ?= 20s
 
-.PHONY: prereqs prereqs-demo chaos build test test-cluster test-steps test-current-clickhouse vet demo demo-stop bench gobench clickhouse-start clickhouse-stop clickhouse-status clean
+.PHONY: prereqs prereqs-demo chaos build test test-cluster test-steps test-current-clickhouse vet demo demo-stop bench bench-live gobench clickhouse-start clickhouse-stop clickhouse-status clean
 
 # A production build: no test hooks. The crash tests build their own binary
 # with -tags testhooks (buildBinary in cmd/funnelhouse/e2e_test.go), which
@@ -134,6 +135,21 @@ bench: build
 	rc=0; \
 	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench --events $(BENCH_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/results.json"; \
 	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench" --events $(BENCH_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/results.json || rc=$$?; \
+	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop"; \
+	exit $$rc
+
+# Real-time traffic (`bench --live`): each rate x lateness for LIVE_DURATION
+# (the issue's 10 min each; LIVE_DURATION=3m for a shorter matrix), every
+# event held for the lateness; results also in bench/live.json.
+LIVE_RATES ?= 10000,20000
+LIVE_LATENESSES ?= 2m,10m
+LIVE_DURATION ?= 10m
+bench-live: build
+	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
+	rc=0; \
+	args="--live --live-rates $(LIVE_RATES) --live-latenesses $(LIVE_LATENESSES) --live-duration $(LIVE_DURATION) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/live.json"; \
+	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench_live $$args"; \
+	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench_live" $$args || rc=$$?; \
 	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop"; \
 	exit $$rc
 

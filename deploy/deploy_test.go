@@ -80,6 +80,8 @@ var exportedMetrics = map[string]metricInfo{
 	"funnelhouse_sink_insert_duration_seconds":               {"histogram", []string{"table"}},
 	"funnelhouse_sink_batch_rows":                            {"histogram", []string{"table"}},
 	"funnelhouse_sink_retries_total":                         {"counter", []string{"table"}},
+
+	"funnelhouse_pipeline_checkpoint_state_written_bytes_total": {"counter", nil},
 }
 
 type metricInfo struct {

@@ -122,6 +122,7 @@ func (pl *Pipeline) writeLocked(partitions []int32, withState bool) (err error) 
 	pl.metrics.lastCheckpoint.SetToCurrentTime()
 	for i, o := range owners {
 		pl.metrics.stateBytes.WithLabelValues(strconv.Itoa(int(o.partition))).Set(float64(cuts[i].stateBytes))
+		pl.metrics.stateWritten.Add(float64(cuts[i].stateBytes))
 	}
 	start = time.Now()
 	commit := map[string]map[int32]kgo.EpochOffset{}

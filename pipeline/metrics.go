@@ -25,6 +25,7 @@ type metrics struct {
 	visitors       *prometheus.GaugeVec
 	held           *prometheus.GaugeVec
 	stateBytes     *prometheus.GaugeVec
+	stateWritten   prometheus.Counter
 	watermarkLag   *prometheus.GaugeVec
 	consumerLag    *prometheus.GaugeVec
 	checkpointSec  prometheus.Histogram
@@ -50,6 +51,7 @@ func newMetrics(reg prometheus.Registerer, pl *Pipeline) (*metrics, error) {
 		visitors:     c.gaugeVec("tracked_visitors", "Visitors with lifecycle state in memory, by partition.", "partition"),
 		held:         c.gaugeVec("held_events", "Events waiting for the watermark, by partition.", "partition"),
 		stateBytes:   c.gaugeVec("checkpoint_state_bytes", "Bytes of state written by the partition's last checkpoint.", "partition"),
+		stateWritten: c.counter("checkpoint_state_written_bytes_total", "Bytes of state (pipeline_state data) written by checkpoints, summed over partitions."),
 		watermarkLag: c.gaugeVec("watermark_delay_seconds", "Processing clock minus the partition's watermark.", "partition"),
 		consumerLag:  c.gaugeVec("consumer_lag_records", "Records in the topic-partition not yet read.", "topic", "partition"),
 		checkpointSec: c.histogram("checkpoint_duration_seconds", "Time to write a checkpoint's rows and state.",

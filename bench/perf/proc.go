@@ -67,13 +67,20 @@ func cpuSeconds(pid int) float64 {
 
 // PeakRSS is a process's peak resident set (VmHWM) in bytes, 0 when /proc
 // cannot say.
-func PeakRSS(pid int) int64 {
+func PeakRSS(pid int) int64 { return procStatusBytes(pid, "VmHWM:") }
+
+// RSS is a process's current resident set (VmRSS) in bytes, 0 when /proc
+// cannot say.
+func RSS(pid int) int64 { return procStatusBytes(pid, "VmRSS:") }
+
+// procStatusBytes reads a field in kB of /proc/PID/status, in bytes.
+func procStatusBytes(pid int, field string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			var kb int64
 			fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb)
 			return kb << 10

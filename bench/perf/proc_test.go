@@ -9,7 +9,10 @@ func TestProc(t *testing.T) {
 	if rss := PeakRSS(os.Getpid()); rss <= 0 {
 		t.Errorf("PeakRSS of this process = %d, want > 0", rss)
 	}
-	if PeakRSS(-1) != 0 || cpuSeconds(0) != 0 || readPID("") != 0 {
+	if rss := RSS(os.Getpid()); rss <= 0 || rss > PeakRSS(os.Getpid()) {
+		t.Errorf("RSS of this process = %d, want in (0, peak %d]", rss, PeakRSS(os.Getpid()))
+	}
+	if PeakRSS(-1) != 0 || RSS(-1) != 0 || cpuSeconds(0) != 0 || readPID("") != 0 {
 		t.Error("no process must read as 0")
 	}
 	for i := 0; cpuSeconds(os.Getpid()) == 0 && i < 1e8; i++ {

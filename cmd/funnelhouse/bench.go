@@ -17,7 +17,8 @@ func benchCmd(ctx context.Context, args []string) error {
 		"produce --events generated events once, then run `funnelhouse run` (a child process) from a cold start until\n"+
 		"drained, --runs times, each on a fresh database, checking every view against the expected computation;\n"+
 		"measure append-to-visible latency with live traffic; run the peers on the same records; print a table\n"+
-		"(and JSON with --json). Generated with no malformed records: ClickHouse 18.16's Kafka engine cannot skip them.")
+		"(and JSON with --json). Generated with no malformed records: ClickHouse 18.16's Kafka engine cannot skip them.\n\n"+
+		"With --live: real-time traffic instead (events with ts = now, each held for --lateness), see the --live-* flags.")
 	var ch clickhouseFlags
 	var cfg perf.Config
 	var jsonOut string
@@ -37,8 +38,13 @@ func benchCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.BatchRows, "batch-rows", 100_000, "--batch-rows of the measured funnelhouse run")
 	fs.StringVar(&cfg.ProfileDir, "profile", "", "write a CPU profile of each measured funnelhouse run to this `directory` (GROUP.pprof)")
 	durationVar(fs, &cfg.FlushInterval, "flush-interval", time.Second, "--flush-interval of the measured funnelhouse run")
+	var live liveFlags
+	live.register(fs)
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
+	}
+	if live.on {
+		return live.run(ctx, fs, &ch, cfg, jsonOut)
 	}
 	for _, peer := range cfg.Peers {
 		if !slices.Contains(perf.Peers, peer) {
@@ -56,14 +62,23 @@ func benchCmd(ctx context.Context, args []string) error {
 	rep, err := perf.Run(ctx, cfg)
 	if rep != nil {
 		perf.Print(os.Stdout, rep)
-		if jsonOut != "" {
-			out, _ := json.MarshalIndent(rep, "", "  ")
-			if jsonOut == "-" {
-				fmt.Println(string(out))
-			} else if werr := os.WriteFile(jsonOut, append(out, '\n'), 0o644); werr != nil {
-				return werr
-			}
+		if werr := writeJSON(jsonOut, rep); werr != nil {
+			return werr
 		}
 	}
 	return err
+}
+
+// writeJSON writes v as indented JSON to file (- for stdout, "" for
+// nowhere).
+func writeJSON(file string, v any) error {
+	if file == "" {
+		return nil
+	}
+	out, _ := json.MarshalIndent(v, "", "  ")
+	if file == "-" {
+		fmt.Println(string(out))
+		return nil
+	}
+	return os.WriteFile(file, append(out, '\n'), 0o644)
 }

@@ -49,3 +49,39 @@ func TestBenchShort(t *testing.T) {
 	}
 	t.Logf("%s", tail(output, 1500))
 }
+
+// TestBenchLive runs `funnelhouse bench --live` small: real-time traffic
+// must be held for the lateness (held events), checkpoints must write
+// state, and the samples and the latency must be there.
+func TestBenchLive(t *testing.T) {
+	dsn := testDSN(t, "fh_bench_live")
+	bin := buildBinary(t)
+	out := filepath.Join(t.TempDir(), "live.json")
+	cmd := exec.Command(bin, "bench", "--live", "--clickhouse", dsn, "--live-duration", "20s", "--live-rate", "2000",
+		"--partitions", "2", "--lateness", "5s", "--json", out)
+	output, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench --live: %v\n%s", err, tail(output, 4000))
+	}
+	var rep perf.LiveReport
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 {
+		t.Fatalf("%d results, want 1:\n%s", len(rep.Results), tail(output, 4000))
+	}
+	r := rep.Results[0]
+	// 2,000 events/s held for 5 s: about 10,000 held at any time.
+	if r.StateBytes <= 0 || r.StateBytesPerS <= 0 || r.HeldAtEnd < 2000 || len(r.Samples) < 2 || r.Records < 30_000 {
+		t.Errorf("live result incomplete: %d state bytes (%.0f/s), %d held at end, %d samples, %d records",
+			r.StateBytes, r.StateBytesPerS, r.HeldAtEnd, len(r.Samples), r.Records)
+	}
+	if r.LatencyN == 0 || r.LatencyP50S < 5 {
+		t.Errorf("latency: %d probes, p50 %.1f s; want probes, each held for the 5 s lateness (%s)", r.LatencyN, r.LatencyP50S, r.LatencyNote)
+	}
+	t.Logf("%s", tail(output, 1500))
+}
