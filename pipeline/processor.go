@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"math"
 	"time"
 
@@ -57,6 +58,8 @@ type Processor struct {
 	watermark int64 // ms; math.MinInt64 until known
 
 	pending          pendingQueue
+	cold             coldHeld // held events beyond hotLimit
+	hotLimit         int      // hotHeldLimit; tests vary it
 	visitors         visitorTable
 	symbols          symbols
 	sessions         slab[session]
@@ -92,6 +95,7 @@ func NewProcessor(group string, partition int32, topics [2]string, r Rules, now 
 		symbols:    newSymbols(),
 		seen:       newDedup(),
 		out:        rows.GetBatch(),
+		hotLimit:   hotHeldLimit,
 	}
 	p.stats.DeadLetters = map[schemas.Reason]uint64{}
 	p.stats.Partitions = 1
@@ -142,8 +146,19 @@ func (p *Processor) Add(t schemas.Topic, key, value []byte, offset int64, now ti
 		p.pending.release(slot)
 		return nil
 	}
-	p.pending.push(slot)
+	p.hold(slot, h, key, value)
 	return nil
+}
+
+// hold keeps the event of slot until the watermark passes it: decoded
+// while few are held, else as its raw record (see coldheld.go).
+func (p *Processor) hold(slot uint32, h *held, key, value []byte) {
+	if p.pending.len() < p.hotLimit {
+		p.pending.push(slot)
+		return
+	}
+	p.cold.add(h.topic, h.offset, h.ev.TsMs, h.ev.EventID, key, value)
+	p.pending.release(slot)
 }
 
 // caughtUp reports whether an input whose next offset to read is next has
@@ -181,7 +196,7 @@ func (p *Processor) Watermark() int64 { return p.watermark }
 func (p *Processor) Stats() *Stats { return &p.stats }
 
 // Held is the number of events waiting for the watermark.
-func (p *Processor) Held() int { return p.pending.len() }
+func (p *Processor) Held() int { return p.pending.len() + p.cold.len() }
 
 // OpenSessions and Visitors size the state.
 func (p *Processor) OpenSessions() int { return p.sessions.len() - len(p.freeSessions) }
@@ -219,7 +234,7 @@ func (p *Processor) Drained() bool {
 			return false
 		}
 	}
-	return p.pending.len() == 0 && p.OpenSessions() == 0 && p.Replaying() < 0
+	return p.Held() == 0 && p.OpenSessions() == 0 && p.Replaying() < 0
 }
 
 // Rows is the number of rows buffered for the next checkpoint.
@@ -263,10 +278,7 @@ func (p *Processor) Advance(now time.Time) {
 // time order; a deadline fires after the events at its own ts.
 func (p *Processor) release() {
 	for {
-		e := p.pending.peek()
-		if e != nil && e.ev.TsMs >= p.watermark {
-			e = nil
-		}
+		src, ts := p.nextHeld()
 		sd, sok := p.sessionDeadlines.next()
 		cd, cok := p.churns.next()
 		d, dok := int64(math.MaxInt64), false
@@ -277,10 +289,8 @@ func (p *Processor) release() {
 			d, dok = cd, true
 		}
 		switch {
-		case e != nil && (!dok || e.ev.TsMs <= d):
-			slot := p.pending.pop()
-			p.processEvent(&p.pending.slab[slot])
-			p.pending.release(slot)
+		case src != noHeld && (!dok || ts <= d):
+			p.releaseHeld(src)
 		case dok && sok && sd == d:
 			p.fireSessionClose(p.sessionDeadlines.pop())
 		case dok:
@@ -289,6 +299,62 @@ func (p *Processor) release() {
 			return
 		}
 	}
+}
+
+// Where the next held event to release is.
+const (
+	noHeld = iota
+	hotHeld
+	coldHeldEvent
+)
+
+// nextHeld returns where the first held event in processing order is, and
+// its ts, if the watermark has passed it.
+func (p *Processor) nextHeld() (int, int64) {
+	e := p.pending.peek()
+	if e != nil && e.ev.TsMs >= p.watermark {
+		e = nil
+	}
+	c := p.cold.peek(p.watermark)
+	if c != nil && c.ts >= p.watermark {
+		c = nil
+	}
+	switch {
+	case e != nil && (c == nil || heldBefore(e, c)):
+		return hotHeld, e.ev.TsMs
+	case c != nil:
+		return coldHeldEvent, c.ts
+	}
+	return noHeld, 0
+}
+
+// heldBefore reports whether e comes before c in processing order.
+func heldBefore(e *held, c *coldKey) bool {
+	if e.ev.TsMs != c.ts {
+		return e.ev.TsMs < c.ts
+	}
+	if e.topic != c.topic {
+		return e.topic < c.topic
+	}
+	return e.ev.EventID < string(c.id)
+}
+
+// releaseHeld processes the first held event, from where nextHeld said.
+func (p *Processor) releaseHeld(src int) {
+	if src == hotHeld {
+		slot := p.pending.pop()
+		p.processEvent(&p.pending.slab[slot])
+		p.pending.release(slot)
+		return
+	}
+	r := p.cold.pop()
+	slot, h := p.pending.slot()
+	h.topic, h.offset = r.key.topic, r.offset
+	if err := p.decoder.Decode(r.key.topic, r.rkey, r.rval, &h.ev); err != nil {
+		panic(fmt.Sprintf("BUG: held record %s[%d] at offset %d no longer decodes: %v", p.inputs[h.topic].name, p.partition, h.offset, err))
+	}
+	p.processEvent(h)
+	p.pending.release(slot)
 }
 
 // touch marks visitor vi as changed since the last checkpoint.

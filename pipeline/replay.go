@@ -57,7 +57,7 @@ func (p *Processor) replay(t schemas.Topic, key, value []byte, offset int64) {
 		p.pending.release(slot) // dead-lettered, a duplicate, or processed
 		return
 	}
-	p.pending.push(slot)
+	p.hold(slot, h, key, value)
 }
 
 // skipReplayed reports whether offset is on the input's skip list, and

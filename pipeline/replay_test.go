@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -80,10 +81,16 @@ func pageViewValue(id, v string, ts time.Time) []byte { _, val := pageView(id, v
 // where the restore says). It returns every table row but the state,
 // sorted, the counters, and the largest checkpoint row.
 func runLive(t *testing.T, records []liveRecord, restartAt []int) ([]string, Stats, int) {
+	return runLiveHot(t, records, restartAt, hotHeldLimit)
+}
+
+// runLiveHot is runLive keeping at most hotLimit held events decoded.
+func runLiveHot(t *testing.T, records []liveRecord, restartAt []int, hotLimit int) ([]string, Stats, int) {
 	t.Helper()
 	var clock time.Time
 	start := func() *Processor {
 		p := NewProcessor("live", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), func() time.Time { return clock })
+		p.hotLimit = hotLimit
 		p.SetEnd(schemas.Clickstream, 1<<62)
 		p.SetEnd(schemas.Transactions, 1<<62)
 		return p
@@ -234,4 +241,54 @@ func TestReplayRangeGone(t *testing.T) {
 	if q.Stats().Records[0] != p.Stats().Records[0]+1 {
 		t.Errorf("the new record was not counted: %d records, want %d", q.Stats().Records[0], p.Stats().Records[0]+1)
 	}
+}
+
+// TestColdHeldEventsKeepOrder: held events kept as compressed raw records
+// beyond the hot limit are released in the same processing order, with the
+// same rows, as when every held event stays decoded.
+func TestColdHeldEventsKeepOrder(t *testing.T) {
+	records := liveTraffic(100, 30*time.Minute)
+	want, wantStats, _ := runLiveHot(t, records, nil, 1<<30)
+	for _, hot := range []int{0, 1, 100} {
+		got, gotStats, _ := runLiveHot(t, records, []int{50_000}, hot)
+		if !slices.Equal(got, want) {
+			t.Fatalf("hot limit %d: %d rows, %d with every held event decoded", hot, len(got), len(want))
+		}
+		if fmt.Sprint(gotStats) != fmt.Sprint(wantStats) {
+			t.Errorf("hot limit %d: counters %+v, want %+v", hot, gotStats, wantStats)
+		}
+	}
+}
+
+// TestHeldEventMemory measures the heap that real-time traffic's held
+// events take (with their ids for deduplication): after 10 minutes of 200
+// events/s, every event of the last 10 minutes is held.
+func TestHeldEventMemory(t *testing.T) {
+	records := liveTraffic(200, 10*time.Minute)
+	var clock time.Time
+	var next [2]int64
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	p := NewProcessor("mem", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), func() time.Time { return clock })
+	for i, r := range records {
+		clock = r.at
+		p.Add(r.topic, r.key, r.value, next[r.topic], clock)
+		next[r.topic]++
+		if i%64 == 63 {
+			p.Advance(clock)
+		}
+	}
+	p.Advance(clock)
+	used := heap() - before
+	perHeld := float64(used) / float64(p.Held())
+	t.Logf("%d held events, %d visitors, %d live ids: %.0f bytes of heap per held event (all state included)", p.Held(), p.Visitors(), len(p.seen.live(0))+len(p.seen.live(1)), perHeld)
+	if perHeld > 128 {
+		t.Errorf("%.0f bytes per held event, want ≤ 128", perHeld)
+	}
+	runtime.KeepAlive(records)
 }

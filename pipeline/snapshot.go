@@ -124,7 +124,7 @@ func (p *Processor) encodeCheckpoint(b []byte) []byte {
 			last = o
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(p.pending.len()))
+	b = binary.AppendUvarint(b, uint64(p.Held()))
 	return encodeStats(b, &p.stats)
 }
 
@@ -444,6 +444,17 @@ func (r *reader) string() string {
 	s := string(r.b[:n])
 	r.b = r.b[n:]
 	return s
+}
+
+// bytes is string without a copy: the result aliases the input.
+func (r *reader) bytes() []byte {
+	n := r.count()
+	if r.err != nil {
+		return nil
+	}
+	b := r.b[:n:n]
+	r.b = r.b[n:]
+	return b
 }
 
 func (r *reader) done() error {
