@@ -104,7 +104,7 @@ func BenchmarkStateBytes(b *testing.B) {
 		if len(p.churns)+len(p.sessionDeadlines)+p.OpenSessions() > 0 {
 			b.Fatal("not every deadline fired")
 		}
-		p.pending, p.sessions, p.freeSessions, p.seen, p.out, p.encodeBuf = pendingQueue{}, slab[session]{}, nil, dedup{}, nil, nil
+		p.pending, p.sessions, p.freeSessions, p.seen, p.out, p.encodeBuf = pendingQueue{}, slab[session]{}, nil, newDedup(DefaultRules()), nil, nil
 		p.decoder, p.dirty, p.churns, p.sessionDeadlines, p.encodeEnds = nil, nil, nil, nil, nil
 		after := heapInUse()
 		b.ReportMetric(float64(after-before)/float64(p.Visitors()), "B/visitor")
@@ -149,7 +149,7 @@ func BenchmarkSessionBytes(b *testing.B) {
 		p.Advance(benchClock.Add(time.Minute)) // the empty transactions input goes idle
 		// Rows are the sink's and the slab of held events is the partition's
 		// (reused), not state per visitor.
-		p.out, p.seen, p.pending = new(rows.Batch), dedup{}, pendingQueue{}
+		p.out, p.seen, p.pending = new(rows.Batch), newDedup(DefaultRules()), pendingQueue{}
 		open := heapInUse()
 		if p.OpenSessions() < n {
 			b.Fatalf("%d sessions open, want %d", p.OpenSessions(), n)

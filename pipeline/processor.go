@@ -93,7 +93,7 @@ func NewProcessor(group string, partition int32, topics [2]string, r Rules, now 
 		decoder:    schemas.NewDecoder(now),
 		watermark:  math.MinInt64,
 		symbols:    newSymbols(),
-		seen:       newDedup(),
+		seen:       newDedup(r),
 		out:        rows.GetBatch(),
 		hotLimit:   hotHeldLimit,
 	}
@@ -132,7 +132,7 @@ func (p *Processor) Add(t schemas.Topic, key, value []byte, offset int64, now ti
 		}
 		return err
 	}
-	if !p.seen.add(t, h.ev.VisitorID, h.ev.EventID, h.ev.TsMs, offset) {
+	if !p.seen.add(t, h.ev.VisitorID, h.ev.EventID, h.ev.TsMs, offset, p.watermark) {
 		p.pending.release(slot)
 		p.stats.Duplicates++
 		return nil
@@ -271,7 +271,7 @@ func (p *Processor) Advance(now time.Time) {
 		p.watermark = w
 	}
 	p.release()
-	p.seen.expire(p.watermark, p.gap)
+	p.seen.expire(p.watermark)
 }
 
 // release processes held events and deadlines earlier than the watermark in

@@ -53,7 +53,7 @@ func (p *Processor) replay(t schemas.Topic, key, value []byte, offset int64) {
 	}
 	slot, h := p.pending.slot()
 	h.topic, h.offset = t, offset
-	if p.decoder.Decode(t, key, value, &h.ev) != nil || !p.seen.add(t, h.ev.VisitorID, h.ev.EventID, h.ev.TsMs, offset) || h.ev.TsMs < p.watermark {
+	if p.decoder.Decode(t, key, value, &h.ev) != nil || !p.seen.add(t, h.ev.VisitorID, h.ev.EventID, h.ev.TsMs, offset, p.watermark) || h.ev.TsMs < p.watermark {
 		p.pending.release(slot) // dead-lettered, a duplicate, or processed
 		return
 	}

@@ -175,7 +175,7 @@ func decodeStats(r *reader, s *Stats) {
 // CheckpointStats decodes the counters of a 'checkpoint' row of
 // pipeline_state: what the partition processed up to that checkpoint.
 func CheckpointStats(data []byte) (Stats, error) {
-	p := &Processor{seen: newDedup()}
+	p := &Processor{seen: newDedup(DefaultRules())}
 	p.stats.DeadLetters = map[schemas.Reason]uint64{}
 	_, err := p.decodeCheckpoint(data)
 	p.stats.Partitions = 1
@@ -242,12 +242,16 @@ func (p *Processor) decodeHeldCheckpoint(r *reader, ver byte) (Offsets, error) {
 		oldest[h.topic] = min(oldest[h.topic], h.offset)
 		p.pending.push(slot)
 	}
-	for t := range p.seen.inputs {
+	for t := range p.inputs {
 		n = r.count()
 		for i := 0; i < n && r.err == nil; i++ {
-			s := seenID{hash: r.uint64(), ts: r.varint(), offset: oldest[t]}
-			p.seen.ids[t][s.hash] = struct{}{}
-			p.seen.inputs[t].order = append(p.seen.inputs[t].order, s)
+			k, ts := r.uint64()&^1, r.varint()
+			if k == 0 {
+				k = 2 // as idKey
+			}
+			if span := p.seen.spanOf(ts); span >= p.seen.firstLive(p.watermark) {
+				p.seen.generation(span).insert(k, schemas.Topic(t), oldest[t])
+			}
 		}
 	}
 	p.stats.Held = uint64(p.pending.len())
