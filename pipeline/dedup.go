@@ -28,7 +28,7 @@ import (
 // every record rejected by a time-dependent check is listed in the
 // checkpoint as an offset the replay skips.
 type dedup struct {
-	gap, span int64        // ms
+	gap, span int64           // ms
 	gens      []*idGeneration // by span, oldest first
 
 	// dups are the duplicates of each input not yet behind its replay
