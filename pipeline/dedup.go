@@ -30,6 +30,7 @@ import (
 type dedup struct {
 	gap, span int64           // ms
 	gens      []*idGeneration // by span, oldest first
+	spare     []*idGeneration // dropped generations, for new ones
 
 	// dups are the duplicates of each input not yet behind its replay
 	// start, in offset order; watched counts those of each hash whose
@@ -96,7 +97,7 @@ func (g *idGeneration) insert(k uint64, t schemas.Topic, offset int64) {
 
 func (g *idGeneration) grow() {
 	old := g.slots
-	g.slots = make([]uint64, max(1024, 2*len(old)))
+	g.slots = make([]uint64, max(64, 2*len(old)))
 	for _, s := range old {
 		if s != 0 {
 			g.slots[g.find(s&^1)] = s
@@ -143,8 +144,16 @@ func (d *dedup) add(t schemas.Topic, visitorID, eventID string, ts, offset, wate
 func (d *dedup) generation(span int64) *idGeneration {
 	i, found := slices.BinarySearchFunc(d.gens, span, func(g *idGeneration, s int64) int { return cmp.Compare(g.span, s) })
 	if !found {
-		g := &idGeneration{span: span, minOffset: [2]int64{math.MaxInt64, math.MaxInt64}}
-		g.grow()
+		var g *idGeneration
+		if n := len(d.spare); n > 0 {
+			g, d.spare = d.spare[n-1], d.spare[:n-1]
+			clear(g.slots)
+			g.n = 0
+		} else {
+			g = &idGeneration{}
+			g.grow()
+		}
+		g.span, g.minOffset = span, [2]int64{math.MaxInt64, math.MaxInt64}
 		d.gens = slices.Insert(d.gens, i, g)
 	}
 	return d.gens[i]
@@ -162,6 +171,9 @@ func (d *dedup) expire(watermark int64) {
 			if s := g.slots[g.find(k)]; s != 0 {
 				d.unwatch(int(s&1), k)
 			}
+		}
+		if len(d.spare) < 16 && len(g.slots) <= 1<<16 {
+			d.spare = append(d.spare, g) // historical replays drop one every span
 		}
 	}
 }
