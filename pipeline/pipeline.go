@@ -230,8 +230,8 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		}
 	default:
 	}
-	if err := pl.fatal.Load(); runErr == nil && err != nil {
-		runErr = *err
+	if err := pl.fatal.Load(); err != nil {
+		runErr = *err // the cause; a write it cancelled fails with less to say
 	}
 	if runErr == nil {
 		runErr = pl.write(nil, true)
