@@ -24,7 +24,7 @@ import (
 
 // hotHeldLimit is the number of held events a processor keeps decoded.
 // Historical replays rarely hold more; real-time traffic always does.
-const hotHeldLimit = 4096
+const hotHeldLimit = 16384
 
 // coldRunLen is the number of records of a sealed run: large enough to
 // compress well, small enough to decompress for one release.
@@ -35,7 +35,8 @@ type coldHeld struct {
 	runs []*coldRun // sealed runs, a min-heap by head
 	n    int        // events held in open and runs
 
-	scratch []byte // compressed output, before it is copied to its size
+	scratch    []byte // compressed output, before it is copied to its size
+	rawScratch []byte // a sorted run before it is compressed
 }
 
 // coldKey is the processing order of a record: ts, topic, event_id.
@@ -133,13 +134,17 @@ func (c *coldHeld) seal(compress bool) {
 		start = end
 	}
 	slices.SortFunc(recs, func(a, b coldRecord) int { return a.key.compare(&b.key) })
-	var raw []byte
+	raw := c.rawScratch[:0]
+	if !compress {
+		raw = make([]byte, 0, len(o.buf)) // kept as the run's data
+	}
 	for i := range recs {
 		r := &recs[i]
 		raw = appendColdRecord(raw, r.key.topic, r.offset, r.key.ts, r.key.id, r.rkey, r.rval)
 	}
 	run := &coldRun{data: raw, opened: true, left: len(recs)}
 	if compress {
+		c.rawScratch = raw
 		c.scratch = zstdEncoder().EncodeAll(raw, c.scratch[:0])
 		run.data = bytes.Clone(c.scratch) // exactly its size: it is kept for minutes
 		run.opened = false

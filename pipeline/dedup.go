@@ -12,25 +12,33 @@ import (
 // dedup remembers a 64-bit hash of (visitor, event id) of every event
 // whose ts + gap the watermark has not passed (SPEC §2: at least the gap
 // plus the lateness). On real-time traffic that is 40 minutes of events by
-// default, 48M at 20,000 events/s, so the ids are kept compactly: in
-// generations, one per span of event time (a quarter of gap + lateness),
-// each an open-addressing table of bare hashes, ~12 bytes per id. A
-// generation is dropped whole once the watermark is gap past its span;
-// an id whose generation is already gone is not remembered. A 64-bit hash
-// collision within the window would drop an event as a duplicate: about 1
-// in 10^8 for a million ids in the window.
+// default, 48M at 20,000 events/s, so the ids are kept compactly: one
+// open-addressing table of bare hashes, each tagged with its span of
+// event time (a quarter of gap + lateness). A span expires whole once the
+// watermark is gap past it; its slots are then free for new ids, and the
+// table is rebuilt from the live ones when it fills. One probe sequence
+// per lookup, however many spans are live (historical replays keep
+// hundreds), and ~20 bytes per id. An id whose span has already expired
+// is not remembered. A 64-bit hash collision within the window would drop
+// an event as a duplicate: about 1 in 10^8 for a million ids in the
+// window.
 //
 // The ids are not checkpointed: a restore re-reads each input from the
 // smallest offset of its live ids (replayFrom) and adds them again, which
-// rebuilds the same generations. A duplicate in that range is found
-// again when its original is re-read before it, in the same input; every
-// other duplicate (its original expired since, or in the other input) and
-// every record rejected by a time-dependent check is listed in the
-// checkpoint as an offset the replay skips.
+// rebuilds the same live set. A duplicate in that range is found again
+// when its original is re-read before it, in the same input; every other
+// duplicate (its original expired since, or in the other input) and every
+// record rejected by a time-dependent check is listed in the checkpoint as
+// an offset the replay skips.
 type dedup struct {
-	gap, span int64           // ms
-	gens      []*idGeneration // by span, oldest first
-	spare     []*idGeneration // dropped generations, for new ones
+	gap, span int64 // ms
+
+	// A slot is the hash with its lowest bit replaced by the input of the
+	// first copy (0: empty), and its span relative to spanBase.
+	keys  []uint64
+	spans []uint32
+	used  int        // slots holding an id, live or expired
+	live  []liveSpan // by span, oldest first
 
 	// dups are the duplicates of each input not yet behind its replay
 	// start, in offset order; watched counts those of each hash whose
@@ -40,6 +48,13 @@ type dedup struct {
 	// skips are other offsets the replay must skip: records rejected by
 	// the processing clock, and skips carried over from the last restore.
 	skips [2][]int64
+}
+
+// liveSpan counts the ids of a span not yet expired.
+type liveSpan struct {
+	span      int64
+	n         int
+	minOffset [2]int64 // smallest offset of an id of each input; MaxInt64 when none
 }
 
 func newDedup(r Rules) dedup {
@@ -55,16 +70,6 @@ type dupRef struct {
 	skip   bool
 }
 
-// idGeneration holds the ids of events whose ts is in one span. A slot is
-// the hash with its lowest bit replaced by the input of the first copy; 0
-// is empty.
-type idGeneration struct {
-	span      int64
-	slots     []uint64
-	n         int
-	minOffset [2]int64 // smallest offset of an id of each input; MaxInt64 when none
-}
-
 // idKey is the hash of (visitor, event id) as slots store it, without
 // the input bit.
 func idKey(visitorID, eventID string) uint64 {
@@ -75,38 +80,12 @@ func idKey(visitorID, eventID string) uint64 {
 	return k
 }
 
-// find returns the slot of key k (its input bit aside) or the empty slot
-// where it would go.
-func (g *idGeneration) find(k uint64) int {
-	mask := len(g.slots) - 1
-	for i := int(k>>32) & mask; ; i = (i + 1) & mask {
-		if s := g.slots[i]; s == 0 || s&^1 == k {
-			return i
-		}
-	}
-}
+// spanBase is the span of the earliest valid ts (2000-01-01, SPEC §2):
+// spans are stored relative to it, in 32 bits.
+const spanBaseMs = 946684800000
 
-func (g *idGeneration) insert(k uint64, t schemas.Topic, offset int64) {
-	if (g.n+1)*5 > len(g.slots)*4 { // above 80 % full
-		g.grow()
-	}
-	g.slots[g.find(k)] = k | uint64(t)
-	g.n++
-	g.minOffset[t] = min(g.minOffset[t], offset)
-}
-
-func (g *idGeneration) grow() {
-	old := g.slots
-	g.slots = make([]uint64, max(64, 2*len(old)))
-	for _, s := range old {
-		if s != 0 {
-			g.slots[g.find(s&^1)] = s
-		}
-	}
-}
-
-// spanOf is the generation of an event of ts.
-func (d *dedup) spanOf(ts int64) int64 { return rows.FloorDiv(ts, d.span) }
+// spanOf is the span of an event of ts.
+func (d *dedup) spanOf(ts int64) int64 { return rows.FloorDiv(ts-spanBaseMs, d.span) }
 
 // firstLive is the oldest span not yet expired at watermark: one whose
 // events may have ts + gap ≥ watermark.
@@ -114,7 +93,35 @@ func (d *dedup) firstLive(watermark int64) int64 {
 	if watermark == math.MinInt64 {
 		return math.MinInt64
 	}
-	return rows.FloorDiv(watermark-d.gap, d.span)
+	return d.spanOf(watermark - d.gap)
+}
+
+// lookup returns the slot of live key k, or -1 and the slot where k would
+// go: the first empty or expired one on its probe sequence.
+func (d *dedup) lookup(k uint64, first int64) (found, free int) {
+	if len(d.keys) == 0 {
+		d.resize(64, first)
+	}
+	mask := len(d.keys) - 1
+	free = -1
+	for i := int(k>>32) & mask; ; i = (i + 1) & mask {
+		s := d.keys[i]
+		if s == 0 {
+			if free < 0 {
+				free = i
+			}
+			return -1, free
+		}
+		if int64(d.spans[i]) < first {
+			if free < 0 {
+				free = i
+			}
+			continue
+		}
+		if s&^1 == k {
+			return i, -1
+		}
+	}
 }
 
 // add records the first copy of an event and reports true, or records a
@@ -122,60 +129,103 @@ func (d *dedup) firstLive(watermark int64) int64 {
 // enough to forget at once.
 func (d *dedup) add(t schemas.Topic, visitorID, eventID string, ts, offset, watermark int64) bool {
 	k := idKey(visitorID, eventID)
-	for _, g := range d.gens {
-		if s := g.slots[g.find(k)]; s != 0 {
-			cross := schemas.Topic(s&1) != t
-			d.dups[t] = append(d.dups[t], dupRef{offset: offset, hash: k, skip: cross})
-			if !cross {
-				d.watched[k]++
-			}
-			return false
+	first := d.firstLive(watermark)
+	i, free := d.lookup(k, first)
+	if i >= 0 {
+		cross := schemas.Topic(d.keys[i]&1) != t
+		d.dups[t] = append(d.dups[t], dupRef{offset: offset, hash: k, skip: cross})
+		if !cross {
+			d.watched[k]++
 		}
+		return false
 	}
 	span := d.spanOf(ts)
-	if span < d.firstLive(watermark) {
+	if span < first {
 		return true // already forgotten, as it would be at the next expire
 	}
-	d.generation(span).insert(k, t, offset)
+	d.insert(free, k, t, span, offset, first)
 	return true
 }
 
-// generation returns the generation of span, created if need be.
-func (d *dedup) generation(span int64) *idGeneration {
-	i, found := slices.BinarySearchFunc(d.gens, span, func(g *idGeneration, s int64) int { return cmp.Compare(g.span, s) })
-	if !found {
-		var g *idGeneration
-		if n := len(d.spare); n > 0 {
-			g, d.spare = d.spare[n-1], d.spare[:n-1]
-			clear(g.slots)
-			g.n = 0
-		} else {
-			g = &idGeneration{}
-			g.grow()
-		}
-		g.span, g.minOffset = span, [2]int64{math.MaxInt64, math.MaxInt64}
-		d.gens = slices.Insert(d.gens, i, g)
+// insert puts key k of input t into slot i (from lookup), and rebuilds the
+// table if that made it more than 80 % full.
+func (d *dedup) insert(i int, k uint64, t schemas.Topic, span, offset, first int64) {
+	if d.keys[i] == 0 {
+		d.used++
 	}
-	return d.gens[i]
+	if span < 0 || span > math.MaxUint32 {
+		panic("BUG: event ts outside the decoder's range")
+	}
+	d.keys[i], d.spans[i] = k|uint64(t), uint32(span)
+	ls := d.liveSpan(span)
+	ls.n++
+	ls.minOffset[t] = min(ls.minOffset[t], offset)
+	if d.used*5 > len(d.keys)*4 {
+		d.resize(d.ids(), first)
+	}
 }
 
-// expire drops the generations whose events all have ts + gap before the
+// liveSpan returns the count of span, added if need be.
+func (d *dedup) liveSpan(span int64) *liveSpan {
+	n := len(d.live)
+	if n > 0 && d.live[n-1].span == span { // the common case on any traffic
+		return &d.live[n-1]
+	}
+	i, found := slices.BinarySearchFunc(d.live, span, func(l liveSpan, s int64) int { return cmp.Compare(l.span, s) })
+	if !found {
+		d.live = slices.Insert(d.live, i, liveSpan{span: span, minOffset: [2]int64{math.MaxInt64, math.MaxInt64}})
+	}
+	return &d.live[i]
+}
+
+// resize rebuilds the table with room for n ids at most half full,
+// keeping only the live ones.
+func (d *dedup) resize(n int, first int64) {
+	size := 64
+	for size < 2*n {
+		size *= 2
+	}
+	keys, spans := d.keys, d.spans
+	d.keys, d.spans, d.used = make([]uint64, size), make([]uint32, size), 0
+	mask := size - 1
+	for j, s := range keys {
+		if s == 0 || int64(spans[j]) < first {
+			continue
+		}
+		i := int(s>>32) & mask
+		for d.keys[i] != 0 {
+			i = (i + 1) & mask
+		}
+		d.keys[i], d.spans[i] = s, spans[j]
+		d.used++
+	}
+}
+
+// expire forgets the spans whose events all have ts + gap before the
 // watermark.
 func (d *dedup) expire(watermark int64) {
 	first := d.firstLive(watermark)
-	for len(d.gens) > 0 && d.gens[0].span < first {
-		g := d.gens[0]
-		d.gens[0] = nil
-		d.gens = d.gens[1:]
+	n := 0
+	for n < len(d.live) && d.live[n].span < first {
 		for k := range d.watched {
-			if s := g.slots[g.find(k)]; s != 0 {
-				d.unwatch(int(s&1), k)
+			if i := d.slotOf(k, d.live[n].span); i >= 0 {
+				d.unwatch(int(d.keys[i]&1), k)
 			}
 		}
-		if len(d.spare) < 16 && len(g.slots) <= 1<<16 {
-			d.spare = append(d.spare, g) // historical replays drop one every span
+		n++
+	}
+	d.live = slices.Delete(d.live, 0, n)
+}
+
+// slotOf returns the slot of key k in span, or -1.
+func (d *dedup) slotOf(k uint64, span int64) int {
+	mask := len(d.keys) - 1
+	for i := int(k>>32) & mask; d.keys[i] != 0; i = (i + 1) & mask {
+		if d.keys[i]&^1 == k && int64(d.spans[i]) == span {
+			return i
 		}
 	}
+	return -1
 }
 
 // unwatch marks input t's duplicates of key k for skipping: their original
@@ -195,8 +245,8 @@ func (d *dedup) unwatch(t int, k uint64) {
 
 // ids is the number of ids remembered.
 func (d *dedup) ids() (n int) {
-	for _, g := range d.gens {
-		n += g.n
+	for _, l := range d.live {
+		n += l.n
 	}
 	return n
 }
@@ -206,8 +256,8 @@ func (d *dedup) ids() (n int) {
 // at or after it (held events are live ids).
 func (d *dedup) replayFrom(t int, next int64) int64 {
 	from := next
-	for _, g := range d.gens {
-		from = min(from, g.minOffset[t])
+	for _, l := range d.live {
+		from = min(from, l.minOffset[t])
 	}
 	return from
 }

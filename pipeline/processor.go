@@ -60,6 +60,7 @@ type Processor struct {
 	pending          pendingQueue
 	cold             coldHeld // held events beyond hotLimit
 	hotLimit         int      // hotHeldLimit; tests vary it
+	spilling         bool     // new held events go cold (see hold)
 	visitors         visitorTable
 	symbols          symbols
 	sessions         slab[session]
@@ -152,8 +153,19 @@ func (p *Processor) Add(t schemas.Topic, key, value []byte, offset int64, now ti
 
 // hold keeps the event of slot until the watermark passes it: decoded
 // while few are held, else as its raw record (see coldheld.go).
+//
+// Once the decoded ones reach hotLimit, every new one goes cold until the
+// decoded ones are all released: the decoder's arena chunks that decoded
+// events pin are then those of one stretch of records, not of every
+// stretch since (an arena chunk lives while any string of it does).
 func (p *Processor) hold(slot uint32, h *held, key, value []byte) {
-	if p.pending.len() < p.hotLimit {
+	switch n := p.pending.len(); {
+	case n == 0:
+		p.spilling = false
+	case n >= p.hotLimit:
+		p.spilling = true
+	}
+	if !p.spilling {
 		p.pending.push(slot)
 		return
 	}

@@ -249,8 +249,11 @@ func (p *Processor) decodeHeldCheckpoint(r *reader, ver byte) (Offsets, error) {
 			if k == 0 {
 				k = 2 // as idKey
 			}
-			if span := p.seen.spanOf(ts); span >= p.seen.firstLive(p.watermark) {
-				p.seen.generation(span).insert(k, schemas.Topic(t), oldest[t])
+			first := p.seen.firstLive(p.watermark)
+			if span := p.seen.spanOf(ts); span >= first {
+				if i, free := p.seen.lookup(k, first); i < 0 {
+					p.seen.insert(free, k, schemas.Topic(t), span, oldest[t], first)
+				}
 			}
 		}
 	}
