@@ -77,6 +77,17 @@ func (p *Processor) Flush() *rows.Batch {
 	return b
 }
 
+// An epoch is a fork number (high 32 bits) and a sequence number. Each
+// restore starts a fork: its first checkpoint writes every visitor, and a
+// restore takes only the visitor rows of its checkpoint's fork. A member
+// that lost its partitions but still writes (a zombie, e.g. stuck in a
+// retry while ClickHouse was down) writes its older fork: its checkpoint
+// loses to the new owner's (higher epochs), and its visitor rows, even of
+// visitors the new owner has not written, are ignored by every later
+// restore. Without it, a restore could mix the two owners' lineages and
+// apply events twice.
+const forkShift = 32
+
 // Epoch is the number of the last checkpoint cut or restored.
 func (p *Processor) Epoch() uint64 { return p.epoch }
 
@@ -88,9 +99,18 @@ func (p *Processor) Restore(state []rows.State) (Offsets, error) {
 	if p.visitors.len() > 0 || p.epoch > 0 {
 		return off, errors.New("BUG: Restore into a used processor")
 	}
+	fork, found := uint64(0), false
+	for _, r := range state {
+		if r.Kind == rows.StateCheckpoint && (!found || r.Epoch > fork<<forkShift) {
+			fork, found = r.Epoch>>forkShift, true
+		}
+	}
 	for _, r := range state {
 		switch r.Kind {
 		case rows.StateVisitor:
+			if !found || r.Epoch>>forkShift != fork {
+				continue // of another owner's lineage (see forkShift)
+			}
 			if err := p.restoreVisitor(r.Key, []byte(r.Data)); err != nil {
 				return off, fmt.Errorf("cannot restore visitor %q of partition %d: %w", r.Key, p.partition, err)
 			}
@@ -105,7 +125,20 @@ func (p *Processor) Restore(state []rows.State) (Offsets, error) {
 			}
 		}
 	}
+	if found {
+		p.fork()
+	}
 	return off, nil
+}
+
+// fork starts this owner's lineage: epochs above any of the restored
+// fork's, and a first checkpoint that writes every visitor.
+func (p *Processor) fork() {
+	p.epoch = (p.epoch>>forkShift + 1) << forkShift
+	p.dirty = p.dirty[:0]
+	for vi := range uint32(p.visitors.slab.len()) {
+		p.touch(vi, p.visitors.slab.at(vi))
+	}
 }
 
 func (p *Processor) encodeCheckpoint(b []byte) []byte {
