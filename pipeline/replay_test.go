@@ -320,7 +320,7 @@ func TestZombieOwnerIsFenced(t *testing.T) {
 		key  string
 	}
 	store := map[stateKey]rows.State{} // pipeline_state FINAL: the highest epoch per key wins
-	lines := map[string]bool{}          // every row ever written; replays replace themselves
+	lines := map[string]bool{}         // every row ever written; replays replace themselves
 	write := func(b *rows.Batch) {
 		for _, l := range tableLines("events", b.Events.All()) {
 			lines[l] = true
