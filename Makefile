@@ -127,7 +127,7 @@ demo: prereqs-demo build
 	echo "ClickHouse is still running in $(LOCAL_CH_DIR) ($${dsn}$(CH_DATABASE)); stop it with: make demo-stop"; \
 	exit $$rc
 
-# The benchmark of bench/RESULTS.md: funnelhouse (3 runs) and both peers on
+# The benchmark of bench/RESULTS.md: funnelhouse (3 runs) and the peers on
 # 5M events, on the local ClickHouse; results also in bench/results.json.
 BENCH_EVENTS ?= 5000000
 bench: build

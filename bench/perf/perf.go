@@ -3,10 +3,11 @@
 // each run verified exact (bench/verify), append-to-visible latency on live
 // traffic, peak RSS and CPU seconds per million records (of the measured
 // process, of ClickHouse and of the bench process that hosts the broker),
-// and the same records through the two peers: ClickHouse's Kafka engine
-// (bench/kafkaengine) and bench/naive. funnelhouse and the naive peer run as
-// child processes of the funnelhouse binary, so that their CPU and memory
-// are their own.
+// and the same records through the peers: ClickHouse's Kafka engine
+// (bench/kafkaengine), bench/naive, and the same views computed at query
+// time (bench/querytime), whose dashboard is timed beside funnelhouse's.
+// funnelhouse and the naive peer run as child processes of the funnelhouse
+// binary, so that their CPU and memory are their own.
 package perf
 
 import (
@@ -35,7 +36,7 @@ import (
 )
 
 // Peers are the peers Run knows, by name.
-var Peers = []string{"kafka-engine", "naive"}
+var Peers = []string{"kafka-engine", "naive", "query-time"}
 
 // Config says what Run measures; bench's flags fill it.
 type Config struct {
@@ -69,7 +70,7 @@ type bench struct {
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for _, peer := range cfg.Peers {
 		if !slices.Contains(Peers, peer) {
-			return nil, fmt.Errorf("invalid peer %q: want kafka-engine or naive", peer)
+			return nil, fmt.Errorf("invalid peer %q: want one of %s", peer, strings.Join(Peers, ", "))
 		}
 	}
 	cs, tx, dlq := "bench.clickstream", "bench.transactions", "bench.dlq"
@@ -114,6 +115,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	fh.BenchCPUSecPerMEv = perMillion(median(benchCPU), expect.Records)
 	fh.CHCPUSecPerMEv = perMillion(median(chCPU), expect.Records) // 0 without CHPIDFile
 	rep.Results = append(rep.Results, fh)
+	if slices.Contains(cfg.Peers, "query-time") {
+		if fh.Dashboard, err = b.funnelhouseDashboard(ctx); err != nil {
+			return rep, fmt.Errorf("funnelhouse dashboard: %w", err)
+		}
+	}
 
 	if cfg.LatencySeconds > 0 {
 		if err := b.latency(ctx, rep); err != nil {
@@ -127,12 +133,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			r, err = b.kafkaEngine(ctx, cs, tx, expect)
 		case "naive":
 			r, err = b.naive(ctx, cs, tx, expect)
+		case "query-time":
+			r, err = b.queryTime(ctx, cs, tx, expect, want)
+		}
+		if r != nil && err != nil {
+			rep.Results = append(rep.Results, r) // what it measured before failing
 		}
 		if err != nil {
 			return rep, fmt.Errorf("peer %s: %w", peer, err)
 		}
 		rep.Results = append(rep.Results, r)
 		rep.Ratios["funnelhouse/"+peer] = fh.RecordsPerSec / r.RecordsPerSec
+		if r.Dashboard != nil && fh.Dashboard != nil {
+			rep.Ratios["dashboard time "+peer+"/funnelhouse"] = r.Dashboard.Ms / fh.Dashboard.Ms
+		}
 	}
 	return rep, nil
 }
@@ -308,22 +322,11 @@ func (b *bench) kafkaEngine(ctx context.Context, cs, tx string, expect *verify.E
 	if err := peer.Start(ctx); err != nil {
 		return nil, err
 	}
-	prog := progress.New("kafka-engine", expect.Records)
-	deadline := time.Now().Add(30 * time.Minute)
-	var n uint64
-	for {
-		n = peer.Rows(ctx)
-		prog.Update(int64(n))
-		if int64(n) >= expect.Records {
-			break
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("only %d of %d records ingested", n, expect.Records)
-		}
-		time.Sleep(100 * time.Millisecond)
+	n, err := waitIngest(ctx, "kafka-engine", expect.Records, peer.Rows)
+	if err != nil {
+		return nil, err
 	}
 	secs := time.Since(start).Seconds()
-	prog.Done(int64(n))
 	used := before.since(b.chPID)
 	if err := peer.Drop(ctx); err != nil {
 		return nil, err

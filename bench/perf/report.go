@@ -24,6 +24,11 @@ type Result struct {
 	// broker, mostly the broker serving fetches.
 	BenchCPUSecPerMEv float64 `json:"bench_process_cpu_s_per_million_records,omitempty"`
 	Note              string  `json:"note,omitempty"`
+	// The four core views read in full (funnelhouse when the query-time
+	// peer is measured, and that peer).
+	Dashboard *Dashboard `json:"dashboard,omitempty"`
+	// The query-time peer's views compared with the expected computation.
+	ViewChecks []ViewCheck `json:"view_checks,omitempty"`
 }
 
 // Report is a whole bench run, as bench/results.json keeps it.
@@ -54,6 +59,7 @@ func Print(w io.Writer, rep *Report) {
 			fmt.Fprintf(w, "  %s: %s\n", r.System, r.Note)
 		}
 	}
+	printDashboards(w, rep.Results)
 	if rep.LatencyN > 0 {
 		fmt.Fprintf(w, "\nlatency, append to visible in events, live traffic at %d events/s: p50 %.0f ms, p99 %.0f ms (%d probes)\n", rep.LatencyRate, rep.LatencyP50, rep.LatencyP99, rep.LatencyN)
 	}
@@ -67,5 +73,28 @@ func Print(w io.Writer, rep *Report) {
 	}
 	if rep.Verified {
 		fmt.Fprintln(w, "every funnelhouse run: every view (the four and the catalogue), sessions, transitions and events equal the expected computation")
+	}
+}
+
+// printDashboards writes the dashboard times and the query-time peer's
+// view checks.
+func printDashboards(w io.Writer, results []*Result) {
+	for _, r := range results {
+		if d := r.Dashboard; d != nil {
+			fmt.Fprintf(w, "dashboard, %s: %.0f ms (median of %d rounds: funnel_daily %.0f, bounce_daily %.0f, churn_monthly %.0f, revenue_daily %.0f ms; ClickHouse CPU %.2f s per round)\n",
+				r.System, d.Ms, DashboardRounds, d.ViewMs["funnel_daily"], d.ViewMs["bounce_daily"], d.ViewMs["churn_monthly"], d.ViewMs["revenue_daily"], d.CHCPUSec)
+		}
+	}
+	for _, r := range results {
+		for _, c := range r.ViewChecks {
+			switch {
+			case c.Error != "":
+				fmt.Fprintf(w, "  %s %s: cannot compare: %s\n", r.System, c.View, c.Error)
+			case c.Equal():
+				fmt.Fprintf(w, "  %s %s: equal to the expected computation (%d rows)\n", r.System, c.View, c.Rows)
+			default:
+				fmt.Fprintf(w, "  %s %s: %d of %d rows differ (%d expected); likely: %s; first: %s\n", r.System, c.View, c.Differing, c.Rows, c.WantRows, c.Reason, c.First)
+			}
+		}
 	}
 }

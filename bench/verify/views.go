@@ -24,36 +24,10 @@ func Views(ctx context.Context, conn driver.Conn, db string, want *expected.Resu
 			problems = append(problems, what+": "+err.Error())
 		}
 	}
-	check("funnel_daily", compareRows(ctx, conn, want.Funnel,
-		"SELECT toString(cohort_day), source, awareness, acquisition, conversion, retention, advocacy, acquisition_rate, conversion_rate, retention_rate, advocacy_rate FROM "+db+".funnel_daily ORDER BY cohort_day, source",
-		func(r *expected.FunnelRow) []any {
-			return []any{&r.CohortDay, &r.Source, &r.Awareness, &r.Acquisition, &r.Conversion, &r.Retention, &r.Advocacy, &r.AcquisitionRate, &r.ConversionRate, &r.RetentionRate, &r.AdvocacyRate}
-		}, nil))
-	check("bounce_daily", compareRows(ctx, conn, want.Bounce,
-		"SELECT toString(day), source, sessions, bounces, bounce_rate FROM "+db+".bounce_daily ORDER BY day, source",
-		func(r *expected.BounceRow) []any {
-			return []any{&r.Day, &r.Source, &r.Sessions, &r.Bounces, &r.BounceRate}
-		}, nil))
-	check("churn_monthly", compareRows(ctx, conn, want.Churn,
-		"SELECT toString(month), active_at_start, churned, reactivated, churn_rate FROM "+db+".churn_monthly ORDER BY month",
-		func(r *expected.ChurnRow) []any {
-			return []any{&r.Month, &r.ActiveAtStart, &r.Churned, &r.Reactivated, &r.ChurnRate}
-		}, nil))
-	check("revenue_daily", compareRows(ctx, conn, want.Revenue,
-		"SELECT toString(day), currency, orders, toString(revenue), toString(refunds), toString(net_revenue), customers FROM "+db+".revenue_daily ORDER BY day, currency",
-		func(r *expected.RevenueRow) []any {
-			return []any{&r.Day, &r.Currency, &r.Orders, new(string), new(string), new(string), &r.Customers}
-		},
-		func(r *expected.RevenueRow, dest []any) error {
-			for i, a := range []*schemas.Amount{&r.Revenue, &r.Refunds, &r.NetRevenue} {
-				v, err := parseAmount(*dest[3+i].(*string))
-				if err != nil {
-					return err
-				}
-				*a = v
-			}
-			return nil
-		}))
+	check("funnel_daily", compareRows(ctx, conn, want.Funnel, funnelQuery(db), funnelScan, nil))
+	check("bounce_daily", compareRows(ctx, conn, want.Bounce, bounceQuery(db), bounceScan, nil))
+	check("churn_monthly", compareRows(ctx, conn, want.Churn, churnQuery(db), churnScan, nil))
+	check("revenue_daily", compareRows(ctx, conn, want.Revenue, revenueQuery(db), revenueScan, revenueFix))
 	check("sessions", compareRows(ctx, conn, want.Sessions,
 		"SELECT session_id, visitor_id, customer_id, start_ms, end_ms, duration_s, events, page_views, entry_url, exit_url, source, medium, campaign, is_bounce, orders, toString(revenue) FROM "+db+".sessions FINAL ORDER BY session_id, visitor_id",
 		func(r *expected.SessionRow) []any {
@@ -88,26 +62,8 @@ func Views(ctx context.Context, conn driver.Conn, db string, want *expected.Resu
 // scan gives the scan destinations of a row (pointers into it or spare
 // values that fix then moves in).
 func compareRows[T comparable](ctx context.Context, conn driver.Conn, want []T, query string, scan func(*T) []any, fix func(*T, []any) error) error {
-	rows, err := conn.Query(ctx, query)
+	got, err := fetchRows(ctx, conn, query, scan, fix)
 	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var got []T
-	for rows.Next() {
-		var r T
-		dest := scan(&r)
-		if err := rows.Scan(dest...); err != nil {
-			return err
-		}
-		if fix != nil {
-			if err := fix(&r, dest); err != nil {
-				return err
-			}
-		}
-		got = append(got, r)
-	}
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	var diffs []string
@@ -125,6 +81,30 @@ func compareRows[T comparable](ctx context.Context, conn driver.Conn, want []T, 
 		return fmt.Errorf("%d rows, want %d; first differences:\n    %s", len(got), len(want), strings.Join(diffs, "\n    "))
 	}
 	return nil
+}
+
+// fetchRows runs query and scans its rows (see compareRows).
+func fetchRows[T any](ctx context.Context, conn driver.Conn, query string, scan func(*T) []any, fix func(*T, []any) error) ([]T, error) {
+	rows, err := conn.Query(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var got []T
+	for rows.Next() {
+		var r T
+		dest := scan(&r)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		if fix != nil {
+			if err := fix(&r, dest); err != nil {
+				return nil, err
+			}
+		}
+		got = append(got, r)
+	}
+	return got, rows.Err()
 }
 
 // Events checks that events holds exactly the valid, deduplicated

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/funnelhouse/funnelhouse/bench/perf"
@@ -29,7 +30,8 @@ func benchCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Runs, "runs", 3, "measured runs of funnelhouse (the median is reported)")
 	fs.IntVar(&cfg.Partitions, "partitions", 4, "partitions of the topics")
 	cfg.Peers = slices.Clone(perf.Peers)
-	fs.Var(listFlag{&cfg.Peers}, "peers", "peers to measure on the same records: kafka-engine (ClickHouse's Kafka table engine, raw ingest), naive (bench/naive); empty for none")
+	fs.Var(listFlag{&cfg.Peers}, "peers", "peers to measure on the same records: kafka-engine (ClickHouse's Kafka table engine, raw ingest), naive (bench/naive),\n"+
+		"query-time (the Kafka engine's raw events with the four core views computed at query time; its dashboard is timed beside funnelhouse's); empty for none")
 	fs.StringVar(&jsonOut, "json", "", "also write the results as JSON to this `file` (- for stdout)")
 	fs.StringVar(&cfg.CHPIDFile, "clickhouse-pid-file", "", "pid file of the ClickHouse server, to report its CPU seconds (same machine only)")
 	fs.IntVar(&cfg.LatencySeconds, "latency-seconds", 10, "seconds of live traffic for the latency measurement (0: skip)")
@@ -48,7 +50,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	}
 	for _, peer := range cfg.Peers {
 		if !slices.Contains(perf.Peers, peer) {
-			return fmt.Errorf("invalid --peers %q: want kafka-engine or naive", peer)
+			return fmt.Errorf("invalid --peers %q: want one of %s", peer, strings.Join(perf.Peers, ", "))
 		}
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))

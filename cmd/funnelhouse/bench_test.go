@@ -11,9 +11,10 @@ import (
 	"github.com/funnelhouse/funnelhouse/bench/perf"
 )
 
-// TestBenchShort runs `funnelhouse bench` small, with both peers, so that
+// TestBenchShort runs `funnelhouse bench` small, with every peer, so that
 // the command keeps working: every funnelhouse run is verified exact, the
-// latency phase sees its probes, the peers ingest every record.
+// latency phase sees its probes, the peers ingest every record, and the
+// dashboard is timed on funnelhouse and the query-time peer.
 func TestBenchShort(t *testing.T) {
 	dsn := testDSN(t, "fh_bench")
 	bin := buildBinary(t)
@@ -36,12 +37,21 @@ func TestBenchShort(t *testing.T) {
 	for _, r := range rep.Results {
 		systems[r.System] = r
 	}
-	for _, name := range []string{"funnelhouse", "kafka-engine", "naive"} {
+	for _, name := range []string{"funnelhouse", "kafka-engine", "naive", "query-time"} {
 		if r := systems[name]; r == nil || r.RecordsPerSec <= 0 {
 			t.Errorf("no result for %s: %+v", name, r)
 		}
 	}
-	if !rep.Verified || rep.LatencyN == 0 || rep.LatencyP99 <= 0 || len(rep.Ratios) != 2 {
+	for _, name := range []string{"funnelhouse", "query-time"} {
+		if r := systems[name]; r != nil && (r.Dashboard == nil || r.Dashboard.Ms <= 0) {
+			t.Errorf("no dashboard time for %s: %+v", name, r.Dashboard)
+		}
+	}
+	if r := systems["query-time"]; r != nil && len(r.ViewChecks) != 4 {
+		t.Errorf("query-time: %d view checks, want 4: %+v", len(r.ViewChecks), r.ViewChecks)
+	}
+	// funnelhouse/ each peer, and the dashboard time query-time/funnelhouse
+	if !rep.Verified || rep.LatencyN == 0 || rep.LatencyP99 <= 0 || len(rep.Ratios) != 4 {
 		t.Errorf("report incomplete: verified %v, %d latency probes (p99 %v ms), ratios %v", rep.Verified, rep.LatencyN, rep.LatencyP99, rep.Ratios)
 	}
 	if !strings.Contains(string(output), "ratio funnelhouse/naive") {
