@@ -90,6 +90,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	want := expected.Compute(expect.Events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
 	rep := &Report{Events: int64(len(expect.Events)), Records: expect.Records, Partitions: cfg.Partitions, Ratios: map[string]float64{}}
+	defer rep.sumCPU()
 
 	// funnelhouse, cfg.Runs times from a cold start.
 	fh := &Result{System: "funnelhouse", Runs: cfg.Runs, Records: expect.Records,

@@ -23,6 +23,9 @@ type Result struct {
 	// The bench process's own CPU while the system ran: with the embedded
 	// broker, mostly the broker serving fetches.
 	BenchCPUSecPerMEv float64 `json:"bench_process_cpu_s_per_million_records,omitempty"`
+	// TotalCPUSecPerMEv is the sum of the three: what the whole machine
+	// spent per million records.
+	TotalCPUSecPerMEv float64 `json:"total_cpu_s_per_million_records,omitempty"`
 	Note              string  `json:"note,omitempty"`
 	// The four core views read in full (funnelhouse when the query-time
 	// peer is measured, and that peer).
@@ -45,13 +48,21 @@ type Report struct {
 	Verified    bool               `json:"verified"`
 }
 
+// sumCPU sets each result's total CPU seconds per million records.
+func (rep *Report) sumCPU() {
+	for _, r := range rep.Results {
+		r.TotalCPUSecPerMEv = r.CPUSecPerMEv + r.CHCPUSecPerMEv + r.BenchCPUSecPerMEv
+	}
+}
+
 // Print writes rep as a table with the notes, the latency and the ratios.
 func Print(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "\n%d records (%d valid events), %d partitions\n\n", rep.Records, rep.Events, rep.Partitions)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\truns\tmedian s\trecords/s\tpeak RSS MiB\tCPU s/M records\tClickHouse CPU s/M\tbench+broker CPU s/M\t")
+	fmt.Fprintln(tw, "system\truns\tmedian s\trecords/s\tpeak RSS MiB\tCPU s/M records\tClickHouse CPU s/M\tbench+broker CPU s/M\ttotal CPU s/M\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t\n", r.System, r.Runs, r.MedianSeconds, r.RecordsPerSec, r.PeakRSSMiB, r.CPUSecPerMEv, r.CHCPUSecPerMEv, r.BenchCPUSecPerMEv)
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", r.System, r.Runs, r.MedianSeconds, r.RecordsPerSec, r.PeakRSSMiB,
+			r.CPUSecPerMEv, r.CHCPUSecPerMEv, r.BenchCPUSecPerMEv, r.CPUSecPerMEv+r.CHCPUSecPerMEv+r.BenchCPUSecPerMEv)
 	}
 	tw.Flush()
 	for _, r := range rep.Results {
