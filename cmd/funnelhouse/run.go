@@ -54,6 +54,7 @@ type pipelineFlags struct {
 	kafka          kafkaSecurity
 	metricsAddr    string
 	pprof          bool
+	memoryLimit    string
 	sessionTimeout time.Duration
 }
 
@@ -80,6 +81,7 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 	durationVar(fs, &f.cfg.FlushInterval, "flush-interval", d.FlushInterval, "flush rows to ClickHouse at least this often (a `duration`: 30m, 2160h, 90d)")
 	durationVar(fs, &f.cfg.CheckpointInterval, "checkpoint-interval", d.CheckpointInterval, "write the state and commit offsets this often; after a crash the rows since are written again, replacing themselves (a `duration`: 30m, 2160h, 90d)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9464", "listen address for /metrics, /healthz and /readyz (empty: off)")
+	fs.StringVar(&f.memoryLimit, "memory-limit", "", "the process's memory budget (`bytes`: 1073741824, 1024MiB, 1GiB): the Go GC collects harder as the heap nears 90% of it, instead of growing to twice the live state; empty: GOMEMLIMIT if set, else the cgroup's memory limit, else none")
 	fs.BoolVar(&f.pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr, unauthenticated (profiles of CPU, memory, goroutines): only where nobody else can reach that address")
 	durationVar(fs, &f.cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "on SIGTERM, give up writing the last rows after this (the successor replays them)")
 	durationVar(fs, &f.sessionTimeout, "session-timeout", 45*time.Second, "consumer group session timeout: a member silent this long is dropped and its partitions move (the broker's minimum applies)")
@@ -124,6 +126,13 @@ func startCPUProfile(path string) (stop func(), err error) {
 
 // runPipeline opens the sink and runs the pipeline until ctx ends.
 func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.Pipeline)) error {
+	limit, source, err := applyMemoryLimit(f.memoryLimit)
+	if err != nil {
+		return err
+	}
+	if limit > 0 {
+		slog.Info("memory budget", "bytes", limit, "from", source, "gc_limit", int64(float64(limit)*gcShare))
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	hook, err := killHook()

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+)
+
+// The memory budget (--memory-limit). Without one, the Go GC lets the heap
+// grow to twice the live data (GOGC=100) before it collects: a member
+// holding 1 GiB of state needs 2 GiB, and a container limit in between
+// gets it OOM-killed, replayed and killed again. Given a budget, the GC
+// collects harder as the heap nears it (debug.SetMemoryLimit); the budget
+// is a soft limit, not a cap on what the state may need.
+
+// gcShare is the part of the budget given to the Go heap; the rest is for
+// the runtime's own memory, stacks and the driver's buffers.
+const gcShare = 0.9
+
+// applyMemoryLimit sets the GC's limit from --memory-limit, else from the
+// cgroup's memory limit, unless GOMEMLIMIT is set (the runtime has applied
+// it). It returns the budget in bytes (0: none) and where it came from.
+func applyMemoryLimit(flagValue string) (int64, string, error) {
+	limit, source := int64(0), ""
+	switch {
+	case flagValue != "":
+		n, err := parseBytes(flagValue)
+		if err != nil {
+			return 0, "", fmt.Errorf("invalid --memory-limit %q: %w", flagValue, err)
+		}
+		limit, source = n, "--memory-limit"
+	case os.Getenv("GOMEMLIMIT") != "":
+		return 0, "GOMEMLIMIT", nil
+	default:
+		limit, source = cgroupMemoryLimit("/sys/fs/cgroup"), "cgroup"
+	}
+	if limit > 0 {
+		debug.SetMemoryLimit(int64(float64(limit) * gcShare))
+	}
+	return limit, source, nil
+}
+
+// cgroupMemoryLimit reads the memory limit of the process's cgroup (v2
+// memory.max, else v1 memory.limit_in_bytes) under root; 0 when there is
+// none.
+func cgroupMemoryLimit(root string) int64 {
+	for _, file := range []string{"memory.max", "memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(filepath.Join(root, file))
+		if err != nil {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil || n <= 0 || n >= 1<<60 { // "max", or v1's "no limit"
+			return 0
+		}
+		return n
+	}
+	return 0
+}
+
+// parseBytes reads a size: an integer with an optional unit, B, KiB, MiB,
+// GiB, KB, MB or GB.
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		factor int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	num, factor := strings.TrimSpace(s), int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(num, u.suffix) {
+			num, factor = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.factor
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/factor {
+		return 0, fmt.Errorf("want a positive number of bytes, e.g. 1073741824, 1024MiB or 1GiB")
+	}
+	return n * factor, nil
+}
