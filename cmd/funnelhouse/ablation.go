@@ -34,8 +34,15 @@ func ablationCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Repeats, "repeats", 3, "measurements of each step (in rounds); the median is reported")
 	fs.Var(listFlag{&cfg.Steps}, "steps", "measure only these steps (table or view names, comma-separated); empty for all")
 	fs.StringVar(&jsonOut, "json", "", "also write the results as JSON to this `file` (- for stdout)")
+	var traces string
+	var cpuPerM float64
+	fs.StringVar(&traces, "profile-traces", "", "instead: sum a CPU profile of `funnelhouse run` by stage, from this `file` of `go tool pprof -traces` output (- for stdin)")
+	fs.Float64Var(&cpuPerM, "process-cpu-per-m", 0, "with --profile-traces: the process's CPU seconds per million records (bench's column), to split by stage")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
+	}
+	if traces != "" {
+		return printStages(traces, cpuPerM)
 	}
 	if cfg.CHPID = perf.ReadPID(pidFile); cfg.CHPID == 0 {
 		return fmt.Errorf("--clickhouse-pid-file: no pid in %q", pidFile)
@@ -57,4 +64,24 @@ func ablationCmd(ctx context.Context, args []string) error {
 		return writeJSON(jsonOut, rep)
 	}
 	return err
+}
+
+// printStages prints the stages of a profile's `go tool pprof -traces`
+// output.
+func printStages(file string, cpuPerM float64) error {
+	in := os.Stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	stages, err := ablation.Stages(in)
+	if err != nil {
+		return err
+	}
+	ablation.PrintStages(os.Stdout, stages, cpuPerM)
+	return nil
 }
