@@ -17,6 +17,7 @@ const (
 	StageDecode  = "decode and validate (schemas)"
 	StageProcess = "processing: dedup, hold, sessions, lifecycle, row append (pipeline)"
 	StageState   = "checkpoint state encoding (pipeline Cut)"
+	StageCold    = "held events spilled cold: zstd runs (pipeline coldHeld)"
 	StageColumns = "column build for the driver (rows.Values, sink)"
 	StageDriver  = "driver: copy, native encoding, compression, send (clickhouse-go, ch-go)"
 	StageOther   = "other (scheduler, syscalls outside the above)"
@@ -37,6 +38,7 @@ var stageFrames = []struct{ prefix, stage string }{
 	{"github.com/funnelhouse/funnelhouse/pipeline/rows.Col[", StageColumns},
 	{"github.com/funnelhouse/funnelhouse/pipeline/rows.(*Table[", StageColumns},
 	{"github.com/funnelhouse/funnelhouse/sinks/clickhouse.", StageColumns},
+	{"github.com/funnelhouse/funnelhouse/pipeline.(*coldHeld)", StageCold},
 	{"github.com/funnelhouse/funnelhouse/pipeline.(*Processor).Cut", StageState},
 	{"github.com/funnelhouse/funnelhouse/pipeline.(*Processor).encode", StageState},
 	{"github.com/funnelhouse/funnelhouse/pipeline.", StageProcess},
