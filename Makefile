@@ -6,6 +6,7 @@
 #   make chaos             the fault matrix: CHAOS_RUNS (20) seeded runs with random faults
 #   make demo              run the demo against the local ClickHouse in .local/clickhouse (left running)
 #   make bench             run the benchmark against the same local ClickHouse
+#   make ablation          ClickHouse CPU per table and view, step by step (bench/ablation.json)
 #   make bench-live        real-time traffic held for the lateness: rates x latenesses (bench/live.json)
 #   make clickhouse-start  start (or reuse) the local ClickHouse; prints its DSN
 #   make clickhouse-stop   stop it (same as make demo-stop)
@@ -32,7 +33,7 @@ LOCAL_CH_DIR ?= .local/clickhouse
 CH_DATABASE ?= funnelhouse
 FUZZTIME ?= 20s
 
-.PHONY: prereqs prereqs-demo chaos build test test-cluster test-steps test-current-clickhouse vet demo demo-stop bench bench-live gobench clickhouse-start clickhouse-stop clickhouse-status clean
+.PHONY: prereqs prereqs-demo chaos build test test-cluster test-steps test-current-clickhouse vet demo demo-stop bench ablation bench-live gobench clickhouse-start clickhouse-stop clickhouse-status clean
 
 # A production build: no test hooks. The crash tests build their own binary
 # with -tags testhooks (buildBinary in cmd/funnelhouse/e2e_test.go), which
@@ -135,6 +136,21 @@ bench: build
 	rc=0; \
 	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench --events $(BENCH_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/results.json"; \
 	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench" --events $(BENCH_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/results.json || rc=$$?; \
+	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop"; \
+	exit $$rc
+
+# Where ClickHouse's CPU goes (bench/RESULTS.md): the pipeline's rows for
+# ABLATION_EVENTS generated events inserted step by step (events, +
+# sessions, + transitions, + state, + each materialised view), each step 3
+# times, and the Kafka engine's raw tables as a reference.
+ABLATION_EVENTS ?= 2000000
+ablation: build
+	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
+	http=http://127.0.0.1:$$(cat $(LOCAL_CH_DIR)/http.port); \
+	rc=0; \
+	args="--events $(ABLATION_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --clickhouse-http $$http --json bench/ablation.json"; \
+	echo "+ $(BIN) ablation --clickhouse $${dsn}funnelhouse_ablation $$args"; \
+	$(BIN) ablation --clickhouse "$${dsn}funnelhouse_ablation" $$args || rc=$$?; \
 	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop"; \
 	exit $$rc
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run a command against a throwaway ClickHouse: the server is started in a
 # temporary directory on free loopback ports, its DSN is exported as
-# FUNNELHOUSE_TEST_CLICKHOUSE, and it is stopped and removed whatever
+# FUNNELHOUSE_TEST_CLICKHOUSE (its directory, with the pid file, as
+# FUNNELHOUSE_TEST_CLICKHOUSE_DIR), and it is stopped and removed whatever
 # happens. The command's exit code is kept.
 #
 #   deploy/with-clickhouse.sh CMD [ARGS...]
@@ -26,6 +27,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 dsn=$("${clickhouse[@]}" start "$ch_dir") || exit 1
-export FUNNELHOUSE_TEST_CLICKHOUSE=$dsn
+export FUNNELHOUSE_TEST_CLICKHOUSE=$dsn FUNNELHOUSE_TEST_CLICKHOUSE_DIR=$ch_dir
 echo "test ClickHouse: FUNNELHOUSE_TEST_CLICKHOUSE=$dsn"
 "$@"

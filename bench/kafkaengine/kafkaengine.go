@@ -35,9 +35,9 @@ type Peer struct {
 func Create(ctx context.Context, conn driver.Conn, db string, brokers []string, clickstream, transactions, group string) (*Peer, error) {
 	topics := map[string]string{"clickstream": clickstream, "transactions": transactions}
 	stmts := []string{"DROP DATABASE IF EXISTS " + db, "CREATE DATABASE " + db}
+	stmts = append(stmts, RawTables(db)...)
 	for name, cols := range columns {
 		stmts = append(stmts,
-			fmt.Sprintf("CREATE TABLE %s.%s_raw (%s) ENGINE = MergeTree ORDER BY (visitor_id, event_id)", db, name, cols),
 			fmt.Sprintf("CREATE TABLE %s.%s_queue (%s) ENGINE = Kafka SETTINGS kafka_broker_list = '%s', kafka_topic_list = '%s', kafka_group_name = '%s', kafka_format = 'JSONEachRow', kafka_num_consumers = 1",
 				db, name, cols, strings.Join(brokers, ","), topics[name], group+"-"+name))
 	}
@@ -47,6 +47,18 @@ func Create(ctx context.Context, conn driver.Conn, db string, brokers []string, 
 		}
 	}
 	return &Peer{conn: conn, db: db}, nil
+}
+
+// RawTables are the statements creating the raw tables in db, one per
+// input (clickstream_raw, transactions_raw): the table shape the peer
+// ingests into. The ablation (bench/ablation) inserts into the same shape
+// without Kafka, as a reference.
+func RawTables(db string) []string {
+	var out []string
+	for _, name := range []string{"clickstream", "transactions"} {
+		out = append(out, fmt.Sprintf("CREATE TABLE %s.%s_raw (%s) ENGINE = MergeTree ORDER BY (visitor_id, event_id)", db, name, columns[name]))
+	}
+	return out
 }
 
 // Start creates the materialised views: ClickHouse starts consuming.

@@ -88,3 +88,10 @@ func procStatusBytes(pid int, field string) int64 {
 	}
 	return 0
 }
+
+// CPUSeconds is a process's user + system CPU seconds so far (0 when /proc
+// cannot say); for other benchmarks of the server (bench/ablation).
+func CPUSeconds(pid int) float64 { return cpuSeconds(pid) }
+
+// ReadPID reads a pid file; 0 when there is none.
+func ReadPID(file string) int { return readPID(file) }

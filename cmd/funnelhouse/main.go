@@ -31,6 +31,7 @@ var commands = map[string]command{
 	"demo":       {"embedded broker + local ClickHouse + generated traffic + pipeline, then the tables", demoCmd},
 	"broker":     {"run the embedded Kafka-protocol broker on a loopback port", brokerCmd},
 	"bench":      {"end-to-end events/s against the peers, verified against the expected numbers", benchCmd},
+	"ablation":   {"ClickHouse CPU per table and view: the pipeline's rows inserted step by step", ablationCmd},
 	"naive-peer": {"the straightforward implementation bench compares against", naivePeerCmd},
 	"report":     {"the metrics as terminal tables and a self-contained HTML page with charts", reportCmd},
 	"status":     {"per partition: owner, offsets, lag, checkpoint age, state; per view: rows, newest day", statusCmd},
