@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -110,25 +109,7 @@ func runLiveHot(t *testing.T, records []liveRecord, restartAt []int, hotLimit in
 		offsets = append(offsets, next)
 		next[r.topic]++
 	}
-	type stateKey struct {
-		kind rows.StateKind
-		key  string
-	}
-	state := map[stateKey]rows.State{}
-	var lines []string
-	largest := 0
-	keep := func(b *rows.Batch) {
-		lines = append(lines, tableLines("events", b.Events.All())...)
-		lines = append(lines, tableLines("sessions", b.Sessions.All())...)
-		lines = append(lines, tableLines("transitions", b.Transitions.All())...)
-		for _, st := range b.State.All() {
-			st.Key, st.Data = strings.Clone(st.Key), strings.Clone(st.Data)
-			state[stateKey{st.Kind, st.Key}] = st
-			if st.Kind == rows.StateCheckpoint {
-				largest = max(largest, len(st.Data))
-			}
-		}
-	}
+	w := newWritten()
 	p := start()
 	from := Offsets{-1, -1}
 	restarted := -1
@@ -144,16 +125,12 @@ func runLiveHot(t *testing.T, records []liveRecord, restartAt []int, hotLimit in
 		restart := i > restarted && slices.Contains(restartAt, i)
 		if i%500 == 499 || restart {
 			b, _ := p.Cut()
-			keep(b)
+			w.keep(b)
 		}
 		if restart {
 			restarted = i
 			p = start()
-			var saved []rows.State
-			for _, st := range state {
-				saved = append(saved, st)
-			}
-			off, err := p.Restore(saved)
+			off, err := p.Restore(w.saved())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -171,9 +148,8 @@ func runLiveHot(t *testing.T, records []liveRecord, restartAt []int, hotLimit in
 	clock = clock.Add(24 * time.Hour * 40)
 	p.Advance(clock)
 	b, _ := p.Cut()
-	keep(b)
-	slices.Sort(lines)
-	return lines, p.Stats().clone(), largest
+	w.keep(b)
+	return w.sortedLines(), p.Stats().clone(), w.largestCheckpoint
 }
 
 // TestCheckpointSizeOnLiveTraffic: on real-time traffic every event is held
@@ -315,37 +291,11 @@ func TestZombieOwnerIsFenced(t *testing.T) {
 		p.SetEnd(schemas.Transactions, math.MaxInt64)
 		return p
 	}
-	type stateKey struct {
-		kind rows.StateKind
-		key  string
-	}
-	store := map[stateKey]rows.State{} // pipeline_state FINAL: the highest epoch per key wins
-	lines := map[string]bool{}         // every row ever written; replays replace themselves
-	write := func(b *rows.Batch) {
-		for _, l := range tableLines("events", b.Events.All()) {
-			lines[l] = true
-		}
-		for _, l := range tableLines("sessions", b.Sessions.All()) {
-			lines[l] = true
-		}
-		for _, l := range tableLines("transitions", b.Transitions.All()) {
-			lines[l] = true
-		}
-		for _, st := range b.State.All() {
-			st.Key, st.Data = strings.Clone(st.Key), strings.Clone(st.Data)
-			k := stateKey{st.Kind, st.Key}
-			if old, ok := store[k]; !ok || st.Epoch >= old.Epoch {
-				store[k] = st
-			}
-		}
-	}
+	w := newWritten()
+	write := func(b *rows.Batch) { w.keep(b) }
 	restore := func() (*Processor, Offsets) {
 		p := start()
-		var saved []rows.State
-		for _, st := range store {
-			saved = append(saved, st)
-		}
-		off, err := p.Restore(saved)
+		off, err := p.Restore(w.saved())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -374,11 +324,10 @@ func TestZombieOwnerIsFenced(t *testing.T) {
 	ref := start()
 	feed(ref, Offsets{-1, -1}, len(records))
 	wantStats := finish(ref)
-	want := lines
-	lines, store = map[string]bool{}, map[stateKey]rows.State{}
+	want := lineSet(w.lines)
 
 	for _, zombieFirst := range []bool{false, true} {
-		lines, store = map[string]bool{}, map[stateKey]rows.State{}
+		w = newWritten()
 		a := start()
 		feed(a, Offsets{-1, -1}, 10_000)
 		b, _ := a.Cut()
@@ -398,8 +347,17 @@ func TestZombieOwnerIsFenced(t *testing.T) {
 		c, off := restore()
 		feed(c, off, len(records))
 		gotStats := finish(c)
-		compareLineage(t, fmt.Sprintf("zombie's write first: %v", zombieFirst), lines, want, gotStats, wantStats)
+		compareLineage(t, fmt.Sprintf("zombie's write first: %v", zombieFirst), lineSet(w.lines), want, gotStats, wantStats)
 	}
+}
+
+// lineSet is lines as a set: rows written again replace themselves.
+func lineSet(lines []string) map[string]bool {
+	set := map[string]bool{}
+	for _, l := range lines {
+		set[l] = true
+	}
+	return set
 }
 
 func compareLineage(t *testing.T, name string, lines, want map[string]bool, gotStats, wantStats Stats) {

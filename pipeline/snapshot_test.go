@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -47,21 +48,7 @@ func runWithRestarts(t *testing.T, records []benchRecord, restartAt []int) ([]st
 		p.SetEnd(schemas.Transactions, math.MaxInt64)
 		return p
 	}
-	type stateKey struct {
-		kind rows.StateKind
-		key  string
-	}
-	state := map[stateKey]rows.State{}
-	var lines []string
-	keep := func(b *rows.Batch) {
-		lines = append(lines, tableLines("events", b.Events.All())...)
-		lines = append(lines, tableLines("sessions", b.Sessions.All())...)
-		lines = append(lines, tableLines("transitions", b.Transitions.All())...)
-		for _, st := range b.State.All() {
-			st.Key, st.Data = strings.Clone(st.Key), strings.Clone(st.Data)
-			state[stateKey{st.Kind, st.Key}] = st
-		}
-	}
+	w := newWritten()
 	p := start()
 	restarted := -1
 	from := Offsets{-1, -1} // where each input resumed
@@ -76,16 +63,12 @@ func runWithRestarts(t *testing.T, records []benchRecord, restartAt []int) ([]st
 		restart := i > restarted && slices.Contains(restartAt, i)
 		if i%5000 == 4999 || restart {
 			b, _ := p.Cut()
-			keep(b)
+			w.keep(b)
 		}
 		if restart {
 			restarted = i
 			p = start()
-			var saved []rows.State
-			for _, r := range state {
-				saved = append(saved, r)
-			}
-			off, err := p.Restore(saved)
+			off, err := p.Restore(w.saved())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,9 +80,43 @@ func runWithRestarts(t *testing.T, records []benchRecord, restartAt []int) ([]st
 	p.SetEnd(schemas.Transactions, 0)
 	p.Advance(benchClock.Add(time.Hour))
 	b, _ := p.Cut()
-	keep(b)
-	slices.Sort(lines)
-	return lines, p.Stats().clone()
+	w.keep(b)
+	return w.sortedLines(), p.Stats().clone()
+}
+
+// written is what a test run wrote: its table rows, a line each, and its
+// state rows as pipeline_state FINAL returns them (the highest epoch per
+// key; the later write on a tie).
+type written struct {
+	lines             []string
+	state             map[stateKey]rows.State
+	largestCheckpoint int // bytes of the largest checkpoint row
+}
+
+func newWritten() *written { return &written{state: map[stateKey]rows.State{}} }
+
+func (w *written) keep(b *rows.Batch) {
+	w.lines = append(w.lines, tableLines("events", b.Events.All())...)
+	w.lines = append(w.lines, tableLines("sessions", b.Sessions.All())...)
+	w.lines = append(w.lines, tableLines("transitions", b.Transitions.All())...)
+	for _, st := range b.State.All() {
+		st.Key, st.Data = strings.Clone(st.Key), strings.Clone(st.Data)
+		k := stateKey{st.Group, st.Partition, st.Kind, st.Key}
+		if old, ok := w.state[k]; !ok || st.Epoch >= old.Epoch {
+			w.state[k] = st
+		}
+		if st.Kind == rows.StateCheckpoint {
+			w.largestCheckpoint = max(w.largestCheckpoint, len(st.Data))
+		}
+	}
+}
+
+// saved is what a restore loads.
+func (w *written) saved() []rows.State { return slices.Collect(maps.Values(w.state)) }
+
+func (w *written) sortedLines() []string {
+	slices.Sort(w.lines)
+	return w.lines
 }
 
 // tableLines renders each row as one line.
