@@ -74,7 +74,7 @@ func (pl *Pipeline) writeLocked(partitions []int32, withState bool) (err error) 
 	ctx, cancel := context.WithCancelCause(pl.writeCtx)
 	defer func() {
 		if cause := context.Cause(ctx); err != nil && cause != nil && cause != context.Canceled {
-			err = fmt.Errorf("%v: %w", cause, err)
+			err = fmt.Errorf("%w: %w", cause, err)
 		}
 		if err != nil {
 			pl.failed = err

@@ -16,6 +16,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -229,6 +230,13 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 			runErr = err
 		}
 	default:
+	}
+	if errors.Is(runErr, errPartitionsLost) {
+		// franz-go reports the loss before the group error that explains
+		// it (FENCED_INSTANCE_ID): give the error hook a moment.
+		for wait := time.Now().Add(2 * time.Second); pl.fatal.Load() == nil && time.Now().Before(wait); {
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	if err := pl.fatal.Load(); err != nil {
 		runErr = *err // the cause; a write it cancelled fails with less to say
