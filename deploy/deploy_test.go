@@ -62,10 +62,14 @@ var exportedMetrics = map[string]metricInfo{
 	"funnelhouse_pipeline_open_sessions":                     {"gauge", []string{"partition"}},
 	"funnelhouse_pipeline_tracked_visitors":                  {"gauge", []string{"partition"}},
 	"funnelhouse_pipeline_held_events":                       {"gauge", []string{"partition"}},
+	"funnelhouse_pipeline_held_spilled_bytes":                {"gauge", []string{"partition"}},
 	"funnelhouse_pipeline_checkpoint_state_bytes":            {"gauge", []string{"partition"}},
 	"funnelhouse_pipeline_watermark_delay_seconds":           {"gauge", []string{"partition"}},
 	"funnelhouse_pipeline_consumer_lag_records":              {"gauge", []string{"topic", "partition"}},
 	"funnelhouse_pipeline_buffered_rows":                     {"gauge", nil},
+	"funnelhouse_pipeline_buffered_bytes":                    {"gauge", nil},
+	"funnelhouse_pipeline_fetch_paused":                      {"gauge", nil},
+	"funnelhouse_pipeline_memory_budget_bytes":               {"gauge", nil},
 	"funnelhouse_pipeline_checkpoint_duration_seconds":       {"histogram", nil},
 	"funnelhouse_pipeline_commit_duration_seconds":           {"histogram", nil},
 	"funnelhouse_pipeline_flush_duration_seconds":            {"histogram", nil},
@@ -882,10 +886,20 @@ func TestKubernetes(t *testing.T) {
 	runEnv := checkPodEnv("StatefulSet", "run", container, []string{"FUNNELHOUSE_CLICKHOUSE_PASSWORD", "FUNNELHOUSE_KAFKA_SASL_PASSWORD"})
 	checkStaticMembership(t, objects, sts, container)
 	checkEnv := map[string]string{}
+	mounts := map[string]bool{}
+	for _, m := range list(get(container, "volumeMounts")) {
+		mounts[str(get(m, "mountPath"))] = true
+	}
 	for k, v := range runEnv {
 		if strings.HasPrefix(k, "FUNNELHOUSE_") {
 			checkEnv[k] = v
 		}
+		if mounts[v] {
+			checkEnv[k] = t.TempDir() // a volume of the pod: a directory here
+		}
+	}
+	if !mounts[runEnv["FUNNELHOUSE_SPILL_DIR"]] {
+		t.Errorf("StatefulSet: FUNNELHOUSE_SPILL_DIR %q is not a mounted volume (held events would fill the read-only root or /tmp's 64Mi)", runEnv["FUNNELHOUSE_SPILL_DIR"])
 	}
 	switch line := runCheckConfig(t, checkEnv); {
 	case line == "":

@@ -94,12 +94,14 @@ func (pl *Pipeline) writeLocked(partitions []int32, withState bool) (err error) 
 		cuts[i] = <-reply
 	}
 	batches := make([]*rows.Batch, len(cuts))
-	counted := 0
+	counted, countedBytes := 0, int64(0)
 	for i, c := range cuts {
 		batches[i] = c.batch
 		counted += c.counted
+		countedBytes += c.countedBytes
 	}
 	defer pl.buffered.Add(-int64(counted))
+	defer pl.bufferedBytes.Add(-countedBytes)
 	// Dead letters are written before the state that says they were handled.
 	if err := pl.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("cannot flush dead-letter records: %w", err)

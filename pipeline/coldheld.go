@@ -5,9 +5,8 @@ import (
 	"cmp"
 	"encoding/binary"
 	"slices"
-	"sync"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/compress/s2"
 
 	"github.com/funnelhouse/funnelhouse/schemas"
 )
@@ -16,8 +15,8 @@ import (
 // partition at 2,000 events/s holds 1.2M of them with the default 10 min.
 // Decoded, an event costs ~450 bytes; its raw record, compressed with
 // its neighbours, ~50. So beyond hotHeldLimit events, held events are
-// kept as coldHeld: their raw records in runs sorted in processing order
-// and compressed with zstd. A run is decompressed when the watermark
+// kept as coldHeld: their raw records in runs sorted in processing order,
+// compressed with s2 and spilled to disk (spill.go). A run is decompressed when the watermark
 // reaches its first event, and its records are decoded again one by one as
 // they are released (decoding is deterministic, and the clock only rejects
 // records too far in the future, which a later clock accepts).
@@ -26,17 +25,28 @@ import (
 // Historical replays rarely hold more; real-time traffic always does.
 const hotHeldLimit = 16384
 
-// coldRunLen is the number of records of a sealed run: large enough to
-// compress well, small enough to decompress for one release.
-const coldRunLen = 1024
+// A run is sealed at coldRunLen records or coldRunBytes of them: large
+// enough to compress well, small enough to decompress for one release
+// (records of 200 KiB would make 1,024 of them 200 MiB).
+const (
+	coldRunLen   = 1024
+	coldRunBytes = 1 << 20
+)
 
 type coldHeld struct {
-	open openRun
-	runs []*coldRun // sealed runs, a min-heap by head
-	n    int        // events held in open and runs
+	open  openRun
+	runs  []*coldRun // sealed runs, a min-heap by head
+	n     int        // events held in open and runs
+	spill spillStore
+	// runBytes seals a run at this many bytes of records (0: coldRunBytes).
+	runBytes int
+	// spillErr is the first failure to spill a run: such a run stays in
+	// memory, compressed.
+	spillErr error
 
 	scratch    []byte // compressed output, before it is copied to its size
 	rawScratch []byte // a sorted run before it is compressed
+	readBuf    []byte // a spilled run read back, compressed
 }
 
 // coldKey is the processing order of a record: ts, topic, event_id.
@@ -65,10 +75,11 @@ type openRun struct {
 
 // coldRun is a sealed run: compressed until opened, then read in order.
 type coldRun struct {
-	data   []byte // compressed, or raw once opened
-	opened bool
-	head   coldRecord // the next record, valid once opened (and its key before)
-	left   int
+	data    []byte   // compressed (nil once spilled), or raw once opened
+	spilled spillRef // where the compressed run is on disk, if it is
+	opened  bool
+	head    coldRecord // the next record, valid once opened (and its key before)
+	left    int
 }
 
 // coldRecord is one raw record as a run holds it.
@@ -89,7 +100,7 @@ func (c *coldHeld) add(t schemas.Topic, offset, ts int64, id string, key, value 
 	o.buf = appendColdRecord(o.buf, t, offset, ts, id, key, value)
 	o.ends = append(o.ends, len(o.buf))
 	c.n++
-	if len(o.ends) == coldRunLen {
+	if len(o.ends) == coldRunLen || len(o.buf) >= cmp.Or(c.runBytes, coldRunBytes) {
 		c.seal(true)
 	}
 }
@@ -145,8 +156,13 @@ func (c *coldHeld) seal(compress bool) {
 	run := &coldRun{data: raw, opened: true, left: len(recs)}
 	if compress {
 		c.rawScratch = raw
-		c.scratch = zstdEncoder().EncodeAll(raw, c.scratch[:0])
-		run.data = bytes.Clone(c.scratch) // exactly its size: it is kept for minutes
+		c.scratch = s2.Encode(c.scratch[:cap(c.scratch)], raw)
+		if ref, err := c.spill.write(c.scratch); err == nil {
+			run.spilled = ref
+		} else {
+			c.spillErr = cmp.Or(c.spillErr, err)
+			run.data = bytes.Clone(c.scratch) // exactly its size: it is kept for minutes
+		}
 		run.opened = false
 		run.head.key = recs[0].key
 		run.head.key.id = bytes.Clone(run.head.key.id) // not an alias of raw
@@ -176,15 +192,14 @@ func (c *coldHeld) peek(watermark int64) *coldKey {
 	return &c.runs[0].head.key
 }
 
-// pop removes the first record; it stays valid until the next pop.
-func (c *coldHeld) pop() coldRecord {
+// pop removes the first record; it stays valid until the next pop. It
+// fails only if a spilled run cannot be read back.
+func (c *coldHeld) pop() (coldRecord, error) {
 	run := c.runs[0]
 	if !run.opened {
-		raw, err := zstdDecoder().DecodeAll(run.data, nil)
-		if err != nil {
-			panic("BUG: corrupt held run: " + err.Error())
+		if err := c.open1(run); err != nil {
+			return coldRecord{}, err
 		}
-		run.data, run.opened = readColdRecord(raw, &run.head), true
 	}
 	r := run.head
 	c.n--
@@ -197,23 +212,33 @@ func (c *coldHeld) pop() coldRecord {
 		run.data = readColdRecord(run.data, &run.head)
 	}
 	siftDown(0, len(c.runs), c.runLess, c.runSwap)
-	return r
+	return r, nil
 }
 
-var (
-	zstdOnce sync.Once
-	zstdEnc  *zstd.Encoder
-	zstdDec  *zstd.Decoder
-)
-
-// The encoder and decoder are shared: EncodeAll and DecodeAll are safe for
-// concurrent use.
-func zstdInit() {
-	zstdOnce.Do(func() {
-		zstdEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-		zstdDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
-	})
+// open1 decompresses a run, reading it back from disk if it was spilled.
+func (c *coldHeld) open1(run *coldRun) error {
+	compressed := run.data
+	if run.spilled.seg != nil {
+		var err error
+		if c.readBuf, err = c.spill.read(run.spilled, c.readBuf); err != nil {
+			return err
+		}
+		compressed, run.spilled = c.readBuf, spillRef{}
+	}
+	n, err := s2.DecodedLen(compressed)
+	if err != nil {
+		panic("BUG: corrupt held run: " + err.Error())
+	}
+	raw, err := s2.Decode(make([]byte, n), compressed)
+	if err != nil {
+		panic("BUG: corrupt held run: " + err.Error())
+	}
+	run.data, run.opened = readColdRecord(raw, &run.head), true
+	return nil
 }
 
-func zstdEncoder() *zstd.Encoder { zstdInit(); return zstdEnc }
-func zstdDecoder() *zstd.Decoder { zstdInit(); return zstdDec }
+// close releases the spill files; the held events are dropped.
+func (c *coldHeld) close() {
+	c.spill.close(c.runs)
+	c.runs, c.n = nil, 0
+}

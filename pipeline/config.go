@@ -1,9 +1,11 @@
 package pipeline
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -35,9 +37,19 @@ type Config struct {
 	// table replaces such a row. Longer: less state written; shorter: a
 	// shorter replay after a crash.
 	CheckpointInterval time.Duration
-	ShutdownTimeout    time.Duration    // give up writing the last rows after this
-	Now                func() time.Time // nil: time.Now
-	Logger             *slog.Logger     // nil: slog.Default() when New is called
+	ShutdownTimeout    time.Duration // give up writing the last rows after this
+	// MemoryLimit is the member's memory budget in bytes (0: none given).
+	// Buffered rows, decoded held events and fetched records are each
+	// bounded by a share of it (budget.go), in bytes: a record can carry
+	// 256 KiB. The Go GC's own limit is the caller's to set.
+	MemoryLimit int64
+	// SpillDir is where held events beyond a few thousand per partition
+	// are kept, compressed, until the watermark releases them: on
+	// real-time traffic, every event of the last Lateness. "" is
+	// os.TempDir(). Use a disk, not a tmpfs (which is memory).
+	SpillDir string
+	Now      func() time.Time // nil: time.Now
+	Logger   *slog.Logger     // nil: slog.Default() when New is called
 	// Registerer receives the pipeline's metrics; nil means none.
 	Registerer prometheus.Registerer
 	// KafkaOpts are extra franz-go options: TLS, SASL, timeouts.
@@ -109,8 +121,19 @@ func (c *Config) Validate() error {
 	if c.DLQTopic == c.ClickstreamTopic || c.DLQTopic == c.TransactionsTopic {
 		errs = append(errs, fieldErrorf("DLQTopic %q must differ from the input topics", c.DLQTopic))
 	}
-	errs = append(errs, c.ValidateNames(), c.Rules.Validate())
+	errs = append(errs, c.ValidateNames(), c.Rules.Validate(), c.validateSpillDir())
 	return errors.Join(errs...)
+}
+
+// validateSpillDir checks that held events can be spilled, before the
+// first partition holds any.
+func (c *Config) validateSpillDir() error {
+	f, err := os.CreateTemp(c.SpillDir, "funnelhouse-check-*")
+	if err != nil {
+		return fieldWrap(err, "SpillDir %q is not a writable directory", cmp.Or(c.SpillDir, os.TempDir()))
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // kafkaName is what Kafka accepts as a topic name, and what we accept as

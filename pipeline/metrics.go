@@ -24,6 +24,7 @@ type metrics struct {
 	openSessions   *prometheus.GaugeVec
 	visitors       *prometheus.GaugeVec
 	held           *prometheus.GaugeVec
+	spilled        *prometheus.GaugeVec
 	stateBytes     *prometheus.GaugeVec
 	stateWritten   prometheus.Counter
 	watermarkLag   *prometheus.GaugeVec
@@ -50,6 +51,7 @@ func newMetrics(reg prometheus.Registerer, pl *Pipeline) (*metrics, error) {
 		openSessions: c.gaugeVec("open_sessions", "Sessions open, by partition.", "partition"),
 		visitors:     c.gaugeVec("tracked_visitors", "Visitors with lifecycle state in memory, by partition.", "partition"),
 		held:         c.gaugeVec("held_events", "Events waiting for the watermark, by partition.", "partition"),
+		spilled:      c.gaugeVec("held_spilled_bytes", "Bytes of compressed held events in spill files, by partition.", "partition"),
 		stateBytes:   c.gaugeVec("checkpoint_state_bytes", "Bytes of state written by the partition's last checkpoint.", "partition"),
 		stateWritten: c.counter("checkpoint_state_written_bytes_total", "Bytes of state (pipeline_state data) written by checkpoints, summed over partitions."),
 		watermarkLag: c.gaugeVec("watermark_delay_seconds", "Processing clock minus the partition's watermark.", "partition"),
@@ -69,6 +71,12 @@ func newMetrics(reg prometheus.Registerer, pl *Pipeline) (*metrics, error) {
 	seconds := func(d time.Duration) func() float64 { return func() float64 { return d.Seconds() } }
 	gaugeFunc(opts("buffered_rows", "Rows processed but not yet acknowledged by ClickHouse; fetching pauses above 2 x --batch-rows."),
 		func() float64 { return float64(pl.buffered.Load()) })
+	gaugeFunc(opts("buffered_bytes", "Estimated bytes of those rows; fetching pauses above an eighth of the memory budget."),
+		func() float64 { return float64(pl.bufferedBytes.Load()) })
+	gaugeFunc(opts("fetch_paused", "1 while fetching waits for buffered rows to drain (rows or bytes over their bound), else 0."),
+		func() float64 { return map[bool]float64{true: 1}[pl.fetchPaused.Load()] })
+	gaugeFunc(opts("memory_budget_bytes", "The memory budget (--memory-limit, GOMEMLIMIT or the cgroup limit); 0: none, bounds as for 2 GiB."),
+		func() float64 { return float64(pl.budget.limit) })
 	gaugeFunc(prometheus.Opts{Namespace: "funnelhouse", Name: "ready", Help: "1 while /readyz answers ready (partitions assigned, ClickHouse healthy, no fatal error), else 0."},
 		func() float64 { return map[bool]float64{true: 1}[pl.Ready()] })
 	gaugeFunc(opts("assigned_partitions", "Partition numbers (of both input topics) this member owns."),
@@ -162,6 +170,7 @@ func (m *metrics) publish(partition int32, topics [2]string, p *Processor, prev 
 	m.openSessions.WithLabelValues(part).Set(float64(p.OpenSessions()))
 	m.visitors.WithLabelValues(part).Set(float64(p.Visitors()))
 	m.held.WithLabelValues(part).Set(float64(p.Held()))
+	m.spilled.WithLabelValues(part).Set(float64(p.cold.spill.bytes))
 	if w := p.Watermark(); w > 0 {
 		m.watermarkLag.WithLabelValues(part).Set(now.Sub(time.UnixMilli(w)).Seconds())
 	}
@@ -176,7 +185,7 @@ func (m *metrics) publish(partition int32, topics [2]string, p *Processor, prev 
 // forget removes a partition's gauges when it moves away.
 func (m *metrics) forget(partition int32, topics [2]string) {
 	part := strconv.Itoa(int(partition))
-	for _, g := range []*prometheus.GaugeVec{m.openSessions, m.visitors, m.held, m.stateBytes, m.watermarkLag} {
+	for _, g := range []*prometheus.GaugeVec{m.openSessions, m.visitors, m.held, m.spilled, m.stateBytes, m.watermarkLag} {
 		g.DeleteLabelValues(part)
 	}
 	for _, t := range topics {

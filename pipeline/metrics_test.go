@@ -31,10 +31,10 @@ func TestMetricNames(t *testing.T) {
 		names = append(names, fq.FindStringSubmatch(d.String())[1])
 	}
 	slices.Sort(names)
-	want := []string{"assigned_partitions", "buffered_rows", "checkpoint_duration_seconds", "checkpoint_interval_seconds", "checkpoint_state_bytes",
+	want := []string{"assigned_partitions", "buffered_bytes", "buffered_rows", "checkpoint_duration_seconds", "checkpoint_interval_seconds", "checkpoint_state_bytes",
 		"checkpoint_state_written_bytes_total", "commit_duration_seconds",
-		"consumer_lag_records", "dead_letters_total", "duplicates_total", "events_total", "flush_duration_seconds", "flush_interval_seconds", "held_events",
-		"idle_advance_seconds", "last_checkpoint_timestamp_seconds", "late_events_total", "lateness_seconds",
+		"consumer_lag_records", "dead_letters_total", "duplicates_total", "events_total", "fetch_paused", "flush_duration_seconds", "flush_interval_seconds", "held_events", "held_spilled_bytes",
+		"idle_advance_seconds", "last_checkpoint_timestamp_seconds", "late_events_total", "lateness_seconds", "memory_budget_bytes",
 		"open_sessions", "partitions", "records_total", "sessions_closed_total", "stage_transitions_total", "tracked_visitors", "watermark_delay_seconds"}
 	for i := range want {
 		want[i] = "funnelhouse_pipeline_" + want[i]

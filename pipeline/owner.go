@@ -13,22 +13,25 @@ import (
 
 // owner is the goroutine that owns one partition number's Processor.
 type owner struct {
-	pl        *Pipeline
-	partition int32
-	proc      *Processor
-	restored  Offsets
-	in        chan ownerMsg
-	done      chan struct{}
-	ends      [2]atomic.Int64
-	rows      int // rows buffered in proc, as counted in pl.buffered
-	drained   atomic.Bool
-	published Stats // proc's stats as last added to the metrics
-	paused    int   // input whose fetching align paused, or -1
+	pl          *Pipeline
+	partition   int32
+	proc        *Processor
+	restored    Offsets
+	in          chan ownerMsg
+	done        chan struct{}
+	ends        [2]atomic.Int64
+	rows        int   // rows buffered in proc, as counted in pl.buffered
+	rowBytes    int64 // their bytes, as counted in pl.bufferedBytes
+	drained     atomic.Bool
+	published   Stats // proc's stats as last added to the metrics
+	paused      int   // input whose fetching align paused, or -1
+	spillWarned bool
 
 	// Records fetched but not yet fed to proc, per input: queue[t][head[t]:].
-	queue    [2][]*kgo.Record
-	head     [2]int
-	lastSeen [2]time.Time // when input t last delivered records
+	queue       [2][]*kgo.Record
+	head        [2]int
+	queuedBytes [2]int64     // of the records in queue
+	lastSeen    [2]time.Time // when input t last delivered records
 }
 
 type ownerMsg struct {
@@ -39,10 +42,11 @@ type ownerMsg struct {
 }
 
 type cutResult struct {
-	batch      *rows.Batch
-	offsets    Offsets
-	counted    int // the batch's rows counted in pl.buffered
-	stateBytes int
+	batch        *rows.Batch
+	offsets      Offsets
+	counted      int   // the batch's rows counted in pl.buffered
+	countedBytes int64 // and their bytes in pl.bufferedBytes
+	stateBytes   int
 }
 
 func newOwner(pl *Pipeline, p int32, proc *Processor, restored Offsets) *owner {
@@ -57,6 +61,7 @@ func newOwner(pl *Pipeline, p int32, proc *Processor, restored Offsets) *owner {
 
 func (o *owner) run() {
 	defer close(o.done)
+	defer o.proc.Close()
 	defer o.publish()
 	defer o.resume()
 	tick := time.NewTicker(min(o.pl.cfg.Rules.IdleAdvance/4, 250*time.Millisecond))
@@ -69,8 +74,7 @@ func (o *owner) run() {
 			}
 			if m.cut != nil {
 				// o.rows is current: account runs after every message.
-				counted := o.rows
-				c := cutResult{counted: counted}
+				c := cutResult{counted: o.rows, countedBytes: o.rowBytes}
 				if m.withState {
 					c.batch, c.offsets = o.proc.Cut()
 					for _, st := range c.batch.State.All() {
@@ -79,8 +83,12 @@ func (o *owner) run() {
 				} else {
 					c.batch = o.proc.Flush()
 				}
-				o.rows = 0
+				o.rows, o.rowBytes = 0, 0
 				m.cut <- c
+				if o.proc.ReleasePaused() {
+					o.feed(o.pl.cfg.Now()) // the rows are out: release on
+					o.account()
+				}
 				o.publish()
 				continue
 			}
@@ -113,10 +121,10 @@ func (o *owner) align() {
 	held, limit := o.proc.Held(), o.pl.heldLimit()
 	ahead := o.proc.aheadInput()
 	switch {
-	case o.paused < 0 && ahead >= 0 && (held > limit || o.queued(ahead) > limit):
+	case o.paused < 0 && ahead >= 0 && (held > limit || o.queued(ahead) > limit || o.queuedBytes[ahead] > o.pl.budget.queued):
 		o.paused = ahead
 		o.pl.cl.PauseFetchPartitions(map[string][]int32{o.pl.topics[ahead]: {o.partition}})
-	case o.paused >= 0 && (held < limit/2 && o.queued(o.paused) < limit/2 || ahead != o.paused):
+	case o.paused >= 0 && (held < limit/2 && o.queued(o.paused) < limit/2 && o.queuedBytes[o.paused] < o.pl.budget.queued/2 || ahead != o.paused):
 		o.resume()
 	}
 }
@@ -135,6 +143,9 @@ func (o *owner) publish() {
 func (o *owner) add(m ownerMsg) {
 	now := o.pl.cfg.Now()
 	o.queue[m.topic] = append(o.queue[m.topic], m.records...)
+	for _, r := range m.records {
+		o.queuedBytes[m.topic] += recordBytes(r)
+	}
 	o.lastSeen[m.topic] = now
 	o.feed(now)
 }
@@ -154,6 +165,7 @@ func (o *owner) feed(now time.Time) {
 		}
 		r := o.queue[t][o.head[t]]
 		o.queue[t][o.head[t]] = nil
+		o.queuedBytes[t] -= recordBytes(r)
 		if o.head[t]++; o.head[t] == len(o.queue[t]) {
 			o.queue[t], o.head[t] = o.queue[t][:0], 0
 		}
@@ -172,6 +184,13 @@ func (o *owner) feed(now time.Time) {
 		}
 	}
 	o.proc.Advance(now)
+	if err := o.proc.Err(); err != nil {
+		o.pl.fail(err)
+	}
+	if err := o.proc.SpillError(); err != nil && !o.spillWarned {
+		o.spillWarned = true
+		o.pl.log.Warn("cannot spill held events to disk (see --spill-dir): they stay in memory", "partition", o.partition, "err", err)
+	}
 }
 
 // nextInput returns the input to feed a record from, or -1 to wait for
@@ -208,6 +227,9 @@ func (o *owner) nextInput(now time.Time) int {
 
 func (o *owner) queued(t int) int { return len(o.queue[t]) - o.head[t] }
 
+// recordBytes is what a fetched record pins until it is fed.
+func recordBytes(r *kgo.Record) int64 { return int64(len(r.Key) + len(r.Value)) }
+
 // waitFor reports whether feeding must wait for more records of input t.
 func (o *owner) waitFor(t int, now time.Time) bool {
 	unread := !caughtUp(o.proc.Next(schemas.Topic(t)), o.ends[t].Load())
@@ -217,14 +239,17 @@ func (o *owner) waitFor(t int, now time.Time) bool {
 // account publishes the change in buffered rows and asks for an early
 // checkpoint when a batch is full.
 func (o *owner) account() {
-	n := o.proc.Rows()
-	if d := n - o.rows; d != 0 {
-		o.rows = n
-		if o.pl.buffered.Add(int64(d)) >= int64(o.pl.cfg.BatchRows) {
-			select {
-			case o.pl.flushNow <- struct{}{}:
-			default:
-			}
+	n, bytes := o.proc.Rows(), o.proc.RowBytes()
+	if n == o.rows && bytes == o.rowBytes {
+		return
+	}
+	rows := o.pl.buffered.Add(int64(n - o.rows))
+	all := o.pl.bufferedBytes.Add(bytes - o.rowBytes)
+	o.rows, o.rowBytes = n, bytes
+	if rows >= int64(o.pl.cfg.BatchRows) || all >= o.pl.budget.rowBytes/2 || o.proc.ReleasePaused() {
+		select {
+		case o.pl.flushNow <- struct{}{}:
+		default:
 		}
 	}
 }

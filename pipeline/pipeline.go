@@ -62,7 +62,11 @@ type Pipeline struct {
 	owners   map[int32]*owner
 	cpMu     sync.Mutex // one checkpoint at a time
 	buffered atomic.Int64
-	flushNow chan struct{}
+	// bufferedBytes estimates the memory of the buffered rows.
+	bufferedBytes atomic.Int64
+	budget        budget
+	fetchPaused   atomic.Bool // poll waits for buffered rows to drain
+	flushNow      chan struct{}
 	// checkpointNow asks checkpointLoop for a checkpoint before its time.
 	checkpointNow chan struct{}
 	assigned      atomic.Bool
@@ -90,6 +94,7 @@ func New(cfg Config, sink Sink) (*Pipeline, error) {
 		owners:        map[int32]*owner{},
 		flushNow:      make(chan struct{}, 1),
 		checkpointNow: make(chan struct{}, 1),
+		budget:        newBudget(cfg.MemoryLimit),
 	}
 	var err error
 	pl.metrics, err = newMetrics(cfg.Registerer, pl)
@@ -171,9 +176,9 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		// checkpoint (and the member) with the producer's error, instead of
 		// retrying forever while /readyz says ready.
 		kgo.RecordDeliveryTimeout(dlqDeliveryTimeout),
-		// Bound what is fetched ahead of processing (default 50 MiB), and
-		// let a resumed partition be fetched soon (default wait 5s).
-		kgo.FetchMaxBytes(16 << 20),
+		// Bound what is fetched ahead of processing, and let a resumed
+		// partition be fetched soon (default wait 5s).
+		kgo.FetchMaxBytes(pl.budget.fetchMax),
 		kgo.FetchMaxWait(time.Second),
 		kgo.WithHooks(groupErrorHook{pl}),
 	}
@@ -255,14 +260,8 @@ func (pl *Pipeline) poll(ctx context.Context, cpErr <-chan error) error {
 	for {
 		// Backpressure: while ClickHouse is slow or down, rows pile up in
 		// checkpoints that cannot be written; stop fetching until they drain.
-		for pl.buffered.Load() > limit && pl.fatal.Load() == nil {
-			select {
-			case <-ctx.Done():
-				return nil
-			case err := <-cpErr:
-				return err
-			case <-time.After(10 * time.Millisecond):
-			}
+		if err := pl.waitForBuffered(ctx, cpErr, limit); err != nil || ctx.Err() != nil {
+			return err
 		}
 		fetches := pl.cl.PollRecords(ctx, 10_000)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
@@ -297,6 +296,23 @@ func (pl *Pipeline) poll(ctx context.Context, cpErr <-chan error) error {
 		pl.mu.Unlock()
 		pl.cl.AllowRebalance()
 	}
+}
+
+// waitForBuffered pauses fetching while more rows than limit, or more
+// bytes of rows than the memory budget allows, wait for ClickHouse.
+func (pl *Pipeline) waitForBuffered(ctx context.Context, cpErr <-chan error, limit int64) error {
+	defer pl.fetchPaused.Store(false)
+	for (pl.buffered.Load() > limit || pl.bufferedBytes.Load() > pl.budget.rowBytes) && pl.fatal.Load() == nil {
+		pl.fetchPaused.Store(true)
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-cpErr:
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 func (pl *Pipeline) topicOf(name string) schemas.Topic {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -60,6 +61,9 @@ type Processor struct {
 	pending          pendingQueue
 	cold             coldHeld // held events beyond hotLimit
 	hotLimit         int      // hotHeldLimit; tests vary it
+	hotBytes         int64    // the bytes of records held decoded, at most
+	maxRowBytes      int64    // release pauses once the rows buffered reach this
+	paused           bool     // release paused before the watermark reached its target
 	spilling         bool     // new held events go cold (see hold)
 	visitors         visitorTable
 	symbols          symbols
@@ -74,8 +78,13 @@ type Processor struct {
 	// (the state is then only partly rebuilt).
 	replayCheckpoint []byte
 
+	// err stops the processor: a spilled run of held events could not be
+	// read back. Only a restart (which replays them from Kafka) recovers.
+	err error
+
 	epoch      uint64
 	out        *rows.Batch
+	outBytes   int64 // estimated bytes of the event rows in out
 	encodeBuf  []byte
 	encodeEnds []int
 	stats      Stats
@@ -85,18 +94,20 @@ type Processor struct {
 // processing clock (ts validation and idle advance).
 func NewProcessor(group string, partition int32, topics [2]string, r Rules, now func() time.Time) *Processor {
 	p := &Processor{
-		group:      group,
-		partition:  partition,
-		gap:        r.SessionGap.Milliseconds(),
-		lateness:   r.Lateness.Milliseconds(),
-		churnAfter: r.ChurnAfter.Milliseconds(),
-		idle:       r.IdleAdvance,
-		decoder:    schemas.NewDecoder(now),
-		watermark:  math.MinInt64,
-		symbols:    newSymbols(),
-		seen:       newDedup(r),
-		out:        rows.GetBatch(),
-		hotLimit:   hotHeldLimit,
+		group:       group,
+		partition:   partition,
+		gap:         r.SessionGap.Milliseconds(),
+		lateness:    r.Lateness.Milliseconds(),
+		churnAfter:  r.ChurnAfter.Milliseconds(),
+		idle:        r.IdleAdvance,
+		decoder:     schemas.NewDecoder(now),
+		watermark:   math.MinInt64,
+		symbols:     newSymbols(),
+		seen:        newDedup(r),
+		out:         rows.GetBatch(),
+		hotLimit:    hotHeldLimit,
+		hotBytes:    newBudget(0).hotHeld,
+		maxRowBytes: newBudget(0).partitionRows,
 	}
 	p.stats.DeadLetters = map[schemas.Reason]uint64{}
 	p.stats.Partitions = 1
@@ -159,10 +170,11 @@ func (p *Processor) Add(t schemas.Topic, key, value []byte, offset int64, now ti
 // events pin are then those of one stretch of records, not of every
 // stretch since (an arena chunk lives while any string of it does).
 func (p *Processor) hold(slot uint32, h *held, key, value []byte) {
+	h.size = int64(len(key) + len(value))
 	switch n := p.pending.len(); {
 	case n == 0:
 		p.spilling = false
-	case n >= p.hotLimit:
+	case n >= p.hotLimit || p.pending.bytes+h.size > p.hotBytes:
 		p.spilling = true
 	}
 	if !p.spilling {
@@ -206,6 +218,26 @@ func (p *Processor) Watermark() int64 { return p.watermark }
 
 // Stats returns the counters so far.
 func (p *Processor) Stats() *Stats { return &p.stats }
+
+// SpillTo keeps held events beyond the hot limit in files in dir (""
+// is os.TempDir()). Call it before the first Add.
+func (p *Processor) SpillTo(dir string) { p.cold.spill.dir = dir }
+
+// ReleasePaused reports whether the last Advance stopped short of its
+// watermark because the rows buffered reached their bound: Advance again
+// once they are flushed.
+func (p *Processor) ReleasePaused() bool { return p.paused }
+
+// Err is why the processor stopped releasing events, or nil: a spilled
+// run of held events could not be read back (restart to replay them).
+func (p *Processor) Err() error { return p.err }
+
+// SpillError is the first failure to spill held events to disk, or nil.
+// Such events stay in memory: nothing is lost, but memory grows.
+func (p *Processor) SpillError() error { return p.cold.spillErr }
+
+// Close releases the files of held events; the processor is done.
+func (p *Processor) Close() { p.cold.close() }
 
 // Held is the number of events waiting for the watermark.
 func (p *Processor) Held() int { return p.pending.len() + p.cold.len() }
@@ -259,8 +291,8 @@ func (p *Processor) Rows() int { return p.out.Rows() }
 // push the watermark ahead and make the real-time traffic after it late.
 // Such a record is held until the clock passes it.
 func (p *Processor) Advance(now time.Time) {
-	if p.Replaying() >= 0 {
-		return // the state is not whole yet
+	if p.Replaying() >= 0 || p.err != nil {
+		return // the state is not whole yet, or is broken
 	}
 	nowMs := now.UnixMilli()
 	w, active := int64(math.MaxInt64), false
@@ -279,38 +311,70 @@ func (p *Processor) Advance(now time.Time) {
 	if !active {
 		w = nowMs - p.lateness
 	}
-	if w > p.watermark {
-		p.watermark = w
-	}
-	p.release()
+	p.release(max(w, p.watermark))
 	p.seen.expire(p.watermark)
 }
 
-// release processes held events and deadlines earlier than the watermark in
-// time order; a deadline fires after the events at its own ts.
-func (p *Processor) release() {
+// RowBytes estimates the memory of the rows buffered for the next
+// checkpoint: each row and the long strings of event rows (a row's other
+// strings are short, or shared with other rows).
+func (p *Processor) RowBytes() int64 {
+	return p.outBytes + otherRowBytes*int64(p.out.Sessions.Len()+p.out.Transitions.Len()+p.out.State.Len())
+}
+
+var (
+	eventRowBytes = int64(unsafe.Sizeof(rows.Event{}))
+	otherRowBytes = int64(unsafe.Sizeof(rows.Session{})) + 128
+)
+
+// release moves the watermark to target, processing the held events and
+// deadlines it passes in time order; a deadline fires after the events at
+// its own ts. Once the rows buffered reach maxRowBytes it stops between
+// two instants, with the watermark there (every event before it
+// processed, none after), and Advance goes on after the rows are flushed:
+// a watermark that jumps days at once (an input gone idle) would
+// otherwise turn every held event into rows in one go. Meanwhile new
+// events are judged late against the watermark reached.
+func (p *Processor) release(target int64) {
+	p.paused = false
+	last := int64(math.MinInt64) // the instant of the last event or deadline processed
 	for {
-		src, ts := p.nextHeld()
+		src, ts := p.nextHeld(target)
 		sd, sok := p.sessionDeadlines.next()
 		cd, cok := p.churns.next()
 		d, dok := int64(math.MaxInt64), false
-		if sok && sd < p.watermark {
+		if sok && sd < target {
 			d, dok = sd, true
 		}
-		if cok && cd < p.watermark && cd < d {
+		if cok && cd < target && cd < d {
 			d, dok = cd, true
+		}
+		if src == noHeld && !dok {
+			break
+		}
+		next := d
+		if src != noHeld {
+			next = min(next, ts)
+		}
+		if next > last {
+			if p.RowBytes() >= p.maxRowBytes {
+				p.watermark, p.paused = max(p.watermark, next), true
+				return
+			}
+			last = next
 		}
 		switch {
 		case src != noHeld && (!dok || ts <= d):
-			p.releaseHeld(src)
+			if !p.releaseHeld(src) {
+				return
+			}
 		case dok && sok && sd == d:
 			p.fireSessionClose(p.sessionDeadlines.pop())
 		case dok:
 			p.fireChurn(p.churns.pop())
-		default:
-			return
 		}
 	}
+	p.watermark = target
 }
 
 // Where the next held event to release is.
@@ -322,13 +386,13 @@ const (
 
 // nextHeld returns where the first held event in processing order is, and
 // its ts, if the watermark has passed it.
-func (p *Processor) nextHeld() (int, int64) {
+func (p *Processor) nextHeld(target int64) (int, int64) {
 	e := p.pending.peek()
-	if e != nil && e.ev.TsMs >= p.watermark {
+	if e != nil && e.ev.TsMs >= target {
 		e = nil
 	}
-	c := p.cold.peek(p.watermark)
-	if c != nil && c.ts >= p.watermark {
+	c := p.cold.peek(target)
+	if c != nil && c.ts >= target {
 		c = nil
 	}
 	switch {
@@ -352,14 +416,19 @@ func heldBefore(e *held, c *coldKey) bool {
 }
 
 // releaseHeld processes the first held event, from where nextHeld said.
-func (p *Processor) releaseHeld(src int) {
+// It fails (setting p.err) only if a spilled run cannot be read back.
+func (p *Processor) releaseHeld(src int) bool {
 	if src == hotHeld {
 		slot := p.pending.pop()
 		p.processEvent(&p.pending.slab[slot])
 		p.pending.release(slot)
-		return
+		return true
 	}
-	r := p.cold.pop()
+	r, err := p.cold.pop()
+	if err != nil {
+		p.err = fmt.Errorf("partition %d: %w", p.partition, err)
+		return false
+	}
 	slot, h := p.pending.slot()
 	h.topic, h.offset = r.key.topic, r.offset
 	if err := p.decoder.Decode(r.key.topic, r.rkey, r.rval, &h.ev); err != nil {
@@ -367,6 +436,7 @@ func (p *Processor) releaseHeld(src int) {
 	}
 	p.processEvent(h)
 	p.pending.release(slot)
+	return true
 }
 
 // touch marks visitor vi as changed since the last checkpoint.
@@ -408,6 +478,7 @@ func (p *Processor) processEvent(h *held) {
 // appendEvent writes the events row of a held event.
 func (p *Processor) appendEvent(h *held, sessionID string, sessionStartMs int64, stage rows.Stage, source, medium, campaign string, late bool) {
 	e := &h.ev
+	p.outBytes += eventRowBytes + int64(len(e.Props)+len(e.URL)+len(e.Referrer))
 	p.out.Events.Append(&rows.Event{
 		EventID: e.EventID, TsMs: e.TsMs, Type: e.Type, VisitorID: e.VisitorID, CustomerID: e.CustomerID,
 		SessionID: sessionID, Stage: stage, URL: e.URL, Referrer: e.Referrer,

@@ -8,6 +8,7 @@ type held struct {
 	ev     schemas.Event
 	topic  schemas.Topic
 	offset int64
+	size   int64 // its record's bytes: what it pins while held decoded
 }
 
 // pendingQueue holds events in processing order. The events live by value
@@ -15,9 +16,10 @@ type held struct {
 // name their slots. So holding an event allocates nothing once the slab
 // has grown.
 type pendingQueue struct {
-	slab []held
-	free []uint32
-	heap []pendingKey
+	slab  []held
+	free  []uint32
+	heap  []pendingKey
+	bytes int64 // sum of the held events' sizes
 }
 
 // pendingKey holds the sort fields of a held event that fit inline (see
@@ -63,6 +65,7 @@ func (q *pendingQueue) less(i, j int) bool {
 
 func (q *pendingQueue) push(i uint32) {
 	h := &q.slab[i]
+	q.bytes += h.size
 	q.heap = append(q.heap, pendingKey{h.ev.TsMs, i, h.topic})
 	siftUp(len(q.heap)-1, q.less, q.swap)
 }
@@ -78,6 +81,7 @@ func (q *pendingQueue) peek() *held {
 // pop removes the first event and returns its slot; the caller releases it.
 func (q *pendingQueue) pop() uint32 {
 	i := q.heap[0].slot
+	q.bytes -= q.slab[i].size
 	last := len(q.heap) - 1
 	q.heap[0] = q.heap[last]
 	q.heap = q.heap[:last]

@@ -40,6 +40,8 @@ func (pl *Pipeline) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[
 		}
 		start := time.Now()
 		proc := NewProcessor(pl.cfg.Group, p, pl.topics, pl.cfg.Rules, pl.cfg.Now)
+		proc.SpillTo(pl.cfg.SpillDir)
+		proc.hotBytes, proc.cold.runBytes, proc.maxRowBytes = pl.budget.hotHeld, pl.budget.coldRun, pl.budget.partitionRows
 		rows, err := pl.sink.LoadState(ctx, pl.cfg.Group, p)
 		for err != nil && ctx.Err() == nil {
 			pl.log.Warn("cannot load partition state, retrying", "partition", p, "err", err)
@@ -150,6 +152,7 @@ func (pl *Pipeline) stopOwnersLocked(partitions []int32) {
 		close(o.in)
 		<-o.done
 		pl.buffered.Add(-int64(o.rows))
+		pl.bufferedBytes.Add(-o.rowBytes)
 		pl.mu.Lock()
 		pl.totals.Add(o.proc.Stats())
 		pl.mu.Unlock()
@@ -173,8 +176,13 @@ func (pl *Pipeline) failRestore(p int32, state []rows.State, err error) {
 	}
 	err = fmt.Errorf("partition %d: cannot restore its checkpoint of epoch %d: %w; inspect it with `funnelhouse checkpoint show --partition %d`, "+
 		"or discard the partition's state with `funnelhouse checkpoint discard --partition %d` (it is then rebuilt from the earliest records the topics hold)", p, epoch, err, p, p)
+	pl.fail(err)
+}
+
+// fail stops the member on an error no retry mends; Run returns it.
+func (pl *Pipeline) fail(err error) {
 	if pl.fatal.CompareAndSwap(nil, &err) {
-		pl.log.Error("cannot restore a partition; stopping", "partition", p, "epoch", epoch, "err", err)
+		pl.log.Error("stopping", "err", err)
 		pl.stopPoll()
 	}
 }

@@ -109,6 +109,9 @@ func NewWorkload(cfg WorkloadConfig) (*Workload, error) {
 		parts[i].proc.Advance(clock.Add(time.Hour)) // both inputs idle: every event and session released
 	}
 	w.cut(parts, true)
+	for i := range parts {
+		parts[i].proc.Close()
+	}
 	return w, nil
 }
 

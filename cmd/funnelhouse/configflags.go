@@ -23,6 +23,7 @@ var configFlags = map[string]string{
 	"Lateness":          "--lateness",
 	"ChurnAfter":        "--churn-after",
 	"IdleAdvance":       "--idle-advance",
+	"SpillDir":          "--spill-dir",
 }
 
 // configField matches a field of configFlags as a word.

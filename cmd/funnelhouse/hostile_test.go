@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/funnelhouse/funnelhouse/bench/e2e"
+	"github.com/funnelhouse/funnelhouse/bench/perf"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
 	"github.com/funnelhouse/funnelhouse/pipeline"
 	"github.com/funnelhouse/funnelhouse/schemas"
@@ -210,4 +211,76 @@ func TestCorruptCheckpoint(t *testing.T) {
 	r.waitDrained(3 * time.Minute)
 	last.stop(t, 30*time.Second)
 	r.verify()
+}
+
+// TestLargePropsWithinMemoryLimit: 1,500 page views of 200 KiB each (300
+// MB) within 2.5 minutes of event time, all held for the watermark until
+// the input goes idle, then written. With --memory-limit 256MiB the member
+// must stay under 256 MiB of RSS (before byte bounds, held events were
+// kept decoded up to a count, and rows were bounded in rows: it grew past
+// 300 MB) and lose nothing.
+func TestLargePropsWithinMemoryLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("300 MB of records")
+	}
+	const n, limit = 1500, 256 << 20
+	dsn := testDSN(t, "fh_bigprops")
+	if err := e2e.ResetDatabase(context.Background(), chsink.Endpoint{DSN: dsn}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	bin, brokers := buildBinary(t), freeAddr(t)
+	cs, tx, dlq := "bigprops.clickstream", "bigprops.transactions", "bigprops.dlq"
+	startProcess(t, bin, "broker", "--listen", brokers, "--partitions", "4", "--topics", cs+","+tx+","+dlq)
+	waitListening(t, brokers)
+	produceLarge(t, brokers, cs, n, 200<<10)
+	member := startProcess(t, bin, "run", "--brokers", brokers, "--clickhouse", dsn, "--group", "bigprops", "--clickstream-topic", cs,
+		"--transactions-topic", tx, "--dlq-topic", dlq, "--idle-advance", "2s", "--metrics-addr", "", "--memory-limit", "256MiB", "--spill-dir", t.TempDir())
+	conn, db, err := chsink.Connect(context.Background(), chsink.Endpoint{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var rows uint64
+	peak := int64(0)
+	took := waitFor(t, "every event written", 3*time.Minute, func() bool {
+		peak = max(peak, perf.PeakRSS(member.Process.Pid))
+		_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".events WHERE late = 0 AND length(props) > 200000").Scan(&rows)
+		return rows == n
+	})
+	peak = max(peak, perf.PeakRSS(member.Process.Pid))
+	t.Logf("%d events of 200 KiB written in %s; peak RSS %d MiB with --memory-limit 256MiB", n, took.Round(100*time.Millisecond), peak>>20)
+	if peak > limit {
+		t.Errorf("peak RSS %d MiB, over the 256 MiB limit", peak>>20)
+	}
+	stopProcess(t, member)
+}
+
+// produceLarge produces n page views of 20 visitors, 100 ms apart in event
+// time, each with an unknown field of size bytes (kept in props).
+func produceLarge(t *testing.T, brokers, topic string, n, size int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	blob := make([]byte, size)
+	for i := range blob {
+		blob[i] = 'a' + byte(i*7919%26)
+	}
+	base := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	for i := range n {
+		v := fmt.Sprintf("v%d", i%20)
+		blob[0] = 'a' + byte(i%26) // no two alike
+		value := fmt.Sprintf(`{"event_id":"e%d","type":"page_view","ts":%q,"visitor_id":%q,"url":"/p","blob":%q}`,
+			i, base.Add(time.Duration(i)*100*time.Millisecond).Format(time.RFC3339Nano), v, blob)
+		cl.Produce(context.Background(), &kgo.Record{Key: []byte(v), Value: []byte(value)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -16,9 +16,11 @@ import (
 // collects harder as the heap nears it (debug.SetMemoryLimit); the budget
 // is a soft limit, not a cap on what the state may need.
 
-// gcShare is the part of the budget given to the Go heap; the rest is for
-// the runtime's own memory, stacks and the driver's buffers.
-const gcShare = 0.9
+// gcLimit is the part of the budget given to the Go heap: the rest, 10%
+// and at least 48 MiB, is for what the heap does not count (the binary's
+// pages, stacks, the runtime's own memory). With twice the live heap over
+// the limit, the heap grows to it, so the rest must fit beside it.
+func gcLimit(budget int64) int64 { return budget - max(budget/10, 48<<20) }
 
 // applyMemoryLimit sets the GC's limit from --memory-limit, else from the
 // cgroup's memory limit, unless GOMEMLIMIT is set (the runtime has applied
@@ -38,7 +40,7 @@ func applyMemoryLimit(flagValue string) (int64, string, error) {
 		limit, source = cgroupMemoryLimit("/sys/fs/cgroup"), "cgroup"
 	}
 	if limit > 0 {
-		debug.SetMemoryLimit(int64(float64(limit) * gcShare))
+		debug.SetMemoryLimit(gcLimit(limit))
 	}
 	return limit, source, nil
 }

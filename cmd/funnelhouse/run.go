@@ -80,8 +80,9 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 	fs.IntVar(&f.cfg.BatchRows, "batch-rows", d.BatchRows, "flush to ClickHouse when this many rows are buffered")
 	durationVar(fs, &f.cfg.FlushInterval, "flush-interval", d.FlushInterval, "flush rows to ClickHouse at least this often (a `duration`: 30m, 2160h, 90d)")
 	durationVar(fs, &f.cfg.CheckpointInterval, "checkpoint-interval", d.CheckpointInterval, "write the state and commit offsets this often; after a crash the rows since are written again, replacing themselves (a `duration`: 30m, 2160h, 90d)")
+	fs.StringVar(&f.cfg.SpillDir, "spill-dir", "", "`directory` for held events beyond a few thousand per partition (on real-time traffic, every event of the last --lateness), compressed until the watermark releases them; files are deleted as they are created, so a crash leaves none; use a disk, not a tmpfs; empty: $TMPDIR or /tmp")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9464", "listen address for /metrics, /healthz and /readyz (empty: off)")
-	fs.StringVar(&f.memoryLimit, "memory-limit", "", "the process's memory budget (`bytes`: 1073741824, 1024MiB, 1GiB): the Go GC collects harder as the heap nears 90% of it, instead of growing to twice the live state; empty: GOMEMLIMIT if set, else the cgroup's memory limit, else none")
+	fs.StringVar(&f.memoryLimit, "memory-limit", "", "the process's memory budget (`bytes`: 1073741824, 1024MiB, 1GiB): rows waiting for ClickHouse are bounded to an eighth of it in bytes (fetching pauses above), decoded held events and fetched records to small shares, and the Go GC collects harder as the heap nears the budget less 10%; empty: GOMEMLIMIT if set, else the cgroup's memory limit, else none (bounds as for 2GiB)")
 	fs.BoolVar(&f.pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr, unauthenticated (profiles of CPU, memory, goroutines): only where nobody else can reach that address")
 	durationVar(fs, &f.cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "on SIGTERM, give up writing the last rows after this (the successor replays them)")
 	durationVar(fs, &f.sessionTimeout, "session-timeout", 45*time.Second, "consumer group session timeout: a member silent this long is dropped and its partitions move (the broker's minimum applies)")
@@ -131,7 +132,7 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 		return err
 	}
 	if limit > 0 {
-		slog.Info("memory budget", "bytes", limit, "from", source, "gc_limit", int64(float64(limit)*gcShare))
+		slog.Info("memory budget", "bytes", limit, "from", source, "gc_limit", gcLimit(limit))
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -147,7 +148,7 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 	if err != nil {
 		return err
 	}
-	if err := flagErrors(f.cfg.ValidateNames()); err != nil {
+	if err := flagErrors(f.cfg.Validate()); err != nil {
 		return err
 	}
 	sink, err := chsink.Open(ctx, chsink.Config{Endpoint: endpoint, Registerer: reg, Hook: hook})
@@ -157,6 +158,7 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 	defer sink.Close()
 	cfg := f.cfg
 	cfg.Registerer = reg
+	cfg.MemoryLimit = limit
 	cfg.KafkaOpts = append(cfg.KafkaOpts, kafkaOpts...)
 	if f.sessionTimeout > 0 {
 		cfg.KafkaOpts = append(cfg.KafkaOpts, kgo.SessionTimeout(f.sessionTimeout), kgo.HeartbeatInterval(min(max(f.sessionTimeout/10, 100*time.Millisecond), 3*time.Second)))

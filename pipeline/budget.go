@@ -1,0 +1,41 @@
+package pipeline
+
+// A member's memory goes mostly to four things that grow with the input:
+// rows waiting for ClickHouse, held events kept decoded, records fetched
+// but not yet fed, and the fetch buffers. Rows and records can carry up to
+// 256 KiB of props each, so each is bounded in bytes, not only in count,
+// by a share of Config.MemoryLimit. The rest of the budget is for the
+// state (visitors, sessions, ids), the Go runtime and the driver's copy of
+// a batch while it is sent.
+
+// budget is the byte bounds that Config.MemoryLimit implies.
+type budget struct {
+	limit         int64 // the whole budget; 0: none given
+	rowBytes      int64 // buffered rows: a flush starts at half, fetching pauses above
+	partitionRows int64 // one partition's buffered rows: its release pauses above
+	hotHeld       int64 // decoded held events per partition; beyond, they spill
+	queued        int64 // records fetched and waiting per partition input
+	fetchMax      int32 // franz-go's FetchMaxBytes (its default, 50 MiB, is a lot to hold twice)
+	coldRun       int   // bytes of raw records after which a cold run is sealed
+}
+
+// defaultBudget applies when no limit is given: the bounds of a 2 GiB one.
+const defaultBudget = 2 << 30
+
+func newBudget(limit int64) budget {
+	b := limit
+	if b <= 0 {
+		b = defaultBudget
+	}
+	return budget{
+		limit:         limit,
+		rowBytes:      b / 8,
+		partitionRows: b / 64,
+		hotHeld:       clamp(b/64, 1<<20, 8<<20),
+		queued:        clamp(b/64, 1<<20, 32<<20),
+		fetchMax:      int32(clamp(b/16, 4<<20, 16<<20)),
+		coldRun:       int(clamp(b/256, 256<<10, 1<<20)),
+	}
+}
+
+func clamp(v, lo, hi int64) int64 { return max(lo, min(v, hi)) }
