@@ -48,11 +48,12 @@ prereqs:
 prereqs-demo:
 	@bash deploy/prereqs.sh demo
 
-# A fresh ClickHouse in a temporary directory for each run
-# (deploy/with-clickhouse.sh); it is stopped and removed whatever happens,
-# and the exit code of the failing step is kept.
+# A fresh ClickHouse in a temporary directory for each run, and a small
+# cluster (ZooKeeper + 2 shards x 1 replica) for the cluster tests
+# (deploy/with-clickhouse.sh); they are stopped and removed whatever
+# happens, and the exit code of the failing step is kept.
 test: prereqs
-	@bash deploy/with-clickhouse.sh $(MAKE) --no-print-directory test-steps
+	@FUNNELHOUSE_WITH_CLUSTER=2x1 bash deploy/with-clickhouse.sh $(MAKE) --no-print-directory test-steps
 
 # The steps of make test; FUNNELHOUSE_TEST_CLICKHOUSE must name a server.
 test-steps:
@@ -84,7 +85,7 @@ test-cluster: prereqs-demo
 	export FUNNELHOUSE_TEST_CLUSTER="$$(echo $$dsns)"; \
 	echo "test cluster: FUNNELHOUSE_TEST_CLUSTER=$$FUNNELHOUSE_TEST_CLUSTER"; \
 	set -x; \
-	$(GO) test ./sql -run '^TestCluster' -count=1 -v -timeout 10m
+	$(GO) test ./sql ./cmd/funnelhouse -run '^TestCluster' -count=1 -v -timeout 20m
 
 # The fault matrix of docs/operations.md: CHAOS_RUNS seeded runs of the
 # whole path, each with a random mix of faults (make test runs 2).

@@ -12,10 +12,8 @@ package sql_test
 // deduplicated by the replicated engine; a statement that fails on some
 // servers names them.
 //
-// Not covered yet (later items of issue 15): the pipeline writing to the
-// cluster (local tables or Distributed with insert_distributed_sync, and
-// retries deduplicated end to end), the views' exactness against the
-// expected computation across shards, the faults (a replica killed,
+// The pipeline on the cluster: cmd/funnelhouse/cluster_test.go. Not
+// covered yet (later items of issue 15): the faults (a replica killed,
 // ZooKeeper stopped, a member killed), and bench --cluster.
 
 import (

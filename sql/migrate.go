@@ -170,6 +170,16 @@ func CheckMigrated(ctx context.Context, conn driver.Conn, db string) error {
 	return nil
 }
 
+// Distributed reports whether db was migrated for a cluster (migrate
+// --cluster): its tables are then Distributed over replicated local ones.
+func Distributed(ctx context.Context, conn driver.Conn, db string) (bool, error) {
+	var engine string
+	if err := conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = 'events'", db).Scan(&engine); err != nil {
+		return false, fmt.Errorf("cannot read the engine of %s.events: %w", db, err)
+	}
+	return engine == "Distributed", nil
+}
+
 // Pending reports the migrations not yet applied to db.
 func Pending(ctx context.Context, conn driver.Conn, db string) ([]Migration, error) {
 	migrations, err := Migrations()

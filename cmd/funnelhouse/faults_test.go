@@ -80,6 +80,13 @@ func newFaultRigOn(t *testing.T, dsn, name string, events, partitions int) *faul
 // and offsets in brokerDir (when not empty), so that it can be restarted.
 func newFaultRigWith(t *testing.T, dsn, name string, events, partitions int, brokerDir string) *faultRig {
 	t.Helper()
+	return newRig(t, dsn, name, events, partitions, brokerDir, "")
+}
+
+// newRig is newFaultRigWith on a ClickHouse cluster when cluster is not
+// empty: the database is migrated with `migrate --cluster`.
+func newRig(t *testing.T, dsn, name string, events, partitions int, brokerDir, cluster string) *faultRig {
+	t.Helper()
 	r := &faultRig{t: t, dsn: dsn, group: name, cs: name + ".clickstream", tx: name + ".transactions", dlq: name + ".dlq"}
 	r.bin = buildBinary(t)
 	r.brokerAddr = freeAddr(t)
@@ -89,7 +96,9 @@ func newFaultRigWith(t *testing.T, dsn, name string, events, partitions int, bro
 		r.brokerArgs = append(r.brokerArgs, "--data-dir", brokerDir)
 	}
 	r.startBroker()
-	if err := e2e.ResetDatabase(context.Background(), chsink.Endpoint{DSN: r.dsn}, os.Stdout); err != nil {
+	if cluster != "" {
+		resetClusterDatabase(t, r.bin, r.dsn, cluster)
+	} else if err := e2e.ResetDatabase(context.Background(), chsink.Endpoint{DSN: r.dsn}, os.Stdout); err != nil {
 		t.Fatal(err)
 	}
 	cfg := traffic.Config{Seed: int64(len(name)), Events: events, ClickstreamTopic: r.cs, TransactionsTopic: r.tx}.WithDefaults()

@@ -73,6 +73,11 @@ type Sink struct {
 	cfg     Config
 	log     *slog.Logger
 	healthy atomic.Bool
+	// distributed: the tables are Distributed (a cluster). An insert into
+	// one returns, by default, once the rows are queued on the server it
+	// reached, before they are on their shards: a checkpoint would then
+	// commit offsets past rows a crash loses. Inserts wait for the shards.
+	distributed bool
 
 	insertSeconds *prometheus.HistogramVec
 	batchRows     *prometheus.HistogramVec
@@ -136,6 +141,13 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		return nil, err
 	}
 	s := &Sink{conn: conn, db: db, cfg: cfg, log: cfg.Logger}
+	if s.distributed, err = fhsql.Distributed(ctx, conn, db); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if s.distributed {
+		s.log.Info("database migrated for a cluster: inserts go through its Distributed tables with insert_distributed_sync=1", "database", db)
+	}
 	s.healthy.Store(true)
 	s.insertSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "funnelhouse_sink_insert_duration_seconds", Help: "Time to insert one batch into a table, retries included.",
@@ -238,6 +250,9 @@ func (s *Sink) insertWithRetry(ctx context.Context, t rows.AnyTable, batches []*
 
 func (s *Sink) insert(ctx context.Context, t rows.AnyTable, batches []*rows.Batch) error {
 	columns := t.ColumnNames()
+	if s.distributed {
+		ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_distributed_sync": 1}))
+	}
 	batch, err := s.conn.PrepareBatch(ctx, insertQuery(s.db, t))
 	if err != nil {
 		return err
