@@ -82,7 +82,7 @@ test-cluster: prereqs-demo
 	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/funnelhouse-cluster-test.XXXXXX"); \
 	trap 'bash deploy/cluster.sh stop "$$dir" || true; rm -rf "$$dir"' EXIT; \
 	dsns=$$(bash deploy/cluster.sh start "$$dir" --shards $(CLUSTER_SHARDS) --replicas $(CLUSTER_REPLICAS)); \
-	export FUNNELHOUSE_TEST_CLUSTER="$$(echo $$dsns)"; \
+	export FUNNELHOUSE_TEST_CLUSTER="$$(echo $$dsns)" FUNNELHOUSE_TEST_CLUSTER_DIR="$$dir"; \
 	echo "test cluster: FUNNELHOUSE_TEST_CLUSTER=$$FUNNELHOUSE_TEST_CLUSTER"; \
 	set -x; \
 	$(GO) test ./sql ./cmd/funnelhouse -run '^TestCluster' -count=1 -v -timeout 20m

@@ -5,7 +5,8 @@
 # FUNNELHOUSE_TEST_CLICKHOUSE_DIR), and it is stopped and removed whatever
 # happens. The command's exit code is kept. With FUNNELHOUSE_WITH_CLUSTER=SxR
 # it also starts a cluster of S shards x R replicas (deploy/cluster.sh:
-# ZooKeeper and S x R servers), its DSNs in FUNNELHOUSE_TEST_CLUSTER.
+# ZooKeeper and S x R servers), its DSNs in FUNNELHOUSE_TEST_CLUSTER and its
+# directory in FUNNELHOUSE_TEST_CLUSTER_DIR.
 #
 #   deploy/with-clickhouse.sh CMD [ARGS...]
 set -uo pipefail
@@ -40,7 +41,7 @@ if [[ -n ${FUNNELHOUSE_WITH_CLUSTER:-} ]]; then
 	[[ $FUNNELHOUSE_WITH_CLUSTER =~ ^([0-9]+)x([0-9]+)$ ]] || { echo "FUNNELHOUSE_WITH_CLUSTER=$FUNNELHOUSE_WITH_CLUSTER: want SHARDSxREPLICAS, e.g. 2x1" >&2; exit 2; }
 	cluster_dir=$(mktemp -d "${TMPDIR:-/tmp}/funnelhouse-cluster-test.XXXXXX")
 	dsns=$(bash "$(dirname "${BASH_SOURCE[0]}")/cluster.sh" start "$cluster_dir" --shards "${BASH_REMATCH[1]}" --replicas "${BASH_REMATCH[2]}") || exit 1
-	export FUNNELHOUSE_TEST_CLUSTER="$(echo $dsns)"
+	export FUNNELHOUSE_TEST_CLUSTER="$(echo $dsns)" FUNNELHOUSE_TEST_CLUSTER_DIR=$cluster_dir
 	echo "test cluster: FUNNELHOUSE_TEST_CLUSTER=$FUNNELHOUSE_TEST_CLUSTER"
 fi
 "$@"

@@ -10,7 +10,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,4 +107,141 @@ func checkShards(t *testing.T, dsns []string) {
 			t.Errorf("shard %d holds %d events rows, %d of them of another shard's visitors; want some, and none", shard, rows, elsewhere)
 		}
 	}
+}
+
+// clusterDir is the test cluster's deploy/cluster.sh directory, or skips.
+func clusterDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("FUNNELHOUSE_TEST_CLUSTER_DIR")
+	if dir == "" {
+		t.Skip("FUNNELHOUSE_TEST_CLUSTER_DIR is not set: run `make test-cluster` (or `make test`)")
+	}
+	return dir
+}
+
+// TestClusterZooKeeperOutage: ZooKeeper hangs (SIGSTOP) for 30 s while
+// `run` writes 500k events to the cluster, and the member is killed with
+// SIGKILL in the middle of it, its inserts failing; a new member takes
+// over. Inserts into replicated tables fail or wait while ZooKeeper is
+// away; no offset may be committed past rows not written (ClickHouse's own
+// Kafka engine loses messages here: ClickHouse#9378). Once ZooKeeper is
+// back, every view equals the expected computation and every record is
+// counted once.
+func TestClusterZooKeeperOutage(t *testing.T) {
+	dir := clusterDir(t)
+	dsns := clusterDSNs(t, "fh_clzk")
+	r := newRig(t, dsns[0], "clzk", 500_000, 4, "", testCluster)
+	pidText, err := os.ReadFile(filepath.Join(dir, "zk", "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zk, err := strconv.Atoi(strings.TrimSpace(string(pidText)))
+	if err != nil {
+		t.Fatalf("ZooKeeper pid: %v", err)
+	}
+	m := r.start(nil)
+	waitFor(t, "10% committed", 2*time.Minute, func() bool { return r.committed() >= r.expect.Records/10 })
+	if err := syscall.Kill(zk, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = syscall.Kill(zk, syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(resume)
+	stopped, before := time.Now(), r.committed()
+	time.Sleep(12 * time.Second)
+	m.kill()
+	during := r.committed()
+	m2 := r.start(nil)
+	time.Sleep(time.Until(stopped.Add(30 * time.Second)))
+	resume()
+	t.Logf("ZooKeeper hung for %s: %d records committed before, %d when the member was killed 12 s in, of %d",
+		time.Since(stopped).Round(time.Second), before, during, r.expect.Records)
+	waitFor(t, "every record committed after ZooKeeper returned", 4*time.Minute, func() bool {
+		select {
+		case err := <-m2.exited:
+			t.Fatalf("the new member exited: %v", err)
+		default:
+		}
+		return r.committed() >= r.expect.Records
+	})
+	r.waitDrained(3 * time.Minute)
+	m2.stop(t, 30*time.Second)
+	r.verify()
+	checkShards(t, dsns)
+	if log, err := os.ReadFile(m2.log); err == nil {
+		t.Logf("the new member retried %d inserts", strings.Count(string(log), "insert failed, retrying"))
+	}
+}
+
+// TestClusterReplicaKilled: the second replica of shard 1 is killed with
+// SIGKILL while `run` writes 500k events, and restarted 15 s later. Inserts
+// go on to the other replica of each shard; the restarted one catches up.
+// Every view equals the expected computation, and both replicas of shard 1
+// end with the same rows. It needs 2 replicas (make test-cluster).
+func TestClusterReplicaKilled(t *testing.T) {
+	dir := clusterDir(t)
+	dsns := clusterDSNs(t, "fh_clreplica")
+	shape, err := os.ReadFile(filepath.Join(dir, "shape"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shards, replicas int
+	if _, err := fmt.Sscan(string(shape), &shards, &replicas); err != nil || replicas < 2 {
+		t.Skipf("the test cluster has %q shards and replicas: this test needs 2 replicas (make test-cluster)", strings.TrimSpace(string(shape)))
+	}
+	victim := filepath.Join(dir, "s1r2")
+	r := newRig(t, dsns[0], "clreplica", 500_000, 4, "", testCluster)
+	m := r.start(nil)
+	waitFor(t, "10% committed", 2*time.Minute, func() bool { return r.committed() >= r.expect.Records/10 })
+	clickhouse := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("bash", append([]string{"../../deploy/clickhouse.sh"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("clickhouse.sh %v: %v\n%s", args, err, out)
+		}
+	}
+	pidText, err := os.ReadFile(filepath.Join(victim, "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidText)))
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := r.committed()
+	time.Sleep(15 * time.Second)
+	clickhouse("start", victim)
+	t.Logf("replica s1r2 killed at %d records committed, restarted 15 s later at %d, of %d", killed, r.committed(), r.expect.Records)
+	waitFor(t, "every record committed", 4*time.Minute, func() bool {
+		select {
+		case err := <-m.exited:
+			t.Fatalf("the member exited: %v", err)
+		default:
+		}
+		return r.committed() >= r.expect.Records
+	})
+	r.waitDrained(3 * time.Minute)
+	m.stop(t, 30*time.Second)
+	r.verify()
+	checkShards(t, dsns)
+	// The restarted replica catches up with its peer.
+	count := func(dsn string) uint64 {
+		conn, db, err := chsink.Connect(context.Background(), chsink.Endpoint{DSN: dsn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var n uint64
+		if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".events_local").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	want := count(dsns[0])
+	took := waitFor(t, "the restarted replica caught up", 2*time.Minute, func() bool { return count(dsns[1]) == want })
+	t.Logf("the restarted replica holds shard 1's %d events rows, %s after the run", want, took.Round(time.Second))
 }
