@@ -102,6 +102,11 @@ func (pl *Pipeline) writeLocked(partitions []int32, withState bool) (err error) 
 	}
 	defer pl.buffered.Add(-int64(counted))
 	defer pl.bufferedBytes.Add(-countedBytes)
+	for _, c := range cuts {
+		if c.err != nil {
+			return c.err // its rows and state may be wrong: write none of this cut
+		}
+	}
 	// Dead letters are written before the state that says they were handled.
 	if err := pl.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("cannot flush dead-letter records: %w", err)

@@ -47,6 +47,7 @@ type cutResult struct {
 	counted      int   // the batch's rows counted in pl.buffered
 	countedBytes int64 // and their bytes in pl.bufferedBytes
 	stateBytes   int
+	err          error // the processor failed: write nothing of this cut
 }
 
 func newOwner(pl *Pipeline, p int32, proc *Processor, restored Offsets) *owner {
@@ -74,7 +75,7 @@ func (o *owner) run() {
 			}
 			if m.cut != nil {
 				// o.rows is current: account runs after every message.
-				c := cutResult{counted: o.rows, countedBytes: o.rowBytes}
+				c := cutResult{counted: o.rows, countedBytes: o.rowBytes, err: o.proc.Err()}
 				if m.withState {
 					c.batch, c.offsets = o.proc.Cut()
 					for _, st := range c.batch.State.All() {

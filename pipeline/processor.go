@@ -79,7 +79,8 @@ type Processor struct {
 	replayCheckpoint []byte
 
 	// err stops the processor: a spilled run of held events could not be
-	// read back. Only a restart (which replays them from Kafka) recovers.
+	// read back, or the visitor strings filled their store (storeOK). Only
+	// a restart (which replays the records from Kafka) recovers.
 	err error
 
 	epoch      uint64
@@ -229,7 +230,8 @@ func (p *Processor) SpillTo(dir string) { p.cold.spill.dir = dir }
 func (p *Processor) ReleasePaused() bool { return p.paused }
 
 // Err is why the processor stopped releasing events, or nil: a spilled
-// run of held events could not be read back (restart to replay them).
+// run of held events could not be read back (restart to replay them), or
+// the visitor strings filled their store.
 func (p *Processor) Err() error { return p.err }
 
 // SpillError is the first failure to spill held events to disk, or nil.
@@ -416,13 +418,14 @@ func heldBefore(e *held, c *coldKey) bool {
 }
 
 // releaseHeld processes the first held event, from where nextHeld said.
-// It fails (setting p.err) only if a spilled run cannot be read back.
+// It fails (setting p.err) if a spilled run cannot be read back, or if
+// the event's strings do not fit the visitor string store.
 func (p *Processor) releaseHeld(src int) bool {
 	if src == hotHeld {
 		slot := p.pending.pop()
 		p.processEvent(&p.pending.slab[slot])
 		p.pending.release(slot)
-		return true
+		return p.storeOK()
 	}
 	r, err := p.cold.pop()
 	if err != nil {
@@ -436,6 +439,18 @@ func (p *Processor) releaseHeld(src int) bool {
 	}
 	p.processEvent(h)
 	p.pending.release(slot)
+	return p.storeOK()
+}
+
+// storeOK reports whether the visitor strings still fit their store. Once
+// they do not (see stringStore), the state is wrong: p.err stops the
+// processor, and nothing cut from it may be written (the owner's cut
+// carries the error).
+func (p *Processor) storeOK() bool {
+	if err := p.visitors.strs.err; err != nil {
+		p.err = fmt.Errorf("partition %d: cannot keep its state: %w", p.partition, err)
+		return false
+	}
 	return true
 }
 

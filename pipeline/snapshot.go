@@ -125,6 +125,9 @@ func (p *Processor) Restore(state []rows.State) (Offsets, error) {
 			}
 		}
 	}
+	if !p.storeOK() {
+		return off, p.err
+	}
 	if found {
 		p.fork()
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math/bits"
 	"strings"
 	"unsafe"
@@ -150,22 +151,33 @@ type strRef uint32
 // stringStore keeps the long-lived strings of visitor state (ids, customer
 // ids, order ids) length-prefixed in 64 KiB append-only chunks, addressed
 // by 4-byte references: 16 bytes less per string than a string header,
-// and no object for the garbage collector. Strings are never freed; a
-// partition holds at most 4 GiB of them.
+// and no object for the garbage collector. Strings are never freed (a
+// restore keeps only the live ones); a partition holds at most 4 GiB of
+// them. Beyond that put fails: see err.
 type stringStore struct {
 	chunks [][]byte
+	// err is set by the first put that found the store full; put returns
+	// "" from then on. The state is then wrong, so the processor stops
+	// (Processor.Err) and none of it is written.
+	err error
 }
 
 const storeChunk = 1 << 16
 
+// maxStoreChunks bounds a stringStore: 4 GiB of 64 KiB chunks, all that a
+// strRef can address. Tests lower it.
+var maxStoreChunks = storeChunk
+
 func (s *stringStore) put(str string) strRef {
-	if str == "" {
+	if str == "" || s.err != nil {
 		return 0
 	}
 	need := binary.MaxVarintLen16 + len(str)
 	if len(s.chunks) == 0 || storeChunk-len(s.chunks[len(s.chunks)-1]) < need {
-		if len(s.chunks) == storeChunk {
-			panic("pipeline: a partition's visitor strings exceed 4 GiB")
+		if len(s.chunks) >= maxStoreChunks {
+			s.err = fmt.Errorf("its visitor strings (visitor, customer and order ids) exceed the %.4g GiB a partition can hold",
+				float64(maxStoreChunks)*storeChunk/(1<<30))
+			return 0
 		}
 		// Offset 0 of chunk 0 is reserved for "": the first byte is padding.
 		c := make([]byte, 1, storeChunk)
