@@ -140,6 +140,11 @@ func runGolden(t *testing.T, lines []string) []string {
 	p := NewProcessor("g", 0, [2]string{"clickstream", "transactions"}, goldenRules(), now)
 	var offsets [2]int64
 	var seenTopic [2]bool
+	var rejected []Rejected
+	advance := func() {
+		p.Advance(clock)
+		rejected = append(rejected, p.TakeRejected()...)
+	}
 	for _, line := range lines {
 		clock = clock.Add(time.Second)
 		if line == "idle" {
@@ -149,7 +154,7 @@ func runGolden(t *testing.T, lines []string) []string {
 				}
 			}
 			clock = clock.Add(2 * goldenRules().IdleAdvance)
-			p.Advance(clock)
+			advance()
 			continue
 		}
 		topic, key, value := goldenRecord(t, line)
@@ -158,15 +163,31 @@ func runGolden(t *testing.T, lines []string) []string {
 			t.Fatalf("line %q: %v", line, err)
 		}
 		offsets[topic]++
-		p.Advance(clock)
+		advance()
 	}
 	for tp := range offsets {
 		p.SetEnd(schemas.Topic(tp), offsets[tp])
 	}
 	clock = clock.Add(2 * goldenRules().IdleAdvance)
-	p.Advance(clock)
+	advance()
 	b, _ := p.Cut()
-	return renderRows(b)
+	out := append(renderRows(b), renderRejected(t, rejected)...)
+	sort.Strings(out)
+	return out
+}
+
+// renderRejected renders the records rejected at their release as
+// "deadletter <reason> <visitor_id> <event_id>".
+func renderRejected(t *testing.T, rejected []Rejected) []string {
+	var out []string
+	for _, r := range rejected {
+		var e schemas.Event
+		if err := schemas.NewDecoder(nil).Decode(r.Topic, r.Key, r.Value, &e); err != nil {
+			t.Fatalf("a dead letter's record does not decode: %v", err)
+		}
+		out = append(out, fmt.Sprintf("deadletter %s %s %s", r.Err.Reason, r.Key, e.EventID))
+	}
+	return out
 }
 
 // goldenRecord turns "<offset> <type> <visitor> <event_id> k=v..." into a
@@ -265,8 +286,9 @@ func renderRows(b *rows.Batch) []string {
 	return out
 }
 
-// crossCheck compares the sessions and transitions with the independent
-// expected computation (bench/expected) on the same events.
+// crossCheck compares the sessions, transitions and dead letters of
+// released events with the independent expected computation
+// (bench/expected) on the same events.
 func crossCheck(t *testing.T, lines []string, got []string) {
 	t.Helper()
 	dec := schemas.NewDecoder(func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) })
@@ -300,6 +322,10 @@ func crossCheck(t *testing.T, lines []string, got []string) {
 			CohortDayMs: day.UnixMilli(), Source: tr.Source, EventID: tr.EventID})
 	}
 	wantRows := renderRows(&b)
+	for _, e := range want.Rejected {
+		wantRows = append(wantRows, fmt.Sprintf("deadletter %s %s %s", schemas.ReasonRevenueOverflow, e.VisitorID, e.EventID))
+	}
+	sort.Strings(wantRows)
 	var gotRows []string
 	for _, r := range got {
 		if !strings.HasPrefix(r, "event ") {

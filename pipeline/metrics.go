@@ -147,9 +147,13 @@ func (m *metrics) publish(partition int32, topics [2]string, p *Processor, prev 
 			m.records.WithLabelValues(topics[t]).Add(float64(d))
 		}
 	}
+	// An event rejected at its release (revenue_overflow) is taken off
+	// Events, but a counter cannot go down: it stays at the highest count
+	// (prevEvents below) until the next events of the type catch up.
+	prevEvents := prev.Events
 	for t := range s.Events {
-		if d := s.Events[t] - prev.Events[t]; d > 0 {
-			m.events.WithLabelValues(schemas.Type(t).String()).Add(float64(d))
+		if s.Events[t] > prev.Events[t] {
+			m.events.WithLabelValues(schemas.Type(t).String()).Add(float64(s.Events[t] - prev.Events[t]))
 		}
 	}
 	for r, n := range s.DeadLetters {
@@ -166,6 +170,9 @@ func (m *metrics) publish(partition int32, topics [2]string, p *Processor, prev 
 		}
 	}
 	*prev = s.clone()
+	for t := range prev.Events {
+		prev.Events[t] = max(prev.Events[t], prevEvents[t])
+	}
 	part := strconv.Itoa(int(partition))
 	m.openSessions.WithLabelValues(part).Set(float64(p.OpenSessions()))
 	m.visitors.WithLabelValues(part).Set(float64(p.Visitors()))

@@ -5,8 +5,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/funnelhouse/funnelhouse/schemas"
 )
 
 // TestMetricNames pins the metric names (dashboards and alerts use them)
@@ -63,3 +67,25 @@ type recorder struct{ cs []prometheus.Collector }
 func (r *recorder) Register(c prometheus.Collector) error   { r.cs = append(r.cs, c); return nil }
 func (r *recorder) MustRegister(cs ...prometheus.Collector) { r.cs = append(r.cs, cs...) }
 func (r *recorder) Unregister(prometheus.Collector) bool    { return false }
+
+// TestEventsCounterNeverGoesDown: an event rejected at its release
+// (revenue_overflow) is taken off Stats.Events; the counter stays where it
+// was until the events that follow catch up (before, the difference
+// wrapped around to 2^64).
+func TestEventsCounterNeverGoesDown(t *testing.T) {
+	m, err := newMetrics(nil, &Pipeline{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewProcessor("m", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), time.Now)
+	var prev Stats
+	orders := m.events.WithLabelValues(schemas.OrderCompleted.String())
+	for _, c := range []struct{ events, want uint64 }{{5, 5}, {4, 5}, {4, 5}, {7, 7}} {
+		p.stats.Events[schemas.OrderCompleted] = c.events
+		m.publish(0, [2]string{"clickstream", "transactions"}, p, &prev, time.Now())
+		var got dto.Metric
+		if err := orders.Write(&got); err != nil || got.GetCounter().GetValue() != float64(c.want) {
+			t.Fatalf("Events %d: counter %v (%v), want %d", c.events, got.GetCounter().GetValue(), err, c.want)
+		}
+	}
+}

@@ -192,6 +192,9 @@ func (o *owner) feed(now time.Time) {
 		o.spillWarned = true
 		o.pl.log.Warn("cannot spill held events to disk (see --spill-dir): they stay in memory", "partition", o.partition, "err", err)
 	}
+	for _, r := range o.proc.TakeRejected() {
+		o.deadLetter(&kgo.Record{Topic: o.pl.topics[r.Topic], Partition: o.partition, Offset: r.Offset, Key: r.Key, Value: r.Value}, r.Err)
+	}
 }
 
 // nextInput returns the input to feed a record from, or -1 to wait for

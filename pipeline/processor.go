@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"time"
@@ -13,9 +14,12 @@ import (
 )
 
 // Stats counts what a Processor did; the owner turns them into metrics.
+// Each record read counts once: as an event, a dead letter or a duplicate.
 type Stats struct {
-	Partitions     int       // processors summed into these stats
-	Records        [2]uint64 // by input topic
+	Partitions int       // processors summed into these stats
+	Records    [2]uint64 // by input topic
+	// Events counts the valid, non-duplicate events by type. An event that
+	// its release rejects (revenue_overflow) moves from here to DeadLetters.
 	Events         [schemas.NumTypes]uint64
 	DeadLetters    map[schemas.Reason]uint64
 	Duplicates     uint64
@@ -82,6 +86,8 @@ type Processor struct {
 	// read back, or the visitor strings filled their store (storeOK). Only
 	// a restart (which replays the records from Kafka) recovers.
 	err error
+
+	rejected []Rejected // records rejected at their release, for TakeRejected
 
 	epoch      uint64
 	out        *rows.Batch
@@ -179,6 +185,10 @@ func (p *Processor) hold(slot uint32, h *held, key, value []byte) {
 		p.spilling = true
 	}
 	if !p.spilling {
+		if h.ev.Type == schemas.OrderCompleted {
+			h.raw = bytes.Clone(value) // value is the caller's; an order is a few % of the events
+			h.size += int64(len(h.raw))
+		}
 		p.pending.push(slot)
 		return
 	}
@@ -437,6 +447,7 @@ func (p *Processor) releaseHeld(src int) bool {
 	if err := p.decoder.Decode(r.key.topic, r.rkey, r.rval, &h.ev); err != nil {
 		panic(fmt.Sprintf("BUG: held record %s[%d] at offset %d no longer decodes: %v", p.inputs[h.topic].name, p.partition, h.offset, err))
 	}
+	h.raw = r.rval // valid until the next pop: processEvent copies it if it must
 	p.processEvent(h)
 	p.pending.release(slot)
 	return p.storeOK()
@@ -466,6 +477,9 @@ const dayMs = 24 * 3600 * 1000
 
 // processEvent applies one released event: session, lifecycle, event row.
 func (p *Processor) processEvent(h *held) {
+	if p.overflows(h) {
+		return
+	}
 	e := &h.ev
 	vi, v := p.visitors.find(e.VisitorID)
 	isNew := v == nil
@@ -488,6 +502,61 @@ func (p *Processor) processEvent(h *held) {
 		return
 	}
 	p.appendEvent(h, p.out.Text.String(s.id[:]), s.startMs, v.stage, p.symbols.name(s.source), p.symbols.name(s.medium), p.symbols.name(s.campaign), false)
+}
+
+// overflows rejects an order whose amount would take the revenue of its
+// session past schemas.MaxAmount, the most that sessions.revenue (a
+// Decimal(18,4)) holds, and reports whether it did. It runs before the
+// event changes anything: the order is in no row and no state, as if it
+// had failed decoding, and goes to the dead-letter topic
+// (ReasonRevenueOverflow). Events are released in processing order, so
+// which order is rejected does not depend on their arrival order.
+func (p *Processor) overflows(h *held) bool {
+	e := &h.ev
+	if e.Type != schemas.OrderCompleted {
+		return false
+	}
+	_, v := p.visitors.find(e.VisitorID)
+	if v == nil || v.session == 0 {
+		return false
+	}
+	s := p.sessions.at(v.session - 1)
+	if !s.covers(e.TsMs, p.gap) || e.Amount <= schemas.MaxAmount-s.revenue {
+		return false
+	}
+	p.reject(h, &schemas.Error{Reason: schemas.ReasonRevenueOverflow, Detail: fmt.Sprintf(
+		"field amount: %s would take the revenue of session %s from %s past %s", e.Amount, s.id[:], s.revenue, schemas.MaxAmount)})
+	return true
+}
+
+// Rejected is a record that the release of its event rejected, for the
+// dead-letter topic. Its slices are its own.
+type Rejected struct {
+	Topic      schemas.Topic
+	Offset     int64
+	Key, Value []byte
+	Err        *schemas.Error
+}
+
+// reject moves a released event from the events counted to the dead
+// letters and keeps its record for TakeRejected.
+func (p *Processor) reject(h *held, err *schemas.Error) {
+	if h.raw == nil {
+		panic(fmt.Sprintf("BUG: %s event %q released without its record", h.ev.Type, h.ev.EventID))
+	}
+	p.stats.Events[h.ev.Type]--
+	p.stats.DeadLetters[err.Reason]++
+	p.rejected = append(p.rejected, Rejected{Topic: h.topic, Offset: h.offset, Key: []byte(h.ev.VisitorID), Value: bytes.Clone(h.raw), Err: err})
+}
+
+// TakeRejected returns the records rejected since the last call, for the
+// dead-letter topic (Add returns the others); the caller owns them. Call
+// it after Advance, before the next Cut: a checkpoint must not say that a
+// rejected record was handled before its dead letter is written.
+func (p *Processor) TakeRejected() []Rejected {
+	r := p.rejected
+	p.rejected = nil
+	return r
 }
 
 // appendEvent writes the events row of a held event.

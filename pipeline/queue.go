@@ -9,6 +9,11 @@ type held struct {
 	topic  schemas.Topic
 	offset int64
 	size   int64 // its record's bytes: what it pins while held decoded
+	// raw is the record's value, kept for an order_completed only: its
+	// release may reject it (see Processor.overflows), and a dead letter
+	// carries the value unchanged. The key is ev.VisitorID (Decode checks
+	// that they are equal).
+	raw []byte
 }
 
 // pendingQueue holds events in processing order. The events live by value

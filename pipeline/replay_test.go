@@ -27,8 +27,9 @@ type liveRecord struct {
 // arrival (give or take 2 s), for d, with the cases a replay must get
 // right: duplicates arriving 1 s, 5 min and 45 min after their original
 // (the last after the original's id expired), a copy stamped 12 min later
-// (its id outlives the original's), a duplicate in the other input, and records 61 min in the future that the clock rejects then but
-// would accept at a later restore.
+// (its id outlives the original's), a duplicate in the other input, records 61 min in the future that the clock rejects then but
+// would accept at a later restore, and orders that their release rejects
+// (revenue_overflow).
 func liveTraffic(rate int, d time.Duration) []liveRecord {
 	rng := rand.New(rand.NewPCG(1, 2))
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -64,6 +65,16 @@ func liveTraffic(rate int, d time.Duration) []liveRecord {
 			late := again // and that copy once more, after the original expired
 			late.at = at.Add(50 * time.Minute)
 			dups = append(dups, again, late)
+		}
+		if i%5003 == 11 { // a session whose orders sum past Decimal(18,4): two are rejected at their release
+			v := fmt.Sprintf("vrich%d", i)
+			k, pv := pageView("p"+id, v, ts)
+			dups = append(dups, liveRecord{topic: schemas.Clickstream, key: k, value: pv, at: at})
+			for j, amount := range []string{"60000000000000", "50000000000000", "39999999999999.9999", "0.0001"} {
+				dups = append(dups, liveRecord{topic: schemas.Transactions, key: k, at: at.Add(time.Duration(j+1) * time.Second),
+					value: fmt.Appendf(nil, `{"event_id":"r%d-%s","type":"order_completed","ts":%q,"visitor_id":%q,"order_id":"r%d-%d","amount":%s,"currency":"USD"}`,
+						j, id, ts.Add(time.Duration(j+1)*time.Second).Format(time.RFC3339Nano), v, i, j, amount)})
+			}
 		}
 		if i%701 == 5 { // the same visitor and event id in the other input
 			other := liveRecord{topic: schemas.Transactions, key: []byte(v), at: at.Add(time.Minute)}
@@ -112,6 +123,12 @@ func runLiveWith(t *testing.T, records []liveRecord, restartAt []int, setup func
 	}
 	w := newWritten()
 	p := start()
+	advance := func() {
+		p.Advance(clock)
+		for _, r := range p.TakeRejected() {
+			w.lines = append(w.lines, fmt.Sprintf("deadletter %d %d %s %q %q", r.Topic, r.Offset, r.Err.Reason, r.Key, r.Value))
+		}
+	}
 	from := Offsets{-1, -1}
 	restarted := -1
 	for i := 0; i < len(records); i++ {
@@ -121,7 +138,7 @@ func runLiveWith(t *testing.T, records []liveRecord, restartAt []int, setup func
 			p.Add(r.topic, r.key, r.value, off, clock)
 		}
 		if i%64 == 63 {
-			p.Advance(clock)
+			advance()
 		}
 		restart := i > restarted && slices.Contains(restartAt, i)
 		if i%500 == 499 || restart {
@@ -146,9 +163,9 @@ func runLiveWith(t *testing.T, records []liveRecord, restartAt []int, setup func
 	p.SetEnd(schemas.Clickstream, 0)
 	p.SetEnd(schemas.Transactions, 0)
 	clock = clock.Add(2 * time.Hour)
-	p.Advance(clock)
+	advance()
 	clock = clock.Add(24 * time.Hour * 40)
-	p.Advance(clock)
+	advance()
 	b, _ := p.Cut()
 	w.keep(b)
 	return w.sortedLines(), p.Stats().clone(), w.largestCheckpoint
@@ -166,7 +183,7 @@ func TestCheckpointSizeOnLiveTraffic(t *testing.T) {
 		if largest > 2048 {
 			t.Errorf("%d events/s: a checkpoint row of %d bytes, want ≤ 2 KiB whatever the rate", rate, largest)
 		}
-		if stats.Duplicates == 0 || stats.DeadLetters[schemas.ReasonBadTs] == 0 {
+		if stats.Duplicates == 0 || stats.DeadLetters[schemas.ReasonBadTs] == 0 || stats.DeadLetters[schemas.ReasonRevenueOverflow] == 0 {
 			t.Fatalf("the traffic lacks its hard cases: %+v", stats)
 		}
 	}

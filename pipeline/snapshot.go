@@ -188,13 +188,16 @@ func decodeStats(r *reader, s *Stats) {
 	for i := range counts {
 		counts[i] = r.uvarint()
 	}
+	// Checkpoints written before revenue_overflow existed lack its counter,
+	// the last one: it is 0.
 	want := len(s.Records) + len(s.Events) + len(s.Transitions) + 3 + len(schemas.Reasons)
-	if r.err != nil || n != want {
+	if r.err != nil || n != want && n != want-1 {
 		if r.err == nil {
 			r.err = fmt.Errorf("checkpoint has %d counters, want %d", n, want)
 		}
 		return
 	}
+	counts = append(counts, make([]uint64, want-n)...)
 	i := copy(s.Records[:], counts)
 	i += copy(s.Events[:], counts[i:])
 	i += copy(s.Transitions[:], counts[i:])

@@ -32,7 +32,7 @@ func cloneEvent(ev Event) Event {
 //     trial only on subscription_started, plan within 64 bytes,
 //     Props "" or a JSON object of unknown fields only; and whose strings do
 //     not alias key or value; or
-//   - a non-nil *Error whose Reason is one of Reasons and whose Detail is
+//   - a non-nil *Error whose Reason is one of DecodeReasons and whose Detail is
 //     non-empty;
 //
 // and decoding the same record again gives the same outcome.

@@ -523,7 +523,7 @@ func TestDecode(t *testing.T) {
 			checkError(t, err)
 		})
 	}
-	for _, r := range Reasons {
+	for _, r := range DecodeReasons {
 		if !seen[r] {
 			t.Errorf("no case for reason %s", r)
 		}
@@ -607,7 +607,7 @@ func checkEvent(t *testing.T, topic Topic, key []byte, ev *Event) {
 func checkError(t *testing.T, err *Error) {
 	t.Helper()
 	known := false
-	for _, r := range Reasons {
+	for _, r := range DecodeReasons {
 		known = known || err.Reason == r
 	}
 	if !known {

@@ -4,6 +4,7 @@
 package schemas
 
 import (
+	"slices"
 	"strconv"
 	"time"
 )
@@ -83,6 +84,11 @@ type Amount int64
 // AmountScale is the number of Amount units in 1.
 const AmountScale = 10000
 
+// MaxAmount is 99999999999999.9999, the largest value of a Decimal(18,4):
+// the bound of an amount and of a sum of amounts kept in such a column
+// (sessions.revenue, see ReasonRevenueOverflow).
+const MaxAmount Amount = maxAmountUnits
+
 // String renders the amount with four decimals, e.g. "12.5000".
 func (a Amount) String() string {
 	neg := a < 0
@@ -142,13 +148,24 @@ const (
 	ReasonBadValue     Reason = "bad_value"     // a field of the wrong JSON type or out of range
 	ReasonKeyMismatch  Reason = "key_mismatch"  // record key differs from visitor_id
 	ReasonTooLarge     Reason = "too_large"     // the record or a field exceeds its size limit
+
+	// ReasonRevenueOverflow is not a rule of one record, so Decode never
+	// returns it: the pipeline rejects an order_completed when its event is
+	// released, if its amount would take the revenue of the session it
+	// belongs to past MaxAmount (docs/semantics.md, "Sessions").
+	ReasonRevenueOverflow Reason = "revenue_overflow"
 )
 
-// Reasons lists every reason code, for metrics and docs.
-var Reasons = []Reason{
+// DecodeReasons lists the reason codes that Decoder.Decode returns.
+var DecodeReasons = []Reason{
 	ReasonBadJSON, ReasonMissingKey, ReasonMissingField, ReasonUnknownType,
 	ReasonWrongTopic, ReasonBadTs, ReasonBadValue, ReasonKeyMismatch, ReasonTooLarge,
 }
+
+// Reasons lists every reason code, for metrics, checkpoints and docs: the
+// decoder's, then the pipeline's. Checkpoints store a counter per reason
+// in this order, so a new reason goes at the end.
+var Reasons = append(slices.Clip(DecodeReasons), ReasonRevenueOverflow)
 
 // Error says why a record was rejected.
 type Error struct {

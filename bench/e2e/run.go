@@ -95,7 +95,7 @@ func (r *Run) Do(ctx context.Context, keep func(*traffic.Record)) error {
 	if err := r.runPipeline(ctx, brokers); err != nil {
 		return err
 	}
-	r.Want = expected.Compute(r.Expect.Events, expected.Config{SessionGap: r.Rules.SessionGap, ChurnAfter: r.Rules.ChurnAfter, HorizonMs: time.Now().Add(-r.Rules.Lateness).UnixMilli()})
+	r.Want = r.Expect.Compute(expected.Config{SessionGap: r.Rules.SessionGap, ChurnAfter: r.Rules.ChurnAfter, HorizonMs: time.Now().Add(-r.Rules.Lateness).UnixMilli()})
 	conn, db, err := chsink.Connect(ctx, r.Endpoint)
 	if err != nil {
 		return err

@@ -76,6 +76,12 @@ type Result struct {
 	// EventSessions maps EventKey(visitor_id, event_id) to the event's
 	// session_id ("" when none; events.session_id).
 	EventSessions map[string]string
+
+	// Rejected are the orders that would take the revenue of their session
+	// past schemas.MaxAmount: the pipeline dead-letters them
+	// (revenue_overflow), and they count nowhere above. By visitor, then
+	// in processing order.
+	Rejected []schemas.Event
 }
 
 // EventKey is the key of Result.EventStages and Result.EventSessions.
@@ -189,6 +195,9 @@ func ComputeWithLate(events, late []schemas.Event, cfg Config) *Result {
 		slices.SortFunc(evs, processingOrder)
 		walkVisitor(res, evs, cfg)
 	}
+	if len(res.Rejected) > 0 {
+		events = withoutRejected(events, res.Rejected)
+	}
 
 	slices.SortFunc(res.Sessions, func(a, b SessionRow) int {
 		return cmp.Or(strings.Compare(a.SessionID, b.SessionID), strings.Compare(a.VisitorID, b.VisitorID))
@@ -202,6 +211,15 @@ func ComputeWithLate(events, late []schemas.Event, cfg Config) *Result {
 	res.Revenue = revenueDaily(append(slices.Clip(events), late...))
 	catalogue(res, events, late)
 	return res
+}
+
+// withoutRejected returns a copy of events without the rejected ones.
+func withoutRejected(events, rejected []schemas.Event) []schemas.Event {
+	drop := make(map[string]bool, len(rejected))
+	for i := range rejected {
+		drop[EventKey(rejected[i].VisitorID, rejected[i].EventID)] = true
+	}
+	return slices.DeleteFunc(slices.Clone(events), func(e schemas.Event) bool { return drop[EventKey(e.VisitorID, e.EventID)] })
 }
 
 // processingOrder orders one visitor's events by ts, then clickstream before
@@ -269,13 +287,22 @@ func walkVisitor(res *Result, evs []*schemas.Event, cfg Config) {
 		}
 		return nil
 	}
-	// Transactions: events.session_id and the orders of a session.
+	// Transactions: events.session_id and the orders of a session. An
+	// order whose amount would take its session's revenue past what
+	// sessions.revenue holds (Decimal(18,4)) is rejected, in processing
+	// order: it is in no row and changes no state.
+	rejected := make(map[*schemas.Event]bool)
 	for _, e := range evs {
 		if e.Type.Topic() != schemas.Transactions {
 			continue
 		}
 		s := sessionAt(e.TsMs)
 		if s == nil {
+			continue
+		}
+		if e.Type == schemas.OrderCompleted && e.Amount > schemas.MaxAmount-s.row.Revenue {
+			rejected[e] = true
+			res.Rejected = append(res.Rejected, *e)
 			continue
 		}
 		sessionOfEvent[e] = s
@@ -314,6 +341,9 @@ func walkVisitor(res *Result, evs []*schemas.Event, cfg Config) {
 	churnPending := func() bool { return stage >= conversion && !churned }
 
 	for _, e := range evs {
+		if rejected[e] {
+			continue
+		}
 		// 1. Deadlines fire before any event with ts > deadline; an event at
 		// exactly the deadline keeps the customer active.
 		if churnPending() && lastActivity+churnAfter < e.TsMs {

@@ -122,6 +122,30 @@ func TestOrderMembership(t *testing.T) {
 	f(0, true)
 }
 
+// TestRevenueOverflow: an order that would take its session's revenue
+// past schemas.MaxAmount is rejected, in processing order, and counts
+// nowhere: not in the session, the lifecycle, the events or the views.
+func TestRevenueOverflow(t *testing.T) {
+	const big = schemas.MaxAmount / 10 * 6 // 60e12
+	r := Compute([]schemas.Event{
+		ev(schemas.PageView, "v", "a", t0),
+		ev(schemas.OrderCompleted, "v", "o2", t0+2*minute, order("o2", big, "USD")),
+		ev(schemas.OrderCompleted, "v", "o1", t0+minute, order("o1", big, "USD")), // first in processing order
+		ev(schemas.OrderCompleted, "v", "o3", t0+3*minute, order("o3", schemas.MaxAmount-big, "USD")),
+		ev(schemas.OrderCompleted, "w", "p1", t0, order("p1", schemas.MaxAmount, "USD")), // in no session
+		ev(schemas.OrderCompleted, "w", "p2", t0+minute, order("p2", schemas.MaxAmount, "USD")),
+	}, DefaultConfig())
+	check(t, "rejected", len(r.Rejected), 1)
+	check(t, "rejected order", r.Rejected[0].EventID, "o2")
+	check(t, "session orders", r.Sessions[0].Orders, uint32(2))
+	check(t, "session revenue", r.Sessions[0].Revenue, schemas.MaxAmount)
+	_, in := r.EventStages[EventKey("v", "o2")]
+	check(t, "rejected order in events", in, false)
+	check(t, "v's stages", stages(r, "v", t0), []string{"awareness@0s/a", "acquisition@1m0s/o1", "conversion@1m0s/o1", "retention@3m0s/o3", "churned@2160h3m0s/"})
+	check(t, "revenue_daily orders", r.Revenue[0].Orders, uint64(4))
+	check(t, "revenue_daily revenue", r.Revenue[0].Revenue, 2*schemas.MaxAmount+schemas.MaxAmount)
+}
+
 func TestBounce(t *testing.T) {
 	r := Compute([]schemas.Event{
 		ev(schemas.PageView, "v", "a", t0),                                            // bounce

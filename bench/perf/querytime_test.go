@@ -47,7 +47,7 @@ func TestQueryTimePeer(t *testing.T) {
 	if expect.Duplicates == 0 {
 		t.Fatal("the traffic has no duplicates: the dedup is not tested")
 	}
-	want := expected.Compute(expect.Events, expected.Config{SessionGap: querytime.SessionGap, ChurnAfter: querytime.ChurnAfter,
+	want := expect.Compute(expected.Config{SessionGap: querytime.SessionGap, ChurnAfter: querytime.ChurnAfter,
 		HorizonMs: time.Now().Add(-querytime.Lateness).UnixMilli()})
 
 	var churned, reactivated int

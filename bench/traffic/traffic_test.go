@@ -195,7 +195,7 @@ func TestMalformed(t *testing.T) {
 	if share := float64(bad) / float64(valid); share < 0.017 || share > 0.023 {
 		t.Errorf("malformed share %.4f, want about 0.02", share)
 	}
-	for _, reason := range schemas.Reasons {
+	for _, reason := range schemas.DecodeReasons {
 		if byReason[reason] == 0 {
 			t.Errorf("no malformed record with reason %s", reason)
 		}

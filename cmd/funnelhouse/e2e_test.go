@@ -271,7 +271,7 @@ func TestKcatInterop(t *testing.T) {
 		"--clickstream-topic", "kc.clickstream", "--transactions-topic", "kc.transactions", "--dlq-topic", "kc.dlq",
 		"--idle-advance", "2s", "--flush-interval", "500ms", "--checkpoint-interval", "1s", "--metrics-addr", metricsAddr)
 
-	want := expected.Compute(expect.Events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
+	want := expect.Compute(expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
 	conn, db, err := chsink.Connect(context.Background(), chsink.Endpoint{DSN: dsn})
 	if err != nil {
 		t.Fatal(err)

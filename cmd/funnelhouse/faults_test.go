@@ -112,7 +112,7 @@ func newRig(t *testing.T, dsn, name string, events, partitions int, brokerDir, c
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r.want = expected.Compute(r.expect.Events, expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
+	r.want = r.expect.Compute(expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
 	var err error
 	r.conn, r.db, err = chsink.Connect(context.Background(), chsink.Endpoint{DSN: r.dsn})
 	if err != nil {

@@ -284,3 +284,53 @@ func produceLarge(t *testing.T, brokers, topic string, n, size int) {
 		t.Fatal(err)
 	}
 }
+
+// TestRevenueOverflow: the orders of one session can sum past what
+// sessions.revenue, a Decimal(18,4), holds (99999999999999.9999) although
+// each amount fits. The order that would take it past goes to the
+// dead-letter topic (revenue_overflow) when its event is released, and
+// changes nothing else; the orders before and after it count. Every table,
+// view and counter must agree with the expected computation, which applies
+// the same rule.
+func TestRevenueOverflow(t *testing.T) {
+	r := newTestRun(t, "overflow", 2, traffic.Config{Seed: 11, Events: 20_000})
+	at := r.Traffic.Start.Add(time.Hour)
+	record := func(topic, typ, id string, min int, extra string) traffic.Record {
+		value := fmt.Sprintf(`{"event_id":%q,"type":%q,"ts":%q,"visitor_id":"vrich"%s}`, id, typ, at.Add(time.Duration(min)*time.Minute).Format(time.RFC3339), extra)
+		return traffic.Record{Topic: topic, Key: []byte("vrich"), Value: []byte(value)}
+	}
+	order := func(id string, min int, amount string) traffic.Record {
+		return record(r.pf.cfg.TransactionsTopic, "order_completed", id, min, fmt.Sprintf(`,"order_id":"o-%s","amount":%s,"currency":"USD"`, id, amount))
+	}
+	overflow := order("r3", 2, "50000000000000")
+	r.Extra = []traffic.Record{
+		record(r.pf.cfg.ClickstreamTopic, "page_view", "r1", 0, `,"url":"/"`),
+		order("r2", 1, "60000000000000"),
+		overflow,                              // 60e12 + 50e12 > 99999999999999.9999
+		order("r4", 3, "39999999999999.9999"), // exactly up to the bound
+	}
+	var malformed []traffic.Record
+	err := r.runWith(context.Background(), func(rec *traffic.Record) {
+		if rec.Kind == traffic.Malformed {
+			malformed = append(malformed, traffic.Record{Topic: rec.Topic, Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value), Reason: rec.Reason})
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason := schemas.ReasonRevenueOverflow
+	if got := r.Stats.DeadLetters[reason]; got != 1 {
+		t.Errorf("%d dead letters %s counted, want 1", got, reason)
+	}
+	overflow.Reason = reason
+	checkDeadLetters(t, r.Broker.Addrs(), r.pf.cfg.DLQTopic, append(malformed, overflow))
+	conn, db, err := chsink.Connect(context.Background(), chsink.Endpoint{DSN: r.pf.dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var revenue string
+	if err := conn.QueryRow(context.Background(), "SELECT toString(revenue) FROM "+db+".sessions FINAL WHERE visitor_id = 'vrich'").Scan(&revenue); err != nil || revenue != "99999999999999.9999" {
+		t.Errorf("the session's revenue is %q (%v), want 99999999999999.9999", revenue, err)
+	}
+}
