@@ -32,8 +32,15 @@ package sql
 //     answering "column already exists" counts as done), then on t on each
 //     server in turn: 18.16 refuses ALTER … ON CLUSTER on a table that is
 //     not replicated in a cluster with internal_replication.
-//   - DROP TABLE IF EXISTS x becomes ON CLUSTER (and drops x_local too when
-//     x was a table).
+//   - DROP TABLE IF EXISTS x becomes ON CLUSTER (and drops x's local table
+//     too when x was a table).
+//   - RENAME TABLE t TO t_old, t_new TO t (a migration swapping a rebuilt
+//     table in) renames no replicated table: t's Distributed table is
+//     created again over t_new's local table, which keeps its name and
+//     ZooKeeper path, and later statements are rewritten to it (see
+//     renameForm). A rerun of the migration meets the local tables under
+//     the names it creates them with, so it creates no second table on a
+//     ZooKeeper path in use.
 //
 // The sharding key keeps all rows of a visitor on one shard:
 // cityHash64(visitor_id). The pipeline can compute the same hash
@@ -49,6 +56,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 	"sort"
@@ -58,7 +66,9 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 )
 
-// LocalSuffix names the replicated table under each Distributed table.
+// LocalSuffix names the replicated table under each Distributed table,
+// t_local under t, unless a migration swapped a rebuilt table in under t's
+// name (see LocalTable).
 const LocalSuffix = "_local"
 
 // Cluster says where migrate --cluster applies the migrations.
@@ -91,6 +101,7 @@ type clusterStep struct {
 type tableInfo struct {
 	hasVisitor bool
 	orderBy    string
+	local      string // the replicated table under the Distributed one
 }
 
 var (
@@ -105,6 +116,8 @@ var (
 	inSubqueryRe  = regexp.MustCompile(`(?i)(^|[^\w])IN\s*\(\s*SELECT\b`)
 	insertRe      = regexp.MustCompile(`(?is)^INSERT\s+INTO\s+\{db\}\.\w+\b`)
 	addColumnRe   = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+\{db\}\.(\w+)\s+ADD\s+COLUMN\s+IF\s+NOT\s+EXISTS(\s+\w+\s.*)$`)
+	renameRe      = regexp.MustCompile(`(?is)^RENAME\s+TABLE\s+(.*)$`)
+	renamePairRe  = regexp.MustCompile(`(?is)^\s*\{db\}\.(\w+)\s+TO\s+\{db\}\.(\w+)\s*$`)
 )
 
 // shardingKeys are the keys of the tables without visitor_id. Every row a
@@ -162,7 +175,7 @@ func clusterForm(m Migration, cluster string, tables map[string]tableInfo) ([][]
 			}
 			kind := rest[em[2]:em[3]]
 			rest = rest[:em[0]] + "ENGINE = Replicated" + kind + "MergeTree(" + args + ")" + rest[em[1]:]
-			info := tableInfo{hasVisitor: visitorColRe.MatchString(g[2])}
+			info := tableInfo{hasVisitor: visitorColRe.MatchString(g[2]), local: local}
 			if om := orderByRe.FindStringSubmatch(rest); om != nil {
 				info.orderBy = om[1]
 			} else {
@@ -171,14 +184,13 @@ func clusterForm(m Migration, cluster string, tables map[string]tableInfo) ([][]
 			tables[table] = info
 			out[i] = []clusterStep{
 				{sql: "CREATE TABLE IF NOT EXISTS {db}." + local + on + "(" + rest},
-				{sql: "CREATE TABLE IF NOT EXISTS {db}." + table + on + "AS {db}." + local +
-					" ENGINE = Distributed(" + cluster + ", {db}, " + local + ", " + shardingKey(table, info) + ")"},
+				distributedStep(table, info, cluster),
 			}
 		case createMVRe.MatchString(stmt):
 			g := createMVRe.FindStringSubmatch(stmt)
 			body := dbTableRe.ReplaceAllStringFunc(g[2], func(s string) string {
-				if _, ok := tables[strings.TrimPrefix(s, "{db}.")]; ok {
-					return s + LocalSuffix
+				if info, ok := tables[strings.TrimPrefix(s, "{db}.")]; ok {
+					return "{db}." + info.local
 				}
 				return s
 			})
@@ -190,20 +202,27 @@ func clusterForm(m Migration, cluster string, tables map[string]tableInfo) ([][]
 		case addColumnRe.MatchString(stmt):
 			g := addColumnRe.FindStringSubmatch(stmt)
 			table := g[1]
-			if _, ok := tables[table]; !ok {
+			info, ok := tables[table]
+			if !ok {
 				return nil, fail("ALTER of a table no earlier migration created")
 			}
 			out[i] = []clusterStep{
-				{sql: "ALTER TABLE {db}." + table + LocalSuffix + on + "ADD COLUMN" + g[2], tolerate: codeDuplicateColumn},
+				{sql: "ALTER TABLE {db}." + info.local + on + "ADD COLUMN" + g[2], tolerate: codeDuplicateColumn},
 				{sql: stmt, perServer: true},
 			}
 		case dropTableRe.MatchString(stmt):
 			name := dropTableRe.FindStringSubmatch(stmt)[1]
 			out[i] = []clusterStep{{sql: "DROP TABLE IF EXISTS {db}." + name + on}}
-			if _, ok := tables[name]; ok {
-				out[i] = append(out[i], clusterStep{sql: "DROP TABLE IF EXISTS {db}." + name + LocalSuffix + on})
+			if info, ok := tables[name]; ok {
+				out[i] = append(out[i], clusterStep{sql: "DROP TABLE IF EXISTS {db}." + info.local + on})
 				delete(tables, name)
 			}
+		case renameRe.MatchString(stmt):
+			steps, err := renameForm(renameRe.FindStringSubmatch(stmt)[1], cluster, tables)
+			if err != nil {
+				return nil, fail(err.Error())
+			}
+			out[i] = steps
 		case insertRe.MatchString(stmt):
 			// A back-fill: run once, into the Distributed table, which
 			// shards the rows; reading the Distributed tables reads all
@@ -215,6 +234,71 @@ func clusterForm(m Migration, cluster string, tables map[string]tableInfo) ([][]
 		}
 	}
 	return out, nil
+}
+
+// distributedStep creates the Distributed table t over its local table.
+func distributedStep(t string, info tableInfo, cluster string) clusterStep {
+	return clusterStep{sql: "CREATE TABLE IF NOT EXISTS {db}." + t + " ON CLUSTER " + cluster + " AS {db}." + info.local +
+		" ENGINE = Distributed(" + cluster + ", {db}, " + info.local + ", " + shardingKey(t, info) + ")"}
+}
+
+// renameForm is the cluster form of RENAME TABLE pairs, which swap a
+// rebuilt table in: RENAME TABLE t TO t_old, t_new TO t. The local tables
+// keep their names and ZooKeeper paths, and tables follows the names, pair
+// by pair as RENAME applies them, so that later statements use t_new's
+// local table for t. The Distributed tables, which hold no rows, are
+// dropped and t's is created again over t_new's local table: 18.16 does
+// not move a Distributed table's directory at a RENAME (its queued inserts
+// would be lost at the next restart, and the database could not be
+// dropped). t_old gets no Distributed table, since a later statement of
+// the migration only drops it with its local table; a rerun that finds
+// t_old's local table gone then has nothing to create it over.
+func renameForm(pairs, cluster string, tables map[string]tableInfo) ([]clusterStep, error) {
+	before := maps.Clone(tables)
+	var steps []clusterStep
+	for _, pair := range strings.Split(pairs, ",") {
+		g := renamePairRe.FindStringSubmatch(pair)
+		if g == nil {
+			return nil, fmt.Errorf("a RENAME pair other than {db}.a TO {db}.b: %q", strings.TrimSpace(pair))
+		}
+		from, to := g[1], g[2]
+		info, ok := tables[from]
+		if !ok {
+			return nil, fmt.Errorf("RENAME of %s, which no earlier statement created as a table", from)
+		}
+		if _, taken := tables[to]; taken {
+			return nil, fmt.Errorf("RENAME to %s, a table that exists", to)
+		}
+		delete(tables, from)
+		tables[to] = info
+		steps = append(steps, clusterStep{sql: "DROP TABLE IF EXISTS {db}." + from + " ON CLUSTER " + cluster + " "})
+		if _, swappedIn := before[to]; swappedIn {
+			steps = append(steps, distributedStep(to, info, cluster))
+		}
+	}
+	return steps, nil
+}
+
+// LocalTable returns the name of the replicated table under the
+// Distributed table t in the cluster form of every migration: t_local, or
+// the local table of the table a migration swapped in under t's name
+// (events' is events_0006_local since 0006_events_on_time).
+func LocalTable(t string) (string, error) {
+	migrations, err := Migrations()
+	if err != nil {
+		return "", err
+	}
+	tables := map[string]tableInfo{}
+	for _, m := range migrations {
+		if _, err := clusterForm(m, "c", tables); err != nil {
+			return "", err
+		}
+	}
+	info, ok := tables[t]
+	if !ok {
+		return "", fmt.Errorf("no table %s in the migrations", t)
+	}
+	return info.local, nil
 }
 
 // codeDuplicateColumn is ClickHouse's ILLEGAL_COLUMN, the answer of a

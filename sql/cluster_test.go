@@ -57,10 +57,22 @@ func TestClusterForm(t *testing.T) {
 		"ALTER TABLE fh.events_local ON CLUSTER c1 ADD COLUMN ces Nullable(UInt8)",
 		"-- on each server: ALTER TABLE fh.events ADD COLUMN IF NOT EXISTS ces Nullable(UInt8)",
 		"DROP TABLE IF EXISTS fh.revenue_daily ON CLUSTER c1",
+		// 0006 rebuilds events and swaps it in: events' Distributed table is
+		// created again over the new local table, which keeps its name and
+		// ZooKeeper path; the old local table is dropped.
+		"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fh/events_0006_local', '{replica}', on_time)",
+		"DROP TABLE IF EXISTS fh.events ON CLUSTER c1 \nDROP TABLE IF EXISTS fh.events_0006 ON CLUSTER c1 \n" +
+			"CREATE TABLE IF NOT EXISTS fh.events ON CLUSTER c1 AS fh.events_0006_local ENGINE = Distributed(c1, fh, events_0006_local, cityHash64(visitor_id))",
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS fh.revenue_items_mv ON CLUSTER c1 TO fh.revenue_items_local AS\nSELECT",
+		"FROM fh.events_0006_local\nWHERE type IN ('order_completed', 'order_refunded')",
+		"DROP TABLE IF EXISTS fh.events_local ON CLUSTER c1",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the cluster form lacks %q", want)
 		}
+	}
+	if strings.Contains(text, "fh.events_pre0006 ON CLUSTER c1 AS") || strings.Contains(text, "RENAME") {
+		t.Error("the old events table got a Distributed table, or a table is renamed (18.16 leaves a Distributed table's directory behind)")
 	}
 	for _, stmt := range all {
 		if !strings.Contains(stmt, " ON CLUSTER c1 ") && !strings.HasPrefix(stmt, "-- on each server: ") &&
@@ -126,6 +138,16 @@ func migrateCluster(t *testing.T, conn driver.Conn, dsn, cluster, db string) ([]
 	return fhsql.MigrateCluster(context.Background(), conn, db, fhsql.Cluster{Name: cluster, Dial: dial})
 }
 
+// eventsLocal is the replicated table under the Distributed events table.
+func eventsLocal(t *testing.T) string {
+	t.Helper()
+	local, err := fhsql.LocalTable("events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return local
+}
+
 // objects lists db's tables, views and engines, by name, in one string.
 func objects(t *testing.T, conn driver.Conn, db string) string {
 	t.Helper()
@@ -173,7 +195,7 @@ func TestClusterMigrate(t *testing.T) {
 	// The single-server objects, each on every server: tables as Distributed
 	// over a Replicated* <name>_local, views and materialised views as they are.
 	want := objects(t, conns[0], db)
-	for _, name := range []string{"events:Distributed", "events_local:ReplicatedReplacingMergeTree",
+	for _, name := range []string{"events:Distributed", eventsLocal(t) + ":ReplicatedReplacingMergeTree",
 		"pipeline_state:Distributed", "pipeline_state_local:ReplicatedReplacingMergeTree",
 		"funnel_daily_state_local:ReplicatedAggregatingMergeTree", "funnel_daily_mv:MaterializedView",
 		"funnel_daily:View", "revenue_daily:View", "clv_cohort_monthly:View", "schema_migrations:ReplicatedMergeTree"} {
@@ -283,11 +305,11 @@ func TestClusterDistributedInsert(t *testing.T) {
 	for i, c := range conns {
 		i, c := i, c
 		eventually(t, "rows of shard "+shards[i]+" on "+dsns[i], func() error {
-			local, err := count(c, "SELECT count() FROM "+db+".events_local")
+			local, err := count(c, "SELECT count() FROM "+db+"."+eventsLocal(t))
 			if err != nil {
 				return err
 			}
-			misplaced, err := count(c, fmt.Sprintf("SELECT count() FROM %s.events_local WHERE toString(cityHash64(visitor_id) %% %d + 1) != ?", db, len(nshards)), shards[i])
+			misplaced, err := count(c, fmt.Sprintf("SELECT count() FROM %s.%s WHERE toString(cityHash64(visitor_id) %% %d + 1) != ?", db, eventsLocal(t), len(nshards)), shards[i])
 			if err != nil {
 				return err
 			}
@@ -321,7 +343,7 @@ func TestClusterBlockDeduplication(t *testing.T) {
 	shards := shardOf(t, conns)
 	ctx := context.Background()
 	block := func(amount string) string {
-		return "INSERT INTO " + db + ".events_local (event_id, ts, ts_ms, type, visitor_id, order_id, amount, currency) " +
+		return "INSERT INTO " + db + "." + eventsLocal(t) + " (event_id, ts, ts_ms, type, visitor_id, order_id, amount, currency) " +
 			"SELECT concat('o', toString(number)), toDateTime('2026-01-05 10:00:00', 'UTC'), 1767607200000, 'order_completed', " +
 			"concat('v', toString(number)), concat('order', toString(number)), toDecimal64(" + amount + ", 4), 'EUR' FROM system.numbers LIMIT 10"
 	}
@@ -347,7 +369,7 @@ func TestClusterBlockDeduplication(t *testing.T) {
 		}
 		i, c := i, c
 		eventually(t, "one copy on "+dsns[i], func() error {
-			n, err := count(c, "SELECT count() FROM "+db+".events_local")
+			n, err := count(c, "SELECT count() FROM "+db+"."+eventsLocal(t))
 			if err == nil && n != 10 {
 				err = fmt.Errorf("%d rows, want 10 (one copy of the block)", n)
 			}
@@ -366,7 +388,7 @@ func TestClusterBlockDeduplication(t *testing.T) {
 	if err := conns[0].Exec(ctx, block("12.6")); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := count(conns[0], "SELECT count() FROM "+db+".events_local"); err != nil || n != 20 {
+	if n, err := count(conns[0], "SELECT count() FROM "+db+"."+eventsLocal(t)); err != nil || n != 20 {
 		t.Errorf("after a different block: %d rows (%v), want 20", n, err)
 	}
 }

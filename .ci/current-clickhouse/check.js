@@ -42,6 +42,12 @@ const ev = (id, type, order, amount) => `INSERT INTO fh.events (event_id, ts, ts
 run(ev('o1e', 'order_completed', 'o1', '12.5'));
 run(ev('o1e', 'order_completed', 'o1', '12.5'));
 run(ev('r1e', 'order_refunded', 'o1', '2.25'));
+// A duplicate that comes back after the dedup horizon is written late,
+// without its session: events keeps the on-time row (0006), whatever the
+// order of the inserts.
+const pv = (late, session) => `INSERT INTO fh.events (event_id, ts, ts_ms, type, visitor_id, session_id, url, late) SELECT 'p1e', ${day('2025-01-06')}, 1, 'page_view', 'v1', '${session}', '/p', ${late}`;
+run(pv(0, 's1')); run(pv(1, ''));
+expect('events after a late copy', "SELECT session_id, late FROM fh.events FINAL WHERE event_id = 'p1e'", 's1\t0');
 const se = (id, bounce) => `INSERT INTO fh.sessions (session_id, visitor_id, start, \`end\`, source, is_bounce) SELECT '${id}', 'v1', ${day('2025-01-05')}, ${day('2025-01-05')}, 'google', ${bounce}`;
 run(se('s1', 1)); run(se('s1', 1)); run(se('s2', 0));
 

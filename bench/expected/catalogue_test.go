@@ -1,6 +1,8 @@
 package expected
 
 import (
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/funnelhouse/funnelhouse/schemas"
@@ -59,6 +61,25 @@ func TestSurveyAnsweredLate(t *testing.T) {
 		CSATResponses: 2, CSAT: 50, CSATAvg: 3, CESResponses: 2, CESAvg: 4,
 	}})
 	check(t, "the late survey is in no session", len(r.Sessions), 1)
+}
+
+// TestLateCopyOfOnTimeEvent: a copy of an on-time event that comes back
+// after the pipeline forgot its id is written late under the same visitor
+// and event id; events keeps the on-time row (migration 0006) and the
+// views count each id once. The expected rows are those without the copy.
+func TestLateCopyOfOnTimeEvent(t *testing.T) {
+	onTime := []schemas.Event{
+		ev(schemas.PageView, "v", "p", t0),
+		ev(schemas.OrderCompleted, "v", "o", t0+minute, order("o1", 10_5000, "USD")),
+		ev(schemas.OrderRefunded, "v", "r", t0+2*minute, order("o1", 2_0000, "USD")),
+		ev(schemas.Survey, "v", "s", t0+3*minute, survey(10, 5, 7)),
+		ev(schemas.SubscriptionStarted, "v", "t", t0+4*minute, trial(true)),
+	}
+	want := Compute(onTime, DefaultConfig())
+	got := ComputeWithLate(onTime, slices.Clone(onTime), DefaultConfig())
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("late copies changed the result:\n got %+v\nwant %+v", got, want)
+	}
 }
 
 func TestNPSOnlyPassives(t *testing.T) {

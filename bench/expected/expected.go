@@ -169,8 +169,11 @@ func Compute(events []schemas.Event, cfg Config) *Result {
 // ComputeWithLate is Compute with late events besides (SPEC §3: stored
 // with late = 1, in no session, changing no stage): they count only in the
 // views that include late events (revenue and the catalogue's event-based
-// views).
+// views). A late event with the visitor and event id of an on-time one (a
+// copy that came back after the pipeline forgot the id) counts nowhere:
+// events keeps the on-time row (migration 0006) and the views count ids.
 func ComputeWithLate(events, late []schemas.Event, cfg Config) *Result {
+	late = withoutIDs(late, events)
 	res := &Result{
 		EventStages:   make(map[string]string, len(events)),
 		EventSessions: make(map[string]string, len(events)),
@@ -196,7 +199,7 @@ func ComputeWithLate(events, late []schemas.Event, cfg Config) *Result {
 		walkVisitor(res, evs, cfg)
 	}
 	if len(res.Rejected) > 0 {
-		events = withoutRejected(events, res.Rejected)
+		events = withoutIDs(events, res.Rejected)
 	}
 
 	slices.SortFunc(res.Sessions, func(a, b SessionRow) int {
@@ -213,13 +216,14 @@ func ComputeWithLate(events, late []schemas.Event, cfg Config) *Result {
 	return res
 }
 
-// withoutRejected returns a copy of events without the rejected ones.
-func withoutRejected(events, rejected []schemas.Event) []schemas.Event {
-	drop := make(map[string]bool, len(rejected))
-	for i := range rejected {
-		drop[EventKey(rejected[i].VisitorID, rejected[i].EventID)] = true
+// withoutIDs returns a copy of events without those that have the visitor
+// and event id of one of drop.
+func withoutIDs(events, drop []schemas.Event) []schemas.Event {
+	ids := make(map[string]bool, len(drop))
+	for i := range drop {
+		ids[EventKey(drop[i].VisitorID, drop[i].EventID)] = true
 	}
-	return slices.DeleteFunc(slices.Clone(events), func(e schemas.Event) bool { return drop[EventKey(e.VisitorID, e.EventID)] })
+	return slices.DeleteFunc(slices.Clone(events), func(e schemas.Event) bool { return ids[EventKey(e.VisitorID, e.EventID)] })
 }
 
 // processingOrder orders one visitor's events by ts, then clickstream before

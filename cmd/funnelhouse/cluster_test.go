@@ -18,6 +18,7 @@ import (
 	"time"
 
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+	fhsql "github.com/funnelhouse/funnelhouse/sql"
 )
 
 // testCluster is the cluster's name in deploy/cluster.sh.
@@ -81,6 +82,17 @@ func TestClusterExact(t *testing.T) {
 	checkShards(t, dsns)
 }
 
+// eventsLocal is the replicated table under the Distributed events table
+// (events_0006_local since migration 0006 rebuilt it).
+func eventsLocal(t *testing.T) string {
+	t.Helper()
+	local, err := fhsql.LocalTable("events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return local
+}
+
 // checkShards checks that every server holds events, only of the visitors
 // of its shard: cityHash64(visitor_id) modulo the shards (all of weight
 // 1) is the shard's index, as the pipeline's Distributed inserts place them.
@@ -98,7 +110,7 @@ func checkShards(t *testing.T, dsns []string) {
 			t.Fatal(err)
 		}
 		var rows, elsewhere uint64
-		q := fmt.Sprintf("SELECT count(), countIf(cityHash64(visitor_id) %% %d != %d) FROM %s.events_local", shards, shard-1, db)
+		q := fmt.Sprintf("SELECT count(), countIf(cityHash64(visitor_id) %% %d != %d) FROM %s.%s", shards, shard-1, db, eventsLocal(t))
 		if err := conn.QueryRow(ctx, q).Scan(&rows, &elsewhere); err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +248,7 @@ func TestClusterReplicaKilled(t *testing.T) {
 		}
 		defer conn.Close()
 		var n uint64
-		if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".events_local").Scan(&n); err != nil {
+		if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+"."+eventsLocal(t)).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n

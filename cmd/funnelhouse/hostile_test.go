@@ -15,8 +15,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/funnelhouse/funnelhouse/bench/e2e"
+	"github.com/funnelhouse/funnelhouse/bench/expected"
+	"github.com/funnelhouse/funnelhouse/bench/feed"
 	"github.com/funnelhouse/funnelhouse/bench/perf"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
+	"github.com/funnelhouse/funnelhouse/bench/verify"
 	"github.com/funnelhouse/funnelhouse/pipeline"
 	"github.com/funnelhouse/funnelhouse/schemas"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
@@ -332,5 +335,74 @@ func TestRevenueOverflow(t *testing.T) {
 	var revenue string
 	if err := conn.QueryRow(context.Background(), "SELECT toString(revenue) FROM "+db+".sessions FINAL WHERE visitor_id = 'vrich'").Scan(&revenue); err != nil || revenue != "99999999999999.9999" {
 		t.Errorf("the session's revenue is %q (%v), want 99999999999999.9999", revenue, err)
+	}
+}
+
+// TestDuplicateAfterTheHorizon: a copy of an order that comes back after
+// the pipeline forgot its id (--lateness + --session-gap after its event
+// time; here the idle advance moves the watermark far past it) is written
+// as a late event under the same visitor and event id. The events table
+// must keep the original row, with its session and stage, and every view
+// must agree with the expected computation, which drops the copy as a
+// duplicate (issue 13: the copy replaced the original).
+func TestDuplicateAfterTheHorizon(t *testing.T) {
+	const name = "horizon"
+	dsn := testDSN(t, "fh_"+name)
+	if err := e2e.ResetDatabase(context.Background(), chsink.Endpoint{DSN: dsn}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	bin, brokers, metricsAddr := buildBinary(t), freeAddr(t), freeAddr(t)
+	cs, tx, dlq := name+".clickstream", name+".transactions", name+".dlq"
+	startProcess(t, bin, "broker", "--listen", brokers, "--partitions", "1", "--topics", cs+","+tx+","+dlq)
+	waitListening(t, brokers)
+	startProcess(t, bin, "run", "--brokers", brokers, "--clickhouse", dsn, "--group", name, "--clickstream-topic", cs,
+		"--transactions-topic", tx, "--dlq-topic", dlq, "--idle-advance", "2s", "--flush-interval", "300ms", "--checkpoint-interval", "1s",
+		"--metrics-addr", metricsAddr)
+	conn, db, err := chsink.Connect(context.Background(), chsink.Endpoint{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	view := traffic.Record{Topic: cs, Key: []byte("vlate"), Value: fmt.Appendf(nil,
+		`{"event_id":"h1","type":"page_view","ts":%q,"visitor_id":"vlate","url":"/a"}`, at.Format(time.RFC3339))}
+	order := traffic.Record{Topic: tx, Key: []byte("vlate"), Value: fmt.Appendf(nil,
+		`{"event_id":"h2","type":"order_completed","ts":%q,"visitor_id":"vlate","order_id":"oh2","amount":10.5,"currency":"USD"}`, at.Add(time.Minute).Format(time.RFC3339))}
+	expect := verify.NewExpectation(cs, tx, time.Now)
+	produce := func(recs ...traffic.Record) {
+		if err := feed.Records(context.Background(), []string{brokers}, recs); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			expect.Add(r.Topic, r.Key, r.Value)
+		}
+	}
+	orderRow := func() (session string, late uint8) {
+		_ = conn.QueryRow(context.Background(), "SELECT session_id, late FROM "+db+".events FINAL WHERE event_id = 'h2'").Scan(&session, &late)
+		return session, late
+	}
+	produce(view, order)
+	waitFor(t, "the order written in its session", 30*time.Second, func() bool { s, _ := orderRow(); return s != "" })
+	produce(order) // the same record again, long after the horizon
+	waitFor(t, "the copy written", 30*time.Second, func() bool {
+		return scrape(t, metricsAddr)["funnelhouse_pipeline_late_events_total"] == 1
+	})
+	want := expect.Compute(expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
+	waitFor(t, "the session and transitions written", 30*time.Second, func() bool {
+		var sessions, transitions uint64
+		_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".sessions FINAL").Scan(&sessions)
+		_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".lifecycle_transitions FINAL").Scan(&transitions)
+		return sessions == uint64(len(want.Sessions)) && transitions == uint64(len(want.Transitions))
+	})
+	if session, late := orderRow(); session == "" || late != 0 {
+		t.Errorf("events keeps session %q, late %d for the order: the late copy replaced it", session, late)
+	}
+	if err := verify.Views(context.Background(), conn, db, want, len(expect.Events)); err != nil {
+		t.Error(err)
+	}
+	if m := scrape(t, metricsAddr); m["funnelhouse_pipeline_duplicates_total"] != 0 || m["funnelhouse_pipeline_events_total"] != 3 {
+		t.Errorf("duplicates_total %v, events_total %v: want 0 and 3 (the copy counts as a late event)",
+			m["funnelhouse_pipeline_duplicates_total"], m["funnelhouse_pipeline_events_total"])
 	}
 }

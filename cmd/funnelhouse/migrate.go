@@ -27,7 +27,7 @@ func migrateCmd(ctx context.Context, args []string) error {
 	var f clickhouseFlags
 	f.register(fs)
 	var cluster string
-	fs.StringVar(&cluster, "cluster", "", "apply the cluster form on this ClickHouse `cluster` (remote_servers name): Replicated* tables named <table>_local\nand Distributed tables of the tables' names, created ON CLUSTER (docs/operations.md, \"ClickHouse cluster\");\nempty: one server")
+	fs.StringVar(&cluster, "cluster", "", "apply the cluster form on this ClickHouse `cluster` (remote_servers name): Replicated* tables named <table>_local\n(a table a migration rebuilt keeps its new table's) and Distributed tables of the tables' names,\ncreated ON CLUSTER (docs/operations.md, \"ClickHouse cluster\");\nempty: one server")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}

@@ -1,0 +1,127 @@
+package sql
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// TestEventsRebuiltWithRows applies 0006 (events rebuilt with on_time as
+// its version, see the file) to a database whose events hold rows, as an
+// upgrade does: the rows and the views stay as they were, the rebuilt
+// table keeps an on-time row over a late copy, and the materialised views
+// that read events fire on the rows written after it.
+func TestEventsRebuiltWithRows(t *testing.T) {
+	base := os.Getenv("FUNNELHOUSE_TEST_CLICKHOUSE")
+	if base == "" {
+		t.Skip("FUNNELHOUSE_TEST_CLICKHOUSE is not set: run `make test`")
+	}
+	ctx := context.Background()
+	// Not sinks/clickhouse.Connect: that package imports this one.
+	opts, err := ch.ParseDSN(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Auth.Database = ""
+	conn, err := ch.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := fmt.Sprintf("fh_upgrade_%d", os.Getpid())
+	t.Cleanup(func() {
+		_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
+		conn.Close()
+	})
+	migrateBefore(t, conn, db, 6)
+	exec := func(q string) {
+		t.Helper()
+		if err := conn.Exec(ctx, strings.ReplaceAll(q, "{db}", db)); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+	query := func(q string) string {
+		t.Helper()
+		var s string
+		if err := conn.QueryRow(ctx, strings.ReplaceAll(q, "{db}", db)).Scan(&s); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+		return s
+	}
+	// 30 orders on time, in sessions.
+	const orders = `INSERT INTO {db}.events (event_id, ts, ts_ms, type, visitor_id, session_id, stage, order_id, amount, currency, late, kafka_offset)
+SELECT concat('o', toString(number)), toDateTime(1735689600 + number * 3600, 'UTC'), toUInt64(1735689600000 + number * 3600000),
+       'order_completed', concat('v', toString(number % 4)), concat('s', toString(number)), 'conversion', concat('order', toString(number)),
+       toDecimal64(number + 1, 4), 'USD', {late}, toInt64(number)
+FROM system.numbers LIMIT {n}`
+	exec(strings.NewReplacer("{late}", "0", "{n}", "30").Replace(orders))
+	revenue := "SELECT toString(groupArray(tuple(day, orders, toString(revenue)))) FROM (SELECT * FROM {db}.revenue_daily ORDER BY day)"
+	rows := "SELECT toString(tuple(count(), sum(late), countIf(session_id != ''))) FROM {db}.events FINAL"
+	wantRevenue, wantRows := query(revenue), query(rows)
+	if wantRows != "(30,0,30)" {
+		t.Fatalf("before the upgrade: %s", wantRows)
+	}
+
+	applied, err := Migrate(ctx, conn, db)
+	if err != nil || fmt.Sprint(applied) != "[6]" {
+		t.Fatalf("the upgrade applied %v, %v; want [6]", applied, err)
+	}
+	if got := query("SELECT engine_full FROM system.tables WHERE database = '{db}' AND name = 'events'"); !strings.HasPrefix(got, "ReplacingMergeTree(on_time)") {
+		t.Errorf("events after the upgrade: %s", got)
+	}
+	if got := query("SELECT toString(groupArray(name)) FROM system.tables WHERE database = '{db}' AND name LIKE 'events_%'"); got != "[]" {
+		t.Errorf("tables left behind: %s", got)
+	}
+	if got, got2 := query(rows), query(revenue); got != wantRows || got2 != wantRevenue {
+		t.Errorf("after the upgrade: events %s, revenue_daily %s; want %s, %s", got, got2, wantRows, wantRevenue)
+	}
+	// Late copies of ten of them: the originals stay, nothing is counted twice.
+	exec(strings.NewReplacer("{late}", "1", "{n}", "10", "concat('s', toString(number))", "''").Replace(orders))
+	if got, got2 := query(rows), query(revenue); got != wantRows || got2 != wantRevenue {
+		t.Errorf("after late copies: events %s, revenue_daily %s; want %s, %s", got, got2, wantRows, wantRevenue)
+	}
+	// A new order reaches revenue_daily: the views fire on the new table.
+	exec(strings.NewReplacer("{late}", "0", "{n}", "31").Replace(orders))
+	if got := query(rows); got != "(31,0,31)" {
+		t.Errorf("after a new order: events %s, want (31,0,31)", got)
+	}
+	if got := query("SELECT toString(sum(orders)) FROM {db}.revenue_daily"); got != "31" {
+		t.Errorf("revenue_daily counts %s orders after a new one, want 31", got)
+	}
+}
+
+// migrateBefore applies the migrations before version to a new database db
+// and records them, as a database migrated by an older funnelhouse.
+func migrateBefore(t *testing.T, conn driver.Conn, db string, version int) {
+	t.Helper()
+	ctx := context.Background()
+	migrations, err := Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"CREATE DATABASE " + db,
+		"CREATE TABLE " + db + ".schema_migrations (version UInt32, name String, applied_at DateTime('UTC')) ENGINE = MergeTree ORDER BY version",
+	} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range migrations {
+		if m.Version >= version {
+			break
+		}
+		for _, stmt := range m.Statements {
+			if err := execStatement(ctx, conn, db, strings.ReplaceAll(stmt, "{db}", db)); err != nil {
+				t.Fatalf("migration %d: %v", m.Version, err)
+			}
+		}
+		if err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO %s.schema_migrations SELECT %d, '%s', now()", db, m.Version, m.Name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
