@@ -96,6 +96,7 @@ func New(cfg Config, sink Sink) (*Pipeline, error) {
 		checkpointNow: make(chan struct{}, 1),
 		budget:        newBudget(cfg.MemoryLimit),
 	}
+	rows.LimitFreeBatches(pl.budget.rowBytes / 4)
 	var err error
 	pl.metrics, err = newMetrics(cfg.Registerer, pl)
 	if err != nil {

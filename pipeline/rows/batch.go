@@ -7,7 +7,12 @@
 // database driver.
 package rows
 
-import "github.com/funnelhouse/funnelhouse/schemas"
+import (
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/funnelhouse/funnelhouse/schemas"
+)
 
 // Batch holds the rows of one flush, one Rows per table. It is owned by one
 // goroutine at a time: a partition's Processor appends to it, then the
@@ -28,14 +33,28 @@ type Batch struct {
 // freeBatches keeps batches for reuse. Not a sync.Pool: every garbage
 // collection empties that, and at a million events per second that is
 // several times per checkpoint, so each checkpoint would regrow its rows
-// from nothing (about 800 bytes allocated per event).
-var freeBatches = make(chan *Batch, 8)
+// from nothing (about 800 bytes allocated per event). The batches kept are
+// bounded in bytes too: a batch keeps the capacity of its largest flush
+// (tens of MB), and a member has a batch per partition filling and one
+// being written besides.
+var (
+	freeBatches = make(chan *Batch, 8)
+	freeBytes   atomic.Int64 // capacity of the batches in freeBatches
+	freeLimit   atomic.Int64 // at most this many bytes kept
+)
+
+func init() { freeLimit.Store(64 << 20) }
+
+// LimitFreeBatches sets how many bytes of empty batches are kept for reuse
+// (64 MiB by default).
+func LimitFreeBatches(bytes int64) { freeLimit.Store(bytes) }
 
 // GetBatch returns an empty batch, reusing the rows of one given back with
 // PutBatch.
 func GetBatch() *Batch {
 	select {
 	case b := <-freeBatches:
+		freeBytes.Add(-b.capBytes())
 		return b
 	default:
 		return new(Batch)
@@ -46,10 +65,21 @@ func GetBatch() *Batch {
 // it afterwards.
 func PutBatch(b *Batch) {
 	b.Reset()
+	n := b.capBytes()
+	if freeBytes.Add(n) > freeLimit.Load() {
+		freeBytes.Add(-n) // enough kept
+		return
+	}
 	select {
 	case freeBatches <- b:
 	default: // enough kept
+		freeBytes.Add(-n)
 	}
+}
+
+// capBytes is the memory the batch's rows keep when empty.
+func (b *Batch) capBytes() int64 {
+	return b.Events.capBytes() + b.Sessions.capBytes() + b.Transitions.capBytes() + b.State.capBytes()
 }
 
 // Rows is the number of rows of every table.
@@ -74,6 +104,11 @@ type Rows[R any] struct{ rows []R }
 
 // Append adds a copy of row.
 func (r *Rows[R]) Append(row *R) { r.rows = append(r.rows, *row) }
+
+func (r *Rows[R]) capBytes() int64 {
+	var row R
+	return int64(cap(r.rows)) * int64(unsafe.Sizeof(row))
+}
 
 // Len is the number of rows.
 func (r *Rows[R]) Len() int { return len(r.rows) }
