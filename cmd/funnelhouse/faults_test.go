@@ -719,3 +719,65 @@ func TestBadInput(t *testing.T) {
 	checkDeadLetters(t, r.Broker.Addrs(), r.pf.cfg.DLQTopic, malformed)
 	t.Logf("%d corpus records over %d reasons, %d generated malformed records; all dead-lettered", len(r.Extra), len(wantByReason), len(malformed)-len(r.Extra))
 }
+
+// TestOutageLongerThanRebalance: ClickHouse is down for 70 s, longer than
+// the rebalance timeout (60 s), and one of two members is SIGKILLed 5 s
+// into it, so the group rebalances during the outage: the survivor cannot
+// write the checkpoint of its revoked partitions (it gives up after 40 s)
+// nor load the state of the partitions it gains, and a checkpoint landing
+// after another owner restored would mix two owners' state (issue 13,
+// item 5; fenced by the checkpoint's fork). Members that exit are
+// restarted 10 s later, as a supervisor with backoff would (a member does
+// not start while ClickHouse is down). Once ClickHouse is back, the result
+// is exact and every record counted once.
+func TestOutageLongerThanRebalance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 70 s outage")
+	}
+	base, stopCH, startCH := ownClickHouse(t)
+	r := newFaultRigOn(t, strings.TrimRight(base, "/")+"/fh_longoutage", "longoutage", 500_000, 4)
+	members := []*member{r.start(nil), r.start(nil)}
+	exitedAt := make([]time.Time, len(members))
+	waitCommitted(t, r, r.expect.Records/5)
+	stopCH()
+	down := time.Now()
+	restarts := 0
+	supervise := func() {
+		for i, m := range members {
+			if !exitedAt[i].IsZero() {
+				if time.Since(exitedAt[i]) > 10*time.Second {
+					members[i], exitedAt[i] = r.start(nil), time.Time{}
+					restarts++
+				}
+				continue
+			}
+			select {
+			case <-m.exited:
+				exitedAt[i] = time.Now()
+			default:
+			}
+		}
+	}
+	for killed := false; time.Since(down) < 70*time.Second; time.Sleep(200 * time.Millisecond) {
+		if !killed && time.Since(down) > 5*time.Second {
+			members[1].kill()
+			exitedAt[1], killed = time.Now(), true
+		}
+		supervise()
+	}
+	committed := r.committed()
+	startCH()
+	t.Logf("ClickHouse down for %s; %d of %d records committed before it came back", time.Since(down).Round(time.Second), committed, r.expect.Records)
+	waitFor(t, "every record committed", 4*time.Minute, func() bool {
+		supervise()
+		return r.committed() >= r.expect.Records
+	})
+	r.waitDrainedWhile(3*time.Minute, supervise)
+	for i, m := range members {
+		if exitedAt[i].IsZero() {
+			m.stop(t, 30*time.Second)
+		}
+	}
+	t.Logf("%d member restarts (exits while ClickHouse was down, and the killed one)", restarts)
+	r.verify()
+}
