@@ -14,8 +14,11 @@ import (
 
 // replayBatch is a batch of 300 sessions over three days, sources, media
 // and a few pages (with query strings and fragments), some bouncing, some
-// of visitors seen before, and a page_view event per page view. It is
-// INSERT … SELECT (18.16 hangs on INSERT … VALUES from the driver).
+// of visitors seen before, and a page_view event per page view; and 60
+// customers (conversions over three months, churns and reactivations
+// after, other stages' transitions beside), with orders in two currencies (v5's order-5 completed again on
+// another day, a few orders of visitors who never converted) and refunds.
+// It is INSERT … SELECT (18.16 hangs on INSERT … VALUES from the driver).
 var replayBatch = []string{
 	`INSERT INTO {db}.sessions (session_id, visitor_id, customer_id, start, end, start_ms, end_ms, duration_s, events, page_views,
 	entry_url, exit_url, source, medium, campaign, is_bounce, orders, revenue, cohort_day, first_session)
@@ -36,18 +39,51 @@ SELECT concat('e', toString(number)), toDateTime(ts_ms / 1000, 'UTC'),
        concat('https://shop.example/p', toString(number % 5), if(number % 2 = 0, '?q=1', '')),
        toDateTime(ts_ms / 1000, 'UTC')
 FROM system.numbers LIMIT 450`,
+	`INSERT INTO {db}.lifecycle_transitions (visitor_id, customer_id, stage, ts, ts_ms, cohort_day, source, event_id)
+SELECT concat('v', toString(number)), '', ['awareness', 'acquisition', 'retention', 'advocacy'][number % 4 + 1], toDateTime(1735689600 + number, 'UTC'),
+       toUInt64(1735689600000 + number * 1000), toDate('2025-01-01'), 'google', concat('e', toString(number))
+FROM system.numbers LIMIT 80`,
+	`INSERT INTO {db}.lifecycle_transitions (visitor_id, customer_id, stage, ts, ts_ms, cohort_day, source, event_id)
+SELECT concat('v', toString(number)), '', 'conversion', toDateTime(ts_ms / 1000, 'UTC'),
+       toUInt64(1735693200000 + number * 129600000) AS ts_ms, toDate('2025-01-01'), 'google', concat('o', toString(number))
+FROM system.numbers LIMIT 60`,
+	`INSERT INTO {db}.lifecycle_transitions (visitor_id, customer_id, stage, ts, ts_ms, cohort_day, source, event_id)
+SELECT concat('v', toString(number)), '', 'churned', toDateTime(ts_ms / 1000, 'UTC'),
+       toUInt64(1735693200000 + number * 129600000 + 100 * 86400000) AS ts_ms, toDate('2025-01-01'), 'google', ''
+FROM system.numbers WHERE number % 2 = 0 LIMIT 30`,
+	`INSERT INTO {db}.lifecycle_transitions (visitor_id, customer_id, stage, ts, ts_ms, cohort_day, source, event_id)
+SELECT concat('v', toString(number)), '', 'reactivated', toDateTime(ts_ms / 1000, 'UTC'),
+       toUInt64(1735693200000 + number * 129600000 + 130 * 86400000) AS ts_ms, toDate('2025-01-01'), 'google', concat('x', toString(number))
+FROM system.numbers WHERE number % 4 = 0 LIMIT 15`,
+	`INSERT INTO {db}.events (event_id, ts, ts_ms, type, visitor_id, order_id, amount, currency, late)
+SELECT concat('o', toString(number)), toDateTime(ts_ms / 1000, 'UTC'),
+       toUInt64(1735693200000 + (number % 70) * 129600000 + intDiv(number, 70) * 40 * 86400000) AS ts_ms, 'order_completed',
+       concat('v', toString(number % 70)), concat('order-', toString(if(number = 145, 5, number))),
+       toDecimal64(10 + number % 7, 4) + toDecimal64(0.2525, 4), ['EUR', 'USD'][number % 2 + 1], toUInt8(number % 13 = 0)
+FROM system.numbers LIMIT 160`,
+	`INSERT INTO {db}.events (event_id, ts, ts_ms, type, visitor_id, order_id, amount, currency)
+SELECT concat('r', toString(number)), toDateTime(ts_ms / 1000, 'UTC'),
+       toUInt64(1735693200000 + (number % 70) * 129600000 + 86400000) AS ts_ms, 'order_refunded',
+       concat('v', toString(number % 70)), concat('order-', toString(number)), toDecimal64(2.5, 4), ['EUR', 'USD'][number % 2 + 1]
+FROM system.numbers WHERE number % 9 = 0 LIMIT 8`,
 }
 
-// snapshotViews reads every row of the session-based catalogue views as
-// text (ClickHouse's own rendering of the row as a tuple).
+// replayViews are the views TestCatalogueViewsReplaySafe watches: those
+// replayBatch gives rows.
+var replayViews = []string{"traffic_daily", "pages_daily", "visitor_conversion_daily", "revenue_daily", "churn_monthly",
+	"retention_monthly", "clv_cohort_monthly"}
+
+// snapshotViews reads every row of each view as text (ClickHouse's own
+// rendering of the row as a tuple), in the order of all its columns.
 func snapshotViews(t *testing.T, ctx context.Context, conn driver.Conn, db string) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
-	for view, cols := range map[string]string{
-		"traffic_daily":            "day, source, medium, sessions, visitors, new_visitors, returning_visitors, page_views, pages_per_session, avg_session_duration_s, bounce_rate",
-		"pages_daily":              "day, page, entries, exits, bounces, page_views, bounce_rate, exit_rate",
-		"visitor_conversion_daily": "day, visitor_type, sessions, converted_sessions, conversion_rate",
-	} {
+	for _, view := range replayViews {
+		var cols string
+		if err := conn.QueryRow(ctx, "SELECT arrayStringConcat(groupArray(name), ', ') FROM system.columns WHERE database = ? AND table = ?",
+			db, view).Scan(&cols); err != nil || cols == "" {
+			t.Fatalf("%s: no columns (%v)", view, err)
+		}
 		rows, err := conn.Query(ctx, fmt.Sprintf("SELECT toString(tuple(%s)) FROM %s.%s ORDER BY %s", cols, db, view, cols))
 		if err != nil {
 			t.Fatalf("%s: %v", view, err)
@@ -67,31 +103,34 @@ func snapshotViews(t *testing.T, ctx context.Context, conn driver.Conn, db strin
 	return out
 }
 
-// TestCatalogueViewsReplaySafe inserts a batch of sessions and page views,
-// then the same rows again (as a replay after a crash would): no number of
-// traffic_daily, pages_daily or visitor_conversion_daily may change. One
-// new session then must change them, so the check can fail.
+// TestCatalogueViewsReplaySafe inserts a batch of sessions, page views,
+// transitions, orders and refunds, then the same rows again (as a replay
+// after a crash would): no number of the watched views may change. A new
+// session, customer and order then must change every one of them, so the
+// check can fail.
 func TestCatalogueViewsReplaySafe(t *testing.T) {
 	conn, db := testDatabase(t, "fh_replay")
 	ctx := context.Background()
 	if _, err := fhsql.Migrate(ctx, conn, db); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range replayBatch {
+	exec := func(q string) {
+		t.Helper()
 		if err := conn.Exec(ctx, strings.ReplaceAll(q, "{db}", db)); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v\n%s", err, q)
 		}
 	}
+	for _, q := range replayBatch {
+		exec(q)
+	}
 	before := snapshotViews(t, ctx, conn, db)
-	for view, rows := range before {
-		if len(rows) < 3 {
+	for _, view := range replayViews {
+		if rows := before[view]; len(rows) < 3 {
 			t.Fatalf("%s has %d rows: the batch proves nothing", view, len(rows))
 		}
 	}
-	for _, table := range []string{"sessions", "events"} {
-		if err := conn.Exec(ctx, "INSERT INTO "+db+"."+table+" SELECT * FROM "+db+"."+table); err != nil {
-			t.Fatal(err)
-		}
+	for _, table := range []string{"sessions", "events", "lifecycle_transitions"} {
+		exec("INSERT INTO {db}." + table + " SELECT * FROM {db}." + table)
 	}
 	after := snapshotViews(t, ctx, conn, db)
 	for view, rows := range before {
@@ -100,16 +139,17 @@ func TestCatalogueViewsReplaySafe(t *testing.T) {
 		}
 	}
 
-	if err := conn.Exec(ctx, "INSERT INTO "+db+".sessions SELECT * FROM "+db+".sessions WHERE session_id = 's1' LIMIT 1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.Exec(ctx, "INSERT INTO "+db+".sessions (session_id, visitor_id, start, end, start_ms, end_ms, page_views, entry_url, exit_url, source, medium, is_bounce, cohort_day, first_session) SELECT 'new', 'v1', toDateTime(1735689600, 'UTC'), toDateTime(1735689601, 'UTC'), 1735689600000, 1735689601000, 1, 'https://shop.example/p0', 'https://shop.example/p0', 'google', 'cpc', 1, toDate('2024-12-01'), 0"); err != nil {
-		t.Fatal(err)
-	}
+	exec("INSERT INTO {db}.sessions SELECT * FROM {db}.sessions WHERE session_id = 's1' LIMIT 1")
+	exec("INSERT INTO {db}.sessions (session_id, visitor_id, start, end, start_ms, end_ms, page_views, entry_url, exit_url, source, medium, is_bounce, cohort_day, first_session) SELECT 'new', 'v1', toDateTime(1735689600, 'UTC'), toDateTime(1735689601, 'UTC'), 1735689600000, 1735689601000, 1, 'https://shop.example/p0', 'https://shop.example/p0', 'google', 'cpc', 1, toDate('2024-12-01'), 0")
+	// A new customer converting in March with a first order, and a new
+	// order of v2 (who has one so far, in January).
+	exec("INSERT INTO {db}.lifecycle_transitions (visitor_id, stage, ts, ts_ms, cohort_day, source, event_id) SELECT 'v300', 'conversion', toDateTime(1741000000, 'UTC'), 1741000000000, toDate('2025-03-03'), 'google', 'new-o'")
+	exec("INSERT INTO {db}.events (event_id, ts, ts_ms, type, visitor_id, order_id, amount, currency) SELECT 'new-o', toDateTime(1741000000, 'UTC'), 1741000000000, 'order_completed', 'v300', 'order-new', toDecimal64(3, 4), 'EUR'")
+	exec("INSERT INTO {db}.events (event_id, ts, ts_ms, type, visitor_id, order_id, amount, currency) SELECT 'new-o2', toDateTime(1741000000, 'UTC'), 1741000000000, 'order_completed', 'v2', 'order-new2', toDecimal64(4, 4), 'EUR'")
 	changed := snapshotViews(t, ctx, conn, db)
 	for view, rows := range before {
 		if strings.Join(changed[view], "\n") == strings.Join(rows, "\n") {
-			t.Errorf("%s did not change when a new session was inserted", view)
+			t.Errorf("%s did not change when a new session, customer and orders were inserted", view)
 		}
 	}
 }

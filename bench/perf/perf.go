@@ -1,8 +1,10 @@
 // Package perf is the benchmark harness of `funnelhouse bench`: end-to-end
 // records per second of funnelhouse on the embedded broker and a ClickHouse,
-// each run verified exact (bench/verify), append-to-visible latency on live
-// traffic, peak RSS and CPU seconds per million records (of the measured
-// process, of ClickHouse and of the bench process that hosts the broker),
+// each run verified exact (bench/verify), the query time of every view BI
+// tools read on the last run's database (views.go), append-to-visible
+// latency on live traffic, peak RSS and CPU seconds per million records
+// (of the measured process, of ClickHouse and of the bench process that
+// hosts the broker),
 // and the same records through the peers: ClickHouse's Kafka engine
 // (bench/kafkaengine), bench/naive, and the same views computed at query
 // time (bench/querytime), whose dashboard is timed beside funnelhouse's.
@@ -116,6 +118,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	fh.BenchCPUSecPerMEv = perMillion(median(benchCPU), expect.Records)
 	fh.CHCPUSecPerMEv = perMillion(median(chCPU), expect.Records) // 0 without CHPIDFile
 	rep.Results = append(rep.Results, fh)
+	vt, err := b.funnelhouseViews(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("funnelhouse view query times: %w", err)
+	}
+	fh.ViewQueryMs, fh.ViewRows, fh.ViewQueryLoad1 = vt.Ms, vt.Rows, vt.Load1
 	if slices.Contains(cfg.Peers, "query-time") {
 		if fh.Dashboard, err = b.funnelhouseDashboard(ctx); err != nil {
 			return rep, fmt.Errorf("funnelhouse dashboard: %w", err)

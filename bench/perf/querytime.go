@@ -42,7 +42,7 @@ func timeDashboard(ctx context.Context, conn driver.Conn, db string, chPID int) 
 	for range DashboardRounds {
 		sum := 0.0
 		for _, view := range querytime.Views {
-			ms, err := readView(ctx, conn, db+"."+view)
+			ms, _, err := readView(ctx, conn, db+"."+view)
 			if err != nil {
 				return nil, err
 			}
@@ -60,21 +60,23 @@ func timeDashboard(ctx context.Context, conn driver.Conn, db string, chPID int) 
 }
 
 // readView reads every row of a view, as a BI tool fetching it would,
-// and returns the milliseconds it took. A count() over the view would let
-// ClickHouse skip columns it does not need.
-func readView(ctx context.Context, conn driver.Conn, view string) (float64, error) {
+// and returns the milliseconds it took and the rows it read. A count()
+// over the view would let ClickHouse skip columns it does not need.
+func readView(ctx context.Context, conn driver.Conn, view string) (float64, uint64, error) {
 	start := time.Now()
 	rows, err := conn.Query(ctx, "SELECT * FROM "+view)
 	if err != nil {
-		return 0, fmt.Errorf("cannot read %s: %w", view, err)
+		return 0, 0, fmt.Errorf("cannot read %s: %w", view, err)
 	}
 	defer rows.Close()
+	var n uint64
 	for rows.Next() {
+		n++
 	}
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("cannot read %s: %w", view, err)
+		return 0, 0, fmt.Errorf("cannot read %s: %w", view, err)
 	}
-	return float64(time.Since(start).Microseconds()) / 1000, nil
+	return float64(time.Since(start).Microseconds()) / 1000, n, nil
 }
 
 // funnelhouseDashboard times the dashboard on the database of the last

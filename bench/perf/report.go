@@ -32,6 +32,12 @@ type Result struct {
 	Dashboard *Dashboard `json:"dashboard,omitempty"`
 	// The query-time peer's views compared with the expected computation.
 	ViewChecks []ViewCheck `json:"view_checks,omitempty"`
+	// Every view BI tools read (sql.Views), read in full after the last
+	// run's ingest: median milliseconds of ViewRounds reads, rows returned,
+	// and the 1-minute load average when the reads began (funnelhouse).
+	ViewQueryMs    map[string]float64 `json:"view_query_ms,omitempty"`
+	ViewRows       map[string]uint64  `json:"view_rows,omitempty"`
+	ViewQueryLoad1 float64            `json:"view_query_load_avg_1m,omitempty"`
 }
 
 // Report is a whole bench run, as bench/results.json keeps it.
@@ -70,6 +76,7 @@ func Print(w io.Writer, rep *Report) {
 			fmt.Fprintf(w, "  %s: %s\n", r.System, r.Note)
 		}
 	}
+	printViewTimes(w, rep.Results)
 	printDashboards(w, rep.Results)
 	if rep.LatencyN > 0 {
 		fmt.Fprintf(w, "\nlatency, append to visible in events, live traffic at %d events/s: p50 %.0f ms, p99 %.0f ms (%d probes)\n", rep.LatencyRate, rep.LatencyP50, rep.LatencyP99, rep.LatencyN)

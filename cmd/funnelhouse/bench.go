@@ -17,6 +17,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	fs := newFlagSet("bench", "End-to-end events per second, verified. On the embedded broker and the ClickHouse of --clickhouse:\n"+
 		"produce --events generated events once, then run `funnelhouse run` (a child process) from a cold start until\n"+
 		"drained, --runs times, each on a fresh database, checking every view against the expected computation;\n"+
+		"time every view on the last run's database (all rows read, median of 5 after a warm-up: view_query_ms);\n"+
 		"measure append-to-visible latency with live traffic; run the peers on the same records; print a table\n"+
 		"(and JSON with --json). Generated with no malformed records: ClickHouse 18.16's Kafka engine cannot skip them.\n\n"+
 		"With --live: real-time traffic instead (events with ts = now, each held for --lateness), see the --live-* flags.")

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/funnelhouse/funnelhouse/bench/perf"
+	fhsql "github.com/funnelhouse/funnelhouse/sql"
 )
 
 // TestBenchShort runs `funnelhouse bench` small, with every peer, so that
@@ -46,6 +47,18 @@ func TestBenchShort(t *testing.T) {
 		if r := systems[name]; r != nil && (r.Dashboard == nil || r.Dashboard.Ms <= 0) {
 			t.Errorf("no dashboard time for %s: %+v", name, r.Dashboard)
 		}
+	}
+	// Every view BI tools read is timed on funnelhouse's database, in the
+	// JSON and in the printed table.
+	if r := systems["funnelhouse"]; r != nil {
+		for _, v := range fhsql.Views {
+			if ms, ok := r.ViewQueryMs[v]; !ok || ms <= 0 || r.ViewRows[v] == 0 {
+				t.Errorf("funnelhouse view %s: %v ms (timed: %v), %d rows; want a time and rows", v, ms, ok, r.ViewRows[v])
+			}
+		}
+	}
+	if !strings.Contains(string(b), `"view_query_ms"`) || !strings.Contains(string(output), "views of the last funnelhouse run") {
+		t.Errorf("no view query times in the JSON or the table:\n%s", tail(output, 3000))
 	}
 	if r := systems["query-time"]; r != nil && len(r.ViewChecks) != 4 {
 		t.Errorf("query-time: %d view checks, want 4: %+v", len(r.ViewChecks), r.ViewChecks)
