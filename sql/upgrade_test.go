@@ -67,8 +67,8 @@ FROM system.numbers LIMIT {n}`
 	}
 
 	applied, err := Migrate(ctx, conn, db)
-	if err != nil || fmt.Sprint(applied) != "[6]" {
-		t.Fatalf("the upgrade applied %v, %v; want [6]", applied, err)
+	if err != nil || len(applied) == 0 || applied[0] != 6 {
+		t.Fatalf("the upgrade applied %v, %v; want 6 and the later ones", applied, err)
 	}
 	if got := query("SELECT engine_full FROM system.tables WHERE database = '{db}' AND name = 'events'"); !strings.HasPrefix(got, "ReplacingMergeTree(on_time)") {
 		t.Errorf("events after the upgrade: %s", got)
