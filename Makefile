@@ -6,6 +6,7 @@
 #   make chaos             the fault matrix: CHAOS_RUNS (20) seeded runs with random faults
 #   make demo              run the demo against the local ClickHouse in .local/clickhouse (left running)
 #   make bench             run the benchmark against the same local ClickHouse
+#   make bench-cluster     the same beside a ClickHouse cluster (ZooKeeper + 2 shards x 1 replica, started and stopped)
 #   make ablation          ClickHouse CPU per table and view, step by step (bench/ablation.json)
 #   make bench-live        real-time traffic held for the lateness: rates x latenesses (bench/live.json)
 #   make clickhouse-start  start (or reuse) the local ClickHouse; prints its DSN
@@ -33,7 +34,7 @@ LOCAL_CH_DIR ?= .local/clickhouse
 CH_DATABASE ?= funnelhouse
 FUZZTIME ?= 20s
 
-.PHONY: prereqs prereqs-demo chaos build test test-cluster test-steps test-current-clickhouse vet demo demo-stop bench ablation bench-live gobench clickhouse-start clickhouse-stop clickhouse-status clean
+.PHONY: prereqs prereqs-demo chaos build test test-cluster test-steps test-current-clickhouse vet demo demo-stop bench bench-cluster ablation bench-live gobench clickhouse-start clickhouse-stop clickhouse-status clean
 
 # A production build: no test hooks. The crash tests build their own binary
 # with -tags testhooks (buildBinary in cmd/funnelhouse/e2e_test.go), which
@@ -139,6 +140,32 @@ bench: build
 	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench" --events $(BENCH_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/results.json || rc=$$?; \
 	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop"; \
 	exit $$rc
+
+# funnelhouse on a ClickHouse cluster beside the single server (bench
+# --cluster, bench/RESULTS.md "ClickHouse cluster"): the same records, each
+# measured run on the local ClickHouse followed by one on a cluster of
+# BENCH_CLUSTER_SHARDS x BENCH_CLUSTER_REPLICAS servers and ZooKeeper,
+# started by deploy/cluster.sh in BENCH_CLUSTER_DIR (a temporary directory
+# unless given) and stopped at the end, whatever happens. Its CPU is the
+# sum over the servers, ZooKeeper's apart. Results also in
+# bench/cluster.json; BENCH_CLUSTER_ARGS adds bench flags (the peers and the
+# latency are left out by default: make bench measures them).
+BENCH_CLUSTER_EVENTS ?= 1000000
+BENCH_CLUSTER_SHARDS ?= 2
+BENCH_CLUSTER_REPLICAS ?= 1
+BENCH_CLUSTER_DIR ?=
+BENCH_CLUSTER_ARGS ?= --peers= --latency-seconds 0
+bench-cluster: prereqs-demo build
+	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
+	dir="$(BENCH_CLUSTER_DIR)"; rm_dir=; \
+	if [[ -z $$dir ]]; then dir=$$(mktemp -d "$${TMPDIR:-/tmp}/funnelhouse-bench-cluster.XXXXXX"); rm_dir=1; fi; \
+	trap 'bash deploy/cluster.sh stop "$$dir" || true; [[ -z $$rm_dir ]] || rm -rf "$$dir"' EXIT; \
+	dsns=$$(bash deploy/cluster.sh start "$$dir" --shards $(BENCH_CLUSTER_SHARDS) --replicas $(BENCH_CLUSTER_REPLICAS)); \
+	read -r first <<<"$$dsns"; \
+	args="--events $(BENCH_CLUSTER_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --cluster funnelhouse --cluster-clickhouse $${first}funnelhouse_bench --cluster-dir $$dir --json bench/cluster.json $(BENCH_CLUSTER_ARGS)"; \
+	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench $$args"; \
+	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench" $$args; \
+	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop (the cluster is stopped)"
 
 # Where ClickHouse's CPU goes (bench/RESULTS.md): the pipeline's rows for
 # ABLATION_EVENTS generated events inserted step by step (events, +

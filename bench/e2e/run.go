@@ -205,3 +205,28 @@ func ResetDatabase(ctx context.Context, e chsink.Endpoint, w io.Writer) error {
 	fmt.Fprintln(w, fhsql.Applied(db, applied))
 	return nil
 }
+
+// ResetClusterDatabase is ResetDatabase on a ClickHouse cluster: the
+// endpoint's database is dropped on every server of cluster (ON CLUSTER)
+// and migrated again in the cluster form (`migrate --cluster`), the other
+// servers reached at the addresses system.clusters gives with e's
+// credentials.
+func ResetClusterDatabase(ctx context.Context, e chsink.Endpoint, cluster string, w io.Writer) error {
+	if err := fhsql.ValidateIdentifier("cluster", cluster); err != nil {
+		return err
+	}
+	conn, db, err := chsink.Connect(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := fhsql.ExecOnCluster(ctx, conn, "DROP DATABASE IF EXISTS "+db+" ON CLUSTER "+cluster); err != nil {
+		return fmt.Errorf("cannot drop database %s on cluster %s: %w", db, cluster, err)
+	}
+	applied, err := fhsql.MigrateCluster(ctx, conn, db, fhsql.Cluster{Name: cluster, Dial: e.Dialer()})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s (cluster %s)\n", fhsql.Applied(db, applied), cluster)
+	return nil
+}

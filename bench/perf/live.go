@@ -251,7 +251,7 @@ func (r *liveRun) sample(res *LiveResult, p *liveProducer, base *sampleBase) {
 	if err != nil {
 		res.ScrapeErrors++
 	}
-	used := base.marks.since(r.chPID)
+	used := base.marks.since(oneServer(r.chPID))
 	s := LiveSample{
 		ElapsedS: time.Since(base.start).Seconds(), Produced: p.acked.Load(),
 		Consumed: int64(m["funnelhouse_pipeline_records_total"]), Held: int64(m["funnelhouse_pipeline_held_events"]),

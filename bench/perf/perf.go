@@ -8,6 +8,9 @@
 // and the same records through the peers: ClickHouse's Kafka engine
 // (bench/kafkaengine), bench/naive, and the same views computed at query
 // time (bench/querytime), whose dashboard is timed beside funnelhouse's.
+// With a ClickHouse cluster (Config.Cluster), each measured run of
+// funnelhouse is repeated on the cluster, whose CPU is the sum over its
+// servers, ZooKeeper's reported apart.
 // funnelhouse and the naive peer run as child processes of the funnelhouse
 // binary, so that their CPU and memory are their own.
 package perf
@@ -55,6 +58,20 @@ type Config struct {
 	BatchRows      int             // --batch-rows of the measured runs
 	FlushInterval  time.Duration   // --flush-interval of the measured runs
 	ProfileDir     string          // where each measured run writes its CPU profile (GROUP.pprof); "" for none
+	// Cluster, when set, is a ClickHouse cluster on which each measured run
+	// of funnelhouse is repeated (ClusterSystem), right after the one on the
+	// single server, on the same records.
+	Cluster *ClusterTarget
+}
+
+// target is a ClickHouse that the measured funnelhouse runs write to.
+type target struct {
+	system   string // its result's name
+	endpoint chsink.Endpoint
+	reset    func(context.Context) error // drops and re-creates the database
+	servers  servers                     // whose CPU is reported
+	note     string
+	cluster  string // the cluster's name and shape; "" for one server
 }
 
 // bench is one Run's world: the embedded broker and what every
@@ -94,35 +111,52 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Events: int64(len(expect.Events)), Records: expect.Records, Partitions: cfg.Partitions, Ratios: map[string]float64{}}
 	defer rep.sumCPU()
 
-	// funnelhouse, cfg.Runs times from a cold start.
-	fh := &Result{System: "funnelhouse", Runs: cfg.Runs, Records: expect.Records,
-		Rows: int64(len(expect.Events) + len(want.Sessions) + len(want.Transitions)),
-		Note: "sessionises, attributes, writes events, sessions, transitions, state; verified exact"}
-	var rss, cpu, chCPU, benchCPU []float64
-	for i := 0; i < cfg.Runs; i++ {
-		run, err := b.funnelhouse(ctx, fmt.Sprintf("bench-%d-%d", time.Now().Unix(), i), cs, tx, dlq, expect, want)
+	// funnelhouse, cfg.Runs times from a cold start; with a cluster, each
+	// run on the single server is followed by one on the cluster, so that
+	// both see the same load of this shared machine.
+	targets := []*target{{system: "funnelhouse", endpoint: cfg.Endpoint, servers: oneServer(b.chPID),
+		reset: func(ctx context.Context) error { return e2e.ResetDatabase(ctx, cfg.Endpoint, os.Stdout) },
+		note:  "sessionises, attributes, writes events, sessions, transitions, state; verified exact"}}
+	if cfg.Cluster != nil {
+		ct, err := b.clusterTarget(ctx)
 		if err != nil {
-			return rep, fmt.Errorf("funnelhouse run %d: %w", i+1, err)
+			return rep, fmt.Errorf("cluster %s: %w", cfg.Cluster.Name, err)
 		}
-		fh.Seconds = append(fh.Seconds, run.seconds)
-		rss, cpu, chCPU = append(rss, run.rssMiB), append(cpu, run.cpu), append(chCPU, run.chCPU)
-		benchCPU = append(benchCPU, run.benchCPU)
-		fmt.Fprintf(os.Stderr, "funnelhouse run %d/%d: %.2f s, %.0f events/s, verified\n", i+1, cfg.Runs, run.seconds, float64(len(expect.Events))/run.seconds)
+		targets = append(targets, ct)
+	}
+	measured := make([][]runMeasure, len(targets))
+	for i := 0; i < cfg.Runs; i++ {
+		for j, t := range targets {
+			run, err := b.funnelhouse(ctx, t, fmt.Sprintf("bench-%s-%d-%d", t.system, time.Now().Unix(), i), cs, tx, dlq, expect, want)
+			if err != nil {
+				return rep, fmt.Errorf("%s run %d: %w", t.system, i+1, err)
+			}
+			measured[j] = append(measured[j], run)
+			fmt.Fprintf(os.Stderr, "%s run %d/%d: %.2f s, %.0f events/s, verified\n", t.system, i+1, cfg.Runs, run.seconds, float64(len(expect.Events))/run.seconds)
+		}
 	}
 	rep.Verified = true
-	fh.MedianSeconds = median(fh.Seconds)
-	fh.RecordsPerSec = float64(expect.Records) / fh.MedianSeconds
-	fh.EventsPerSec = float64(len(expect.Events)) / fh.MedianSeconds
-	fh.PeakRSSMiB = slices.Max(rss)
-	fh.CPUSecPerMEv = perMillion(median(cpu), expect.Records)
-	fh.BenchCPUSecPerMEv = perMillion(median(benchCPU), expect.Records)
-	fh.CHCPUSecPerMEv = perMillion(median(chCPU), expect.Records) // 0 without CHPIDFile
-	rep.Results = append(rep.Results, fh)
+	rows := int64(len(expect.Events) + len(want.Sessions) + len(want.Transitions))
+	for j, t := range targets {
+		rep.Results = append(rep.Results, t.result(measured[j], expect.Records, int64(len(expect.Events)), rows))
+	}
+	fh := rep.Results[0]
+	// On the single server's last run, whose database the cluster's runs
+	// leave alone.
 	vt, err := b.funnelhouseViews(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("funnelhouse view query times: %w", err)
 	}
 	fh.ViewQueryMs, fh.ViewRows, fh.ViewQueryLoad1 = vt.Ms, vt.Rows, vt.Load1
+	if cfg.Cluster != nil {
+		cl := rep.Results[1]
+		rep.Ratios[ClusterSystem+"/funnelhouse"] = cl.RecordsPerSec / fh.RecordsPerSec
+		if counts, err := rowsByShard(ctx, cfg.Cluster); err != nil {
+			cl.Note += fmt.Sprintf("; events rows by shard: cannot count (%v)", err)
+		} else {
+			cl.EventsByShard = counts
+		}
+	}
 	if slices.Contains(cfg.Peers, "query-time") {
 		if fh.Dashboard, err = b.funnelhouseDashboard(ctx); err != nil {
 			return rep, fmt.Errorf("funnelhouse dashboard: %w", err)
@@ -160,16 +194,48 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 type runMeasure struct {
-	seconds, rssMiB, cpu, chCPU, benchCPU float64
+	seconds, rssMiB, cpu float64
+	used                 cpuMark // of the target's servers and of the bench process
 }
 
-// funnelhouse runs one `funnelhouse run` child on a fresh database
+// result sums up a target's measured runs: the median run time and the
+// median CPU of each process.
+func (t *target) result(runs []runMeasure, records, events, rows int64) *Result {
+	r := &Result{System: t.system, Runs: len(runs), Records: records, Rows: rows, Note: t.note, Cluster: t.cluster}
+	var rss, cpu, chCPU, zkCPU, benchCPU []float64
+	perServer := make([][]float64, len(t.servers.names))
+	for _, m := range runs {
+		r.Seconds = append(r.Seconds, m.seconds)
+		rss, cpu = append(rss, m.rssMiB), append(cpu, m.cpu)
+		chCPU, zkCPU, benchCPU = append(chCPU, m.used.clickhouse), append(zkCPU, m.used.zookeeper), append(benchCPU, m.used.self)
+		for i, c := range m.used.perServer {
+			perServer[i] = append(perServer[i], c)
+		}
+	}
+	r.MedianSeconds = median(r.Seconds)
+	r.RecordsPerSec = float64(records) / r.MedianSeconds
+	r.EventsPerSec = float64(events) / r.MedianSeconds
+	r.PeakRSSMiB = slices.Max(rss)
+	r.CPUSecPerMEv = perMillion(median(cpu), records)
+	r.BenchCPUSecPerMEv = perMillion(median(benchCPU), records)
+	r.CHCPUSecPerMEv = perMillion(median(chCPU), records) // 0 without the servers' pids
+	r.ZooKeeperCPUSecPerMEv = perMillion(median(zkCPU), records)
+	if t.cluster != "" && t.servers.zookeeper != 0 {
+		r.CHCPUByServer = map[string]float64{}
+		for i, name := range t.servers.names {
+			r.CHCPUByServer[name] = perMillion(median(perServer[i]), records)
+		}
+	}
+	return r
+}
+
+// funnelhouse runs one `funnelhouse run` child on a fresh database of t
 // until every record is committed and the tables hold the expected rows,
 // then verifies every view.
-func (b *bench) funnelhouse(ctx context.Context, group, cs, tx, dlq string, expect *verify.Expectation, want *expected.Result) (runMeasure, error) {
-	e, brokers, chPID := b.cfg.Endpoint, b.brokers, b.chPID
+func (b *bench) funnelhouse(ctx context.Context, t *target, group, cs, tx, dlq string, expect *verify.Expectation, want *expected.Result) (runMeasure, error) {
+	e, brokers := t.endpoint, b.brokers
 	var m runMeasure
-	if err := e2e.ResetDatabase(ctx, e, os.Stdout); err != nil {
+	if err := t.reset(ctx); err != nil {
 		return m, err
 	}
 	conn, db, err := chsink.Connect(ctx, e)
@@ -182,7 +248,7 @@ func (b *bench) funnelhouse(ctx context.Context, group, cs, tx, dlq string, expe
 		return m, err
 	}
 	defer w.Close()
-	before := markCPU(chPID)
+	before := t.servers.mark()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, b.cfg.Bin, "run", "--brokers", strings.Join(brokers, ","), "--clickhouse", e.DSN, "--group", group,
 		"--clickstream-topic", cs, "--transactions-topic", tx, "--dlq-topic", dlq, "--idle-advance", "200ms", "--metrics-addr", "",
@@ -202,7 +268,7 @@ func (b *bench) funnelhouse(ctx context.Context, group, cs, tx, dlq string, expe
 			_ = cmd.Wait()
 		}
 	}()
-	prog := progress.New("funnelhouse", expect.Records)
+	prog := progress.New(t.system, expect.Records)
 	// Drained: every record committed, then the last sessions and churns
 	// written. Plain counts: a run without crashes writes no row twice (the
 	// verification below uses FINAL), and FINAL on a busy table would slow
@@ -223,8 +289,7 @@ func (b *bench) funnelhouse(ctx context.Context, group, cs, tx, dlq string, expe
 	prog.Done(expect.Records)
 	m.rssMiB = float64(PeakRSS(cmd.Process.Pid)) / (1 << 20)
 	m.cpu = cpuSeconds(cmd.Process.Pid)
-	used := before.since(chPID)
-	m.chCPU, m.benchCPU = used.clickhouse, used.self
+	m.used = before.since(t.servers)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		return m, fmt.Errorf("run exited with %v: %s", err, lastLines(stderr.String(), 10))
@@ -305,7 +370,7 @@ func (b *bench) naive(ctx context.Context, cs, tx string, expect *verify.Expecta
 		}
 	}
 	secs := time.Since(start).Seconds()
-	used := before.since(chPID)
+	used := before.since(oneServer(chPID))
 	r := &Result{System: "naive", Runs: 1, Records: expect.Records, Seconds: []float64{secs}, MedianSeconds: secs,
 		RecordsPerSec: float64(expect.Records) / secs, PeakRSSMiB: float64(rss) / (1 << 20), CPUSecPerMEv: perMillion(cpu, expect.Records),
 		CHCPUSecPerMEv: perMillion(used.clickhouse, expect.Records), BenchCPUSecPerMEv: perMillion(used.self, expect.Records),
@@ -335,7 +400,7 @@ func (b *bench) kafkaEngine(ctx context.Context, cs, tx string, expect *verify.E
 		return nil, err
 	}
 	secs := time.Since(start).Seconds()
-	used := before.since(b.chPID)
+	used := before.since(oneServer(b.chPID))
 	if err := peer.Drop(ctx); err != nil {
 		return nil, err
 	}

@@ -31,17 +31,49 @@ func readPID(file string) int {
 	return pid
 }
 
-// cpuMark is the CPU seconds used so far by ClickHouse (0 without its pid)
-// and by this process, which hosts the embedded broker.
-type cpuMark struct{ clickhouse, self float64 }
+// cpuMark is the CPU seconds used so far by ClickHouse (0 without its pid;
+// the sum over the servers of a cluster, each also in perServer), by
+// ZooKeeper (a cluster's; 0 without) and by this process, which hosts the
+// embedded broker.
+type cpuMark struct {
+	clickhouse, zookeeper, self float64
+	perServer                   []float64 // in the order of servers.clickhouse
+}
 
-func markCPU(chPID int) cpuMark { return cpuMark{cpuSeconds(chPID), cpuSeconds(os.Getpid())} }
+// servers are the processes of the ClickHouse a measurement writes to,
+// whose CPU it reports beside the measured process.
+type servers struct {
+	clickhouse []int // pid of each server; none, or 0: not measured
+	names      []string
+	zookeeper  int // a cluster's ZooKeeper; 0 for none
+}
+
+// oneServer is a single ClickHouse server by pid (0: not measured).
+func oneServer(pid int) servers {
+	return servers{clickhouse: []int{pid}, names: []string{"clickhouse"}}
+}
+
+func (s servers) mark() cpuMark {
+	m := cpuMark{zookeeper: cpuSeconds(s.zookeeper), self: cpuSeconds(os.Getpid())}
+	for _, pid := range s.clickhouse {
+		c := cpuSeconds(pid)
+		m.clickhouse += c
+		m.perServer = append(m.perServer, c)
+	}
+	return m
+}
 
 // since is the CPU used from m until now.
-func (m cpuMark) since(chPID int) cpuMark {
-	now := markCPU(chPID)
-	return cpuMark{now.clickhouse - m.clickhouse, now.self - m.self}
+func (m cpuMark) since(s servers) cpuMark {
+	now := s.mark()
+	d := cpuMark{clickhouse: now.clickhouse - m.clickhouse, zookeeper: now.zookeeper - m.zookeeper, self: now.self - m.self}
+	for i := range now.perServer {
+		d.perServer = append(d.perServer, now.perServer[i]-m.perServer[i])
+	}
+	return d
 }
+
+func markCPU(chPID int) cpuMark { return oneServer(chPID).mark() }
 
 // perMillion turns seconds over n records into seconds per million records.
 func perMillion(seconds float64, n int64) float64 { return seconds / float64(n) * 1e6 }

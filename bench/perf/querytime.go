@@ -52,7 +52,7 @@ func timeDashboard(ctx context.Context, conn driver.Conn, db string, chPID int) 
 		sums = append(sums, sum)
 	}
 	d := &Dashboard{Ms: median(sums), ViewMs: map[string]float64{},
-		CHCPUSec: before.since(chPID).clickhouse / DashboardRounds}
+		CHCPUSec: before.since(oneServer(chPID)).clickhouse / DashboardRounds}
 	for view, ms := range perView {
 		d.ViewMs[view] = median(ms)
 	}
@@ -116,7 +116,7 @@ func (b *bench) queryTime(ctx context.Context, cs, tx string, expect *verify.Exp
 		return nil, err
 	}
 	secs := time.Since(start).Seconds()
-	used := before.since(b.chPID)
+	used := before.since(oneServer(b.chPID))
 	r := &Result{System: "query-time", Runs: 1, Records: expect.Records, Rows: int64(n), Seconds: []float64{secs}, MedianSeconds: secs,
 		RecordsPerSec: float64(n) / secs, CHCPUSecPerMEv: perMillion(used.clickhouse, int64(n)), BenchCPUSecPerMEv: perMillion(used.self, int64(n)),
 		Note: "Kafka engine (TabSeparated, one String per record) + materialised views extracting typed columns into one MergeTree; the four core views computed at query time"}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -23,10 +24,20 @@ type Result struct {
 	// The bench process's own CPU while the system ran: with the embedded
 	// broker, mostly the broker serving fetches.
 	BenchCPUSecPerMEv float64 `json:"bench_process_cpu_s_per_million_records,omitempty"`
-	// TotalCPUSecPerMEv is the sum of the three: what the whole machine
+	// On a cluster: CHCPUSecPerMEv is the sum over its servers, each one
+	// also here by its deploy/cluster.sh name (s<shard>r<n>), and
+	// ZooKeeper's CPU is apart.
+	CHCPUByServer         map[string]float64 `json:"clickhouse_cpu_s_per_million_records_by_server,omitempty"`
+	ZooKeeperCPUSecPerMEv float64            `json:"zookeeper_cpu_s_per_million_records,omitempty"`
+	// TotalCPUSecPerMEv is the sum of all of them: what the whole machine
 	// spent per million records.
 	TotalCPUSecPerMEv float64 `json:"total_cpu_s_per_million_records,omitempty"`
-	Note              string  `json:"note,omitempty"`
+	// Cluster is the cluster's name and shape ("funnelhouse: 2 shards x 1
+	// replica"); EventsByShard the events rows on each shard after the
+	// last run, shard by shard.
+	Cluster       string   `json:"cluster,omitempty"`
+	EventsByShard []uint64 `json:"events_rows_by_shard,omitempty"`
+	Note          string   `json:"note,omitempty"`
 	// The four core views read in full (funnelhouse when the query-time
 	// peer is measured, and that peer).
 	Dashboard *Dashboard `json:"dashboard,omitempty"`
@@ -57,23 +68,56 @@ type Report struct {
 // sumCPU sets each result's total CPU seconds per million records.
 func (rep *Report) sumCPU() {
 	for _, r := range rep.Results {
-		r.TotalCPUSecPerMEv = r.CPUSecPerMEv + r.CHCPUSecPerMEv + r.BenchCPUSecPerMEv
+		r.TotalCPUSecPerMEv = r.total()
 	}
+}
+
+func (r *Result) total() float64 {
+	return r.CPUSecPerMEv + r.CHCPUSecPerMEv + r.ZooKeeperCPUSecPerMEv + r.BenchCPUSecPerMEv
 }
 
 // Print writes rep as a table with the notes, the latency and the ratios.
 func Print(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "\n%d records (%d valid events), %d partitions\n\n", rep.Records, rep.Events, rep.Partitions)
+	// ZooKeeper's column only when a cluster was measured.
+	zk := slices.ContainsFunc(rep.Results, func(r *Result) bool { return r.ZooKeeperCPUSecPerMEv > 0 })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\truns\tmedian s\trecords/s\tpeak RSS MiB\tCPU s/M records\tClickHouse CPU s/M\tbench+broker CPU s/M\ttotal CPU s/M\t")
+	head := "system\truns\tmedian s\trecords/s\tpeak RSS MiB\tCPU s/M records\tClickHouse CPU s/M\t"
+	if zk {
+		head += "ZooKeeper CPU s/M\t"
+	}
+	fmt.Fprintln(tw, head+"bench+broker CPU s/M\ttotal CPU s/M\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", r.System, r.Runs, r.MedianSeconds, r.RecordsPerSec, r.PeakRSSMiB,
-			r.CPUSecPerMEv, r.CHCPUSecPerMEv, r.BenchCPUSecPerMEv, r.CPUSecPerMEv+r.CHCPUSecPerMEv+r.BenchCPUSecPerMEv)
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.0f\t%.2f\t%.2f\t", r.System, r.Runs, r.MedianSeconds, r.RecordsPerSec, r.PeakRSSMiB,
+			r.CPUSecPerMEv, r.CHCPUSecPerMEv)
+		if zk {
+			fmt.Fprintf(tw, "%.2f\t", r.ZooKeeperCPUSecPerMEv)
+		}
+		fmt.Fprintf(tw, "%.2f\t%.2f\t\n", r.BenchCPUSecPerMEv, r.total())
 	}
 	tw.Flush()
 	for _, r := range rep.Results {
 		if r.Note != "" {
 			fmt.Fprintf(w, "  %s: %s\n", r.System, r.Note)
+		}
+		if len(r.CHCPUByServer) > 0 {
+			names := make([]string, 0, len(r.CHCPUByServer))
+			for name := range r.CHCPUByServer {
+				names = append(names, name)
+			}
+			slices.Sort(names)
+			var parts []string
+			for _, name := range names {
+				parts = append(parts, fmt.Sprintf("%s %.2f", name, r.CHCPUByServer[name]))
+			}
+			fmt.Fprintf(w, "  %s: ClickHouse CPU s/M by server: %s\n", r.System, strings.Join(parts, ", "))
+		}
+		if len(r.EventsByShard) > 0 {
+			parts := make([]string, len(r.EventsByShard))
+			for i, n := range r.EventsByShard {
+				parts[i] = fmt.Sprintf("shard %d: %d", i+1, n)
+			}
+			fmt.Fprintf(w, "  %s: events rows by shard: %s\n", r.System, strings.Join(parts, ", "))
 		}
 	}
 	printViewTimes(w, rep.Results)

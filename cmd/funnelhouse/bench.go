@@ -3,14 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/funnelhouse/funnelhouse/bench/perf"
+	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
+	fhsql "github.com/funnelhouse/funnelhouse/sql"
 )
 
 func benchCmd(ctx context.Context, args []string) error {
@@ -20,7 +24,9 @@ func benchCmd(ctx context.Context, args []string) error {
 		"time every view on the last run's database (all rows read, median of 5 after a warm-up: view_query_ms);\n"+
 		"measure append-to-visible latency with live traffic; run the peers on the same records; print a table\n"+
 		"(and JSON with --json). Generated with no malformed records: ClickHouse 18.16's Kafka engine cannot skip them.\n\n"+
-		"With --live: real-time traffic instead (events with ts = now, each held for --lateness), see the --live-* flags.")
+		"With --live: real-time traffic instead (events with ts = now, each held for --lateness), see the --live-* flags.\n\n"+
+		"With --cluster: each measured run is repeated on a ClickHouse cluster (system funnelhouse-cluster), its database migrated\n"+
+		"with `migrate --cluster`; with --cluster-dir (deploy/cluster.sh's directory) its CPU is the sum over its servers, ZooKeeper's apart.")
 	var ch clickhouseFlags
 	var cfg perf.Config
 	var jsonOut string
@@ -41,12 +47,17 @@ func benchCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.BatchRows, "batch-rows", 100_000, "--batch-rows of the measured funnelhouse run")
 	fs.StringVar(&cfg.ProfileDir, "profile", "", "write a CPU profile of each measured funnelhouse run to this `directory` (GROUP.pprof)")
 	durationVar(fs, &cfg.FlushInterval, "flush-interval", time.Second, "--flush-interval of the measured funnelhouse run")
+	var cl benchClusterFlags
+	cl.register(fs)
 	var live liveFlags
 	live.register(fs)
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
 	if live.on {
+		if cl.name != "" {
+			return fmt.Errorf("--cluster is not measured with --live: run bench --cluster without --live")
+		}
 		return live.run(ctx, fs, &ch, cfg, jsonOut)
 	}
 	for _, peer := range cfg.Peers {
@@ -54,11 +65,14 @@ func benchCmd(ctx context.Context, args []string) error {
 			return fmt.Errorf("invalid --peers %q: want one of %s", peer, strings.Join(perf.Peers, ", "))
 		}
 	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	var err error
 	if cfg.Endpoint, err = ch.endpoint(); err != nil {
 		return err
 	}
+	if cfg.Cluster, err = cl.target(cfg.Endpoint); err != nil {
+		return err
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if cfg.Bin, err = os.Executable(); err != nil {
 		return err
 	}
@@ -70,6 +84,53 @@ func benchCmd(ctx context.Context, args []string) error {
 		}
 	}
 	return err
+}
+
+// benchClusterFlags are the flags of `bench --cluster`.
+type benchClusterFlags struct {
+	name, dsn, dir string
+}
+
+func (f *benchClusterFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.name, "cluster", "", "also measure funnelhouse on this ClickHouse `cluster` (remote_servers name, as migrate --cluster takes it),\n"+
+		"each run right after the one on --clickhouse, on the same records; needs --cluster-clickhouse")
+	fs.StringVar(&f.dsn, "cluster-clickhouse", "", "with --cluster: `DSN` of one server of the cluster, with the bench's database (dropped on every server and\n"+
+		"migrated with the cluster form before each run); --clickhouse's password and TLS settings apply")
+	fs.StringVar(&f.dir, "cluster-dir", "", "with --cluster: the cluster's deploy/cluster.sh `directory`, to report the CPU of its servers (DIR/s<shard>r<n>/pid)\n"+
+		"and of ZooKeeper (DIR/zk/pid); same machine only")
+}
+
+// target turns the flags into a perf.ClusterTarget (nil without
+// --cluster), with single's password and TLS.
+func (f *benchClusterFlags) target(single chsink.Endpoint) (*perf.ClusterTarget, error) {
+	if f.name == "" {
+		if f.dsn != "" || f.dir != "" {
+			return nil, fmt.Errorf("--cluster-clickhouse and --cluster-dir need --cluster (the cluster's name)")
+		}
+		return nil, nil
+	}
+	if err := fhsql.ValidateIdentifier("cluster", f.name); err != nil {
+		return nil, fmt.Errorf("invalid --cluster: %w", err)
+	}
+	if f.dsn == "" {
+		return nil, fmt.Errorf("--cluster %s needs --cluster-clickhouse, the DSN of one of its servers with the bench's database", f.name)
+	}
+	u, err := url.Parse(f.dsn)
+	if err != nil {
+		return nil, fmt.Errorf("invalid --cluster-clickhouse: %w", err)
+	}
+	// The bench drops the database: never the default one by omission.
+	if strings.Trim(u.Path, "/") == "" {
+		return nil, fmt.Errorf("--cluster-clickhouse %q names no database; add one, e.g. %s/funnelhouse_bench (the bench drops and re-creates it)", f.dsn, strings.TrimRight(f.dsn, "/"))
+	}
+	e := single
+	e.DSN = f.dsn
+	if f.dir != "" {
+		if st, err := os.Stat(f.dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("invalid --cluster-dir %q: not a directory", f.dir)
+		}
+	}
+	return &perf.ClusterTarget{Name: f.name, Endpoint: e, Dir: f.dir}, nil
 }
 
 // writeJSON writes v as indented JSON to file (- for stdout, "" for

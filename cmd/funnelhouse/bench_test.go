@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,6 +107,88 @@ func TestBenchLive(t *testing.T) {
 	}
 	if r.LatencyN == 0 || r.LatencyP50S < 5 {
 		t.Errorf("latency: %d probes, p50 %.1f s; want probes, each held for the 5 s lateness (%s)", r.LatencyN, r.LatencyP50S, r.LatencyNote)
+	}
+	t.Logf("%s", tail(output, 1500))
+}
+
+// TestBenchClusterFlags: the flags of `bench --cluster` are checked before
+// anything is measured, each error naming the flag at fault.
+func TestBenchClusterFlags(t *testing.T) {
+	dir := t.TempDir()
+	f := func(want string, args ...string) {
+		t.Helper()
+		err := benchCmd(context.Background(), append([]string{"--clickhouse", "clickhouse://default@127.0.0.1:1/fh_bench"}, args...))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bench %v: error %v, want one containing %q", args, err, want)
+		}
+	}
+	f("needs --cluster-clickhouse", "--cluster", "funnelhouse")
+	f("need --cluster", "--cluster-clickhouse", "clickhouse://default@127.0.0.1:2/fh_bench")
+	f("need --cluster", "--cluster-dir", dir)
+	f("names no database", "--cluster", "funnelhouse", "--cluster-clickhouse", "clickhouse://default@127.0.0.1:2/")
+	f("invalid --cluster", "--cluster", "fh-1; DROP", "--cluster-clickhouse", "clickhouse://default@127.0.0.1:2/fh_bench")
+	f("invalid --cluster-dir", "--cluster", "funnelhouse", "--cluster-clickhouse", "clickhouse://default@127.0.0.1:2/fh_bench", "--cluster-dir", dir+"/none")
+	f("not measured with --live", "--live", "--cluster", "funnelhouse")
+}
+
+// TestBenchCluster runs `bench --cluster` small on the test cluster
+// (make test starts one; FUNNELHOUSE_TEST_CLUSTER_DIR for its pids): the
+// single server and the cluster are both measured and verified exact, the
+// cluster's CPU is the sum over its servers with ZooKeeper's apart, and
+// every events row is on one shard or the other.
+func TestBenchCluster(t *testing.T) {
+	dsn := testDSN(t, "fh_bench_single")
+	dir := clusterDir(t)
+	cdsn := clusterDSNs(t, "fh_bench_cluster")[0]
+	bin := buildBinary(t)
+	out := filepath.Join(t.TempDir(), "bench.json")
+	args := []string{"bench", "--clickhouse", dsn, "--events", "30000", "--runs", "1", "--partitions", "2", "--peers", "", "--latency-seconds", "0",
+		"--cluster", testCluster, "--cluster-clickhouse", cdsn, "--cluster-dir", dir, "--json", out}
+	if pid := os.Getenv("FUNNELHOUSE_TEST_CLICKHOUSE_DIR"); pid != "" {
+		args = append(args, "--clickhouse-pid-file", filepath.Join(pid, "pid"))
+	}
+	output, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench --cluster: %v\n%s", err, tail(output, 4000))
+	}
+	var rep perf.Report
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 || rep.Results[0].System != "funnelhouse" || rep.Results[1].System != perf.ClusterSystem || !rep.Verified {
+		t.Fatalf("want verified results funnelhouse and %s, got %d (verified %v):\n%s", perf.ClusterSystem, len(rep.Results), rep.Verified, tail(output, 4000))
+	}
+	cl := rep.Results[1]
+	var shards, replicas int
+	shape, _ := os.ReadFile(filepath.Join(dir, "shape"))
+	if _, err := fmt.Sscan(string(shape), &shards, &replicas); err != nil {
+		t.Fatalf("%s/shape: %v", dir, err)
+	}
+	sum := 0.0
+	for _, c := range cl.CHCPUByServer {
+		sum += c
+	}
+	if cl.RecordsPerSec <= 0 || cl.CHCPUSecPerMEv <= 0 || cl.ZooKeeperCPUSecPerMEv <= 0 || len(cl.CHCPUByServer) != shards*replicas ||
+		sum < cl.CHCPUSecPerMEv*0.99 || sum > cl.CHCPUSecPerMEv*1.01 || !strings.HasPrefix(cl.Cluster, testCluster+": ") {
+		t.Errorf("cluster result incomplete: %.0f records/s, ClickHouse CPU %.2f s/M (servers %v, sum %.2f), ZooKeeper %.2f s/M, cluster %q",
+			cl.RecordsPerSec, cl.CHCPUSecPerMEv, cl.CHCPUByServer, sum, cl.ZooKeeperCPUSecPerMEv, cl.Cluster)
+	}
+	var rows uint64
+	for _, n := range cl.EventsByShard {
+		if n == 0 {
+			t.Errorf("a shard holds no events: %v", cl.EventsByShard)
+		}
+		rows += n
+	}
+	if len(cl.EventsByShard) != shards || rows != uint64(rep.Events) {
+		t.Errorf("events rows by shard %v (sum %d), want %d shards summing to the %d events", cl.EventsByShard, rows, shards, rep.Events)
+	}
+	if rep.Ratios[perf.ClusterSystem+"/funnelhouse"] <= 0 || !strings.Contains(string(output), "ZooKeeper CPU s/M") {
+		t.Errorf("no ratio or no ZooKeeper column:\n%s", tail(output, 3000))
 	}
 	t.Logf("%s", tail(output, 1500))
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
@@ -53,15 +51,7 @@ func migrateCluster(ctx context.Context, e chsink.Endpoint, cluster string) erro
 		return err
 	}
 	defer conn.Close()
-	dial := func(ctx context.Context, host string, port uint16) (driver.Conn, error) {
-		he, err := e.WithAddr(net.JoinHostPort(host, strconv.Itoa(int(port))))
-		if err != nil {
-			return nil, err
-		}
-		c, _, err := chsink.Connect(ctx, he)
-		return c, err
-	}
-	applied, err := fhsql.MigrateCluster(ctx, conn, db, fhsql.Cluster{Name: cluster, Dial: dial})
+	applied, err := fhsql.MigrateCluster(ctx, conn, db, fhsql.Cluster{Name: cluster, Dial: e.Dialer()})
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -46,6 +48,21 @@ func (e Endpoint) WithAddr(addr string) (Endpoint, error) {
 	u.Host = addr
 	e.DSN = u.String()
 	return e, nil
+}
+
+// Dialer returns a function that connects to another server of e's cluster
+// (host and native port as system.clusters lists them) with e's user,
+// password and TLS, for fhsql.Cluster.Dial; the caller closes each
+// connection.
+func (e Endpoint) Dialer() func(ctx context.Context, host string, port uint16) (driver.Conn, error) {
+	return func(ctx context.Context, host string, port uint16) (driver.Conn, error) {
+		he, err := e.WithAddr(net.JoinHostPort(host, strconv.Itoa(int(port))))
+		if err != nil {
+			return nil, err
+		}
+		c, _, err := Connect(ctx, he)
+		return c, err
+	}
 }
 
 // Config configures a Sink.
