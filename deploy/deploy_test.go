@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"maps"
@@ -443,7 +444,7 @@ func TestCompose(t *testing.T) {
 
 	// migrate, the run members, generate: configured only through
 	// FUNNELHOUSE_* variables.
-	commands := map[string]string{"migrate": "migrate", "generate": "generate"}
+	commands := map[string]string{"migrate": "migrate", "generate": "generate", "migrate-cluster": "migrate", "funnelhouse-cluster": "run"}
 	for _, name := range members {
 		commands[name] = "run"
 	}
@@ -481,7 +482,7 @@ func TestCompose(t *testing.T) {
 	ids := map[string]string{} // FUNNELHOUSE_INSTANCE_ID -> service
 	var first map[string]any
 	for _, name := range members {
-		checkComposeMember(t, name, svc(name), envMap(svc("migrate")["environment"])["FUNNELHOUSE_CLICKHOUSE"])
+		checkComposeMember(t, name, svc(name), "migrate", envMap(svc("migrate")["environment"])["FUNNELHOUSE_CLICKHOUSE"])
 		env := envMap(svc(name)["environment"])
 		id := env["FUNNELHOUSE_INSTANCE_ID"]
 		switch {
@@ -545,16 +546,18 @@ func TestCompose(t *testing.T) {
 
 	checkPrometheusConfig(t, members)
 	checkGrafanaProvisioning(t, c, members[0], mounts)
+	checkComposeCluster(t, c, members)
 }
 
 // composeMembers returns the names of the compose services that run the
-// pipeline (command [run]), at least two.
+// pipeline (command [run]) on the single server, in no profile: at least
+// two.
 func composeMembers(t *testing.T, c map[string]any) []string {
 	t.Helper()
 	services, _ := c["services"].(map[string]any)
 	var members []string
 	for _, name := range sortedKeys(services) {
-		if cmd := strList(get(services[name], "command")); slices.Equal(cmd, []string{"run"}) {
+		if cmd := strList(get(services[name], "command")); slices.Equal(cmd, []string{"run"}) && get(services[name], "profiles") == nil {
 			members = append(members, name)
 		}
 	}
@@ -567,7 +570,7 @@ func composeMembers(t *testing.T, c map[string]any) []string {
 // checkComposeMember checks one pipeline member of the compose stack: its
 // settings, health check, shutdown, dependencies, and the configuration as
 // `run --check` judges it.
-func checkComposeMember(t *testing.T, name string, run map[string]any, migrateDSN string) {
+func checkComposeMember(t *testing.T, name string, run map[string]any, migrate, migrateDSN string) {
 	t.Helper()
 	runEnv := envMap(run["environment"])
 	for k, want := range map[string]string{"FUNNELHOUSE_BROKERS": "redpanda:9092", "FUNNELHOUSE_METRICS_ADDR": "0.0.0.0:9464"} {
@@ -576,7 +579,7 @@ func checkComposeMember(t *testing.T, name string, run map[string]any, migrateDS
 		}
 	}
 	if runEnv["FUNNELHOUSE_CLICKHOUSE"] == "" || runEnv["FUNNELHOUSE_CLICKHOUSE"] != migrateDSN {
-		t.Errorf("services %s and migrate must use the same FUNNELHOUSE_CLICKHOUSE", name)
+		t.Errorf("services %s and %s must use the same FUNNELHOUSE_CLICKHOUSE", name, migrate)
 	}
 	if p := runEnv["FUNNELHOUSE_PPROF"]; p != "" && p != "false" {
 		t.Errorf("service %s: FUNNELHOUSE_PPROF=%q: keep /debug/pprof off by default", name, p)
@@ -595,7 +598,7 @@ func checkComposeMember(t *testing.T, name string, run map[string]any, migrateDS
 			t.Errorf("service %s: depends_on %s condition %q, want %q", name, on, got, condition)
 		}
 	}
-	dependsOn("migrate", "service_completed_successfully")
+	dependsOn(migrate, "service_completed_successfully")
 	dependsOn("topics", "service_completed_successfully")
 	// Generated events are historical: with the demo profile the members
 	// start after them (optional dependency), or idle members would have
@@ -700,28 +703,35 @@ func TestKubernetes(t *testing.T) {
 	kust := yamlDocs(t, "k8s/kustomization.yaml")[0]
 	resources := strList(kust["resources"])
 	files, _ := filepath.Glob("k8s/*.yaml")
-	// Every manifest but the example Secret, whose CHANGE-ME placeholders
-	// would overwrite a real Secret of the same name.
-	const exampleSecret = "secret.example.yaml"
+	// Every manifest but the examples: the Secret, whose CHANGE-ME
+	// placeholders would overwrite a real Secret of the same name, and the
+	// ClickHouseInstallation, whose kind exists only where the Altinity
+	// operator's CRDs are installed.
+	const exampleSecret, exampleCHI = "secret.example.yaml", "clickhouse-installation.example.yaml"
 	var manifests, want []string
 	for _, f := range files {
 		if b := filepath.Base(f); b != "kustomization.yaml" {
 			manifests = append(manifests, b)
-			if b != exampleSecret {
+			if !strings.HasSuffix(b, ".example.yaml") {
 				want = append(want, b)
 			}
 		}
 	}
-	if !slices.Contains(manifests, exampleSecret) {
-		t.Errorf("k8s/%s is gone: keep it as the example of the Secret's keys", exampleSecret)
+	for file, what := range map[string]string{exampleSecret: "the example of the Secret's keys", exampleCHI: "the example ClickHouse cluster"} {
+		if !slices.Contains(manifests, file) {
+			t.Errorf("k8s/%s is gone: keep it as %s", file, what)
+		}
 	}
 	if slices.Contains(resources, exampleSecret) {
 		t.Errorf("kustomization.yaml applies %s: its placeholders would overwrite the real Secret; create the Secret out of band", exampleSecret)
 	}
+	if slices.Contains(resources, exampleCHI) {
+		t.Errorf("kustomization.yaml applies %s: kubectl apply -k would fail wherever the operator's CRDs are missing", exampleCHI)
+	}
 	sorted := slices.Clone(resources)
 	sort.Strings(sorted)
 	if !slices.Equal(sorted, want) {
-		t.Errorf("kustomization.yaml resources %v, want every manifest but %s: %v", resources, exampleSecret, want)
+		t.Errorf("kustomization.yaml resources %v, want every manifest but the *.example.yaml ones: %v", resources, want)
 	}
 	for _, r := range resources {
 		if !slices.Contains(manifests, r) {
@@ -1903,4 +1913,470 @@ func promtool(t *testing.T) string {
 		t.Fatal("promtool is not installed: it checks the PromQL of the deploy files; install it with `apt-get install prometheus` (make test does, through deploy/prereqs.sh)")
 	}
 	return p
+}
+
+// ---------------------------------------------------------------------------
+// ClickHouse clusters: the compose profile and the Kubernetes example
+
+// clusterMacros are the macros the migrations' cluster form uses in its
+// ZooKeeper paths and replica names (sql/cluster.go), {db} already filled.
+func clusterMacros(t *testing.T, cluster string) []string {
+	t.Helper()
+	stmts, err := fhsql.ClusterStatements("funnelhouse", cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, list := range stmts {
+		for _, stmt := range list {
+			for _, m := range regexp.MustCompile(`\{(\w+)\}`).FindAllStringSubmatch(stmt, -1) {
+				seen[m[1]] = true
+			}
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("the cluster form uses no macro: the test cannot tell which ones the servers need")
+	}
+	return sortedKeys(seen)
+}
+
+// chConfig is what the tests read of a ClickHouse (or Keeper) config file.
+type chConfig struct {
+	RemoteServers struct {
+		Clusters []struct {
+			XMLName xml.Name
+			Secret  *struct {
+				FromEnv string `xml:"from_env,attr"`
+				Value   string `xml:",chardata"`
+			} `xml:"secret"`
+			Shards []struct {
+				InternalReplication string `xml:"internal_replication"`
+				Replicas            []struct {
+					Host string `xml:"host"`
+					Port string `xml:"port"`
+				} `xml:"replica"`
+			} `xml:"shard"`
+		} `xml:",any"`
+	} `xml:"remote_servers"`
+	ZooKeeper []struct {
+		Host string `xml:"host"`
+		Port string `xml:"port"`
+	} `xml:"zookeeper>node"`
+	Macros struct {
+		Items []struct {
+			XMLName xml.Name
+			Value   string `xml:",chardata"`
+		} `xml:",any"`
+	} `xml:"macros"`
+	InterserverHTTPHost string `xml:"interserver_http_host"`
+	Keeper              struct {
+		TCPPort  string `xml:"tcp_port"`
+		ServerID string `xml:"server_id"`
+		Servers  []struct {
+			ID       string `xml:"id"`
+			Hostname string `xml:"hostname"`
+		} `xml:"raft_configuration>server"`
+	} `xml:"keeper_server"`
+}
+
+func readCHConfig(t *testing.T, path string) chConfig {
+	t.Helper()
+	var c chConfig
+	if err := xml.Unmarshal([]byte(readFile(t, path)), &c); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return c
+}
+
+// composeMounts maps a compose service's bind mounts: container path ->
+// host path (relative to compose/).
+func composeMounts(s any) map[string]string {
+	m := map[string]string{}
+	for _, v := range strList(get(s, "volumes")) {
+		parts := strings.Split(v, ":")
+		if len(parts) >= 2 && strings.HasPrefix(parts[0], ".") {
+			m[parts[1]] = parts[0]
+		}
+	}
+	return m
+}
+
+// checkComposeCluster checks the compose profile "cluster": ClickHouse
+// Keeper, the nodes of cluster funnelhouse with their config files, the
+// cluster form of the migrations, and a pipeline member writing to it.
+func checkComposeCluster(t *testing.T, c map[string]any, members []string) {
+	services, _ := c["services"].(map[string]any)
+	svc := func(name string) map[string]any { m, _ := services[name].(map[string]any); return m }
+	var profiled []string
+	for _, name := range sortedKeys(services) {
+		p := strList(get(services[name], "profiles"))
+		if slices.Contains(p, "cluster") {
+			if len(p) != 1 {
+				t.Errorf("service %s: profiles %v, want [cluster]", name, p)
+			}
+			profiled = append(profiled, name)
+		}
+	}
+	for _, name := range []string{"keeper", "migrate-cluster", "funnelhouse-cluster"} {
+		if !slices.Contains(profiled, name) {
+			t.Errorf("docker-compose.yml: no service %s in profile cluster (have %v)", name, profiled)
+		}
+	}
+	// Without the profile nothing changes: no other service needs these.
+	for _, name := range sortedKeys(services) {
+		if slices.Contains(profiled, name) {
+			continue
+		}
+		for dep := range mapOf(get(services[name], "depends_on")) {
+			if slices.Contains(profiled, dep) {
+				t.Errorf("service %s (no profile) depends on %s of profile cluster: a plain `docker compose up` would start it", name, dep)
+			}
+		}
+	}
+	// The same ClickHouse image as the single server: Keeper is in it.
+	chImage := str(get(svc("clickhouse"), "image"))
+	if img := str(get(svc("keeper"), "image")); img != chImage {
+		t.Errorf("service keeper: image %q, want the stack's %q (clickhouse keeper is in its binary)", img, chImage)
+	}
+	if ep := strings.Join(strList(get(svc("keeper"), "entrypoint")), " "); !strings.HasPrefix(ep, "clickhouse keeper --config-file=") {
+		t.Errorf("service keeper: entrypoint %q, want clickhouse keeper --config-file=...", ep)
+	}
+	if hc := strings.Join(strList(get(svc("keeper"), "healthcheck", "test")), " "); !strings.Contains(hc, "ruok") {
+		t.Errorf("service keeper: healthcheck %q does not ask ruok", hc)
+	}
+	keeperMounts := composeMounts(svc("keeper"))
+	keeperFile := ""
+	for target, host := range keeperMounts {
+		if strings.HasSuffix(target, ".xml") {
+			keeperFile = host
+		}
+	}
+	if keeperFile == "" || !strings.Contains(strings.Join(strList(get(svc("keeper"), "entrypoint")), " "), "--config-file=") {
+		t.Fatalf("service keeper mounts no config file: %v", keeperMounts)
+	}
+	keeper := readCHConfig(t, filepath.Join("compose", keeperFile))
+	if keeper.Keeper.TCPPort == "" || len(keeper.Keeper.Servers) == 0 || keeper.Keeper.Servers[0].ID != keeper.Keeper.ServerID ||
+		keeper.Keeper.Servers[0].Hostname != str(get(svc("keeper"), "hostname")) {
+		t.Errorf("%s: tcp_port %q, server_id %q, raft servers %+v; want a port and this node (hostname %q) in raft_configuration",
+			keeperFile, keeper.Keeper.TCPPort, keeper.Keeper.ServerID, keeper.Keeper.Servers, get(svc("keeper"), "hostname"))
+	}
+
+	// migrate --cluster: the cluster name and the nodes it connects to.
+	mig := svc("migrate-cluster")
+	migEnv := envMap(mig["environment"])
+	cluster := migEnv["FUNNELHOUSE_CLUSTER"]
+	if cluster != "funnelhouse" {
+		t.Errorf("service migrate-cluster: FUNNELHOUSE_CLUSTER %q, want funnelhouse (the cluster of deploy/cluster.sh and the docs)", cluster)
+	}
+	if cmd := strList(mig["command"]); !slices.Equal(cmd, []string{"migrate"}) {
+		t.Errorf("service migrate-cluster: command %v, want [migrate]", cmd)
+	}
+	dsn, err := url.Parse(migEnv["FUNNELHOUSE_CLICKHOUSE"])
+	if err != nil {
+		t.Fatalf("service migrate-cluster: %v", err)
+	}
+
+	// The nodes: every service that mounts the cluster's config.
+	var nodes []string
+	configs := map[string]chConfig{} // node -> its macros file
+	var clusterXML chConfig
+	clusterFile := ""
+	for _, name := range profiled {
+		mounts := composeMounts(svc(name))
+		cf := mounts["/etc/clickhouse-server/config.d/cluster.xml"]
+		if cf == "" {
+			continue
+		}
+		nodes = append(nodes, name)
+		if clusterFile == "" {
+			clusterFile, clusterXML = cf, readCHConfig(t, filepath.Join("compose", cf))
+		} else if cf != clusterFile {
+			t.Errorf("service %s mounts %s as cluster.xml, %s another: one cluster, one file", name, cf, nodes[0])
+		}
+		if img := str(get(svc(name), "image")); img != chImage {
+			t.Errorf("service %s: image %q, want the single server's %q", name, img, chImage)
+		}
+		if h := str(get(svc(name), "hostname")); h != name {
+			t.Errorf("service %s: hostname %q, want its name (the other servers and interserver fetches use it)", name, h)
+		}
+		if got := str(get(svc(name), "depends_on", "keeper", "condition")); got != "service_healthy" {
+			t.Errorf("service %s: depends_on keeper %q, want service_healthy (a server started without it cannot load its replicated tables)", name, got)
+		}
+		if got := str(get(mig, "depends_on", name, "condition")); got != "service_healthy" {
+			t.Errorf("service migrate-cluster: depends_on %s %q, want service_healthy (migrate --cluster reaches every server)", name, got)
+		}
+		mf := mounts["/etc/clickhouse-server/config.d/macros.xml"]
+		if mf == "" {
+			t.Errorf("service %s mounts no macros.xml", name)
+			continue
+		}
+		configs[name] = readCHConfig(t, filepath.Join("compose", mf))
+	}
+	if len(nodes) < 2 {
+		t.Fatalf("profile cluster: %d ClickHouse nodes (services mounting config.d/cluster.xml), want at least 2", len(nodes))
+	}
+	var def []string
+	for _, cl := range clusterXML.RemoteServers.Clusters {
+		def = append(def, cl.XMLName.Local)
+	}
+	if len(def) != 1 || def[0] != cluster {
+		t.Fatalf("%s: remote_servers defines %v, want exactly the cluster %q of migrate-cluster", clusterFile, def, cluster)
+	}
+	cl := clusterXML.RemoteServers.Clusters[0]
+	if cl.Secret == nil || (cl.Secret.FromEnv == "" && strings.TrimSpace(cl.Secret.Value) == "") {
+		t.Errorf("%s: cluster %s has no <secret>: the servers would reach each other as the default user, which the image removes", clusterFile, cluster)
+	}
+	shardOf := map[string]int{} // node -> its shard's place (1-based)
+	for i, sh := range cl.Shards {
+		if sh.InternalReplication != "true" {
+			t.Errorf("%s: shard %d without internal_replication (the Replicated* engines copy the rows; Distributed must write one replica)", clusterFile, i+1)
+		}
+		for _, r := range sh.Replicas {
+			if !slices.Contains(nodes, r.Host) || r.Port != "9000" {
+				t.Errorf("%s: shard %d replica %s:%s, want a node of the profile (%v) on its native port 9000", clusterFile, i+1, r.Host, r.Port, nodes)
+			}
+			if _, dup := shardOf[r.Host]; dup {
+				t.Errorf("%s: %s is listed twice", clusterFile, r.Host)
+			}
+			shardOf[r.Host] = i + 1
+		}
+	}
+	if dsn != nil && shardOf[dsn.Hostname()] == 0 {
+		t.Errorf("service migrate-cluster: FUNNELHOUSE_CLICKHOUSE names %s, not a node of cluster %s", dsn.Host, cluster)
+	}
+	if len(clusterXML.ZooKeeper) != 1 || clusterXML.ZooKeeper[0].Host != "keeper" || clusterXML.ZooKeeper[0].Port != keeper.Keeper.TCPPort {
+		t.Errorf("%s: zookeeper %+v, want the keeper service on its tcp_port %s", clusterFile, clusterXML.ZooKeeper, keeper.Keeper.TCPPort)
+	}
+	// Each node's macros: its shard, a replica name unique in the
+	// cluster, and every macro the cluster form uses.
+	wantMacros := clusterMacros(t, cluster)
+	replicas := map[string]string{}
+	for _, name := range nodes {
+		if shardOf[name] == 0 {
+			t.Errorf("service %s is not in %s's remote_servers", name, clusterFile)
+		}
+		macros := map[string]string{}
+		for _, m := range configs[name].Macros.Items {
+			macros[m.XMLName.Local] = strings.TrimSpace(m.Value)
+		}
+		for _, m := range wantMacros {
+			if macros[m] == "" {
+				t.Errorf("service %s: no macro %s, which the migrations' cluster form uses (macros %v)", name, m, macros)
+			}
+		}
+		if macros["shard"] != strconv.Itoa(shardOf[name]) {
+			t.Errorf("service %s: macro shard %q, want %d (its shard in %s)", name, macros["shard"], shardOf[name], clusterFile)
+		}
+		if other, dup := replicas[macros["replica"]]; dup {
+			t.Errorf("services %s and %s share the macro replica %q: it must be unique in the cluster", other, name, macros["replica"])
+		}
+		replicas[macros["replica"]] = name
+		if h := configs[name].InterserverHTTPHost; h != name {
+			t.Errorf("service %s: interserver_http_host %q, want %s", name, h, name)
+		}
+	}
+
+	// The cluster's member: the member checks against migrate-cluster, and
+	// a group and instance id of its own.
+	member := svc("funnelhouse-cluster")
+	env := envMap(member["environment"])
+	checkComposeMember(t, "funnelhouse-cluster", member, "migrate-cluster", migEnv["FUNNELHOUSE_CLICKHOUSE"])
+	for _, m := range members {
+		mEnv := envMap(get(services[m], "environment"))
+		if env["FUNNELHOUSE_GROUP"] == mEnv["FUNNELHOUSE_GROUP"] {
+			t.Errorf("services funnelhouse-cluster and %s share the consumer group %q: they would split the partitions between two databases", m, env["FUNNELHOUSE_GROUP"])
+		}
+		if env["FUNNELHOUSE_INSTANCE_ID"] == "" || env["FUNNELHOUSE_INSTANCE_ID"] == mEnv["FUNNELHOUSE_INSTANCE_ID"] {
+			t.Errorf("service funnelhouse-cluster: FUNNELHOUSE_INSTANCE_ID %q, want one of its own", env["FUNNELHOUSE_INSTANCE_ID"])
+		}
+	}
+	for _, node := range nodes {
+		if got := str(get(member, "depends_on", node, "condition")); got != "service_healthy" {
+			t.Errorf("service funnelhouse-cluster: depends_on %s %q, want service_healthy", node, got)
+		}
+	}
+	for _, v := range []string{"keeper-data"} {
+		if _, ok := mapOf(c["volumes"])[v]; !ok {
+			t.Errorf("docker-compose.yml: no volume %s", v)
+		}
+	}
+}
+
+// TestClickHouseInstallation checks the example ClickHouse cluster for the
+// Altinity operator (k8s/clickhouse-installation.example.yaml), and renders
+// the overlay deploy/README.md gives for it with `kubectl kustomize` when
+// kubectl is installed.
+func TestClickHouseInstallation(t *testing.T) {
+	docs := yamlDocs(t, "k8s/clickhouse-installation.example.yaml")
+	if len(docs) != 1 {
+		t.Fatalf("clickhouse-installation.example.yaml: %d documents, want 1", len(docs))
+	}
+	chi := docs[0]
+	if str(chi["apiVersion"]) != "clickhouse.altinity.com/v1" || str(chi["kind"]) != "ClickHouseInstallation" {
+		t.Errorf("apiVersion %v kind %v, want clickhouse.altinity.com/v1 ClickHouseInstallation", chi["apiVersion"], chi["kind"])
+	}
+	if ns := get(chi, "metadata", "namespace"); ns != nil {
+		t.Errorf("metadata.namespace %v: keep it namespace-less like the other manifests", ns)
+	}
+	clusters := list(get(chi, "spec", "configuration", "clusters"))
+	if len(clusters) != 1 || str(get(clusters[0], "name")) != "funnelhouse" {
+		t.Fatalf("clusters %v, want one, named funnelhouse (the name migrate --cluster is given)", clusters)
+	}
+	cl := clusters[0]
+	if s, r := str(get(cl, "layout", "shardsCount")), str(get(cl, "layout", "replicasCount")); s != "2" || r != "2" {
+		t.Errorf("layout %s shards x %s replicas, want 2 x 2", s, r)
+	}
+	if a := strings.ToLower(str(get(cl, "secret", "auto"))); a != "true" {
+		t.Errorf("cluster secret.auto %q, want \"true\": without an interserver secret the servers reach each other as default", a)
+	}
+	nodes := list(get(chi, "spec", "configuration", "zookeeper", "nodes"))
+	if len(nodes) == 0 {
+		t.Error("no spec.configuration.zookeeper.nodes: Replicated* tables and ON CLUSTER need ZooKeeper")
+	}
+	for _, n := range nodes {
+		if str(get(n, "host")) == "" || str(get(n, "port")) == "" {
+			t.Errorf("zookeeper node %v: want host and port", n)
+		}
+	}
+	// The macros: the operator defines these on every server; the
+	// migrations' cluster form must use no other.
+	operatorMacros := []string{"installation", "cluster", "shard", "replica"}
+	for _, m := range clusterMacros(t, "funnelhouse") {
+		if !slices.Contains(operatorMacros, m) {
+			t.Errorf("the cluster form uses macro {%s}, which the operator does not define (%v)", m, operatorMacros)
+		}
+	}
+	// Pinned images, in every pod template.
+	images := 0
+	for _, pt := range list(get(chi, "spec", "templates", "podTemplates")) {
+		for _, c := range list(get(pt, "spec", "containers")) {
+			images++
+			img := str(get(c, "image"))
+			if i := strings.LastIndex(img, ":"); i < 0 || !regexp.MustCompile(`\d`).MatchString(img[i+1:]) {
+				t.Errorf("pod template %v: image %q is not pinned to a version", get(pt, "name"), img)
+			}
+		}
+	}
+	if images == 0 {
+		t.Error("no pod template with a container image: the operator's default image is not pinned here")
+	}
+	// The user: the password of the Secret and key the pods read.
+	users := mapOf(get(chi, "spec", "configuration", "users"))
+	ref := str(users["funnelhouse/k8s_secret_password"])
+	if ref != "funnelhouse/FUNNELHOUSE_CLICKHOUSE_PASSWORD" {
+		t.Errorf("users: funnelhouse/k8s_secret_password %q, want funnelhouse/FUNNELHOUSE_CLICKHOUSE_PASSWORD (the Secret the migrate Job and members read)", ref)
+	}
+	for k, v := range users {
+		if strings.HasSuffix(k, "/password") || strings.HasSuffix(k, "/password_sha256_hex") {
+			t.Errorf("users: %s=%v: a password in the manifest; use k8s_secret_password", k, v)
+		}
+	}
+	// The operator copies the CHI's labels to its pods: the pipeline's
+	// selectors must not pick them.
+	chiLabels := get(chi, "metadata", "labels")
+	for _, f := range []string{"statefulset.yaml", "pdb.yaml", "networkpolicy.yaml"} {
+		for _, doc := range yamlDocs(t, filepath.Join("k8s", f)) {
+			for _, sel := range []any{get(doc, "spec", "selector", "matchLabels"), get(doc, "spec", "podSelector", "matchLabels")} {
+				if sel != nil && selects(sel, chiLabels) {
+					t.Errorf("k8s/%s: its selector %v matches the ClickHouseInstallation's labels %v", f, sel, chiLabels)
+				}
+			}
+		}
+	}
+
+	// The overlay of deploy/README.md, rendered.
+	overlay := readmeOverlay(t)
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Log("kubectl is not installed: the README's overlay is not rendered")
+		return
+	}
+	root := t.TempDir()
+	base := filepath.Join(root, "funnelhouse", "deploy", "k8s")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("k8s/*.yaml")
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(base, filepath.Base(f)), []byte(readFile(t, f)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(root, "overlay")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(overlay), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(kubectl, "kustomize", dir).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("kubectl kustomize of the README's overlay: %v\n%s", err, stderr)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(out))
+	var job, cm map[string]any
+	for {
+		var doc map[string]any
+		if err := dec.Decode(&doc); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		switch str(doc["kind"]) + "/" + str(get(doc, "metadata", "name")) {
+		case "Job/funnelhouse-migrate":
+			job = doc
+		case "ConfigMap/funnelhouse":
+			cm = doc
+		}
+	}
+	var names []string
+	clusterEnv := ""
+	for _, e := range list(get(job, "spec", "template", "spec", "containers", 0, "env")) {
+		names = append(names, str(get(e, "name")))
+		if str(get(e, "name")) == "FUNNELHOUSE_CLUSTER" {
+			clusterEnv = str(get(e, "value"))
+		}
+	}
+	if clusterEnv != "funnelhouse" {
+		t.Errorf("the overlay's migrate Job: FUNNELHOUSE_CLUSTER %q, want funnelhouse (env %v)", clusterEnv, names)
+	}
+	checkEnvNames(t, "the overlay's migrate Job", "migrate", names)
+	dsn := str(get(cm, "data", "FUNNELHOUSE_CLICKHOUSE"))
+	if u := checkDSNHasNoPassword(t, "the overlay's ConfigMap", dsn); u != nil && u.Hostname() != "clickhouse-"+str(get(chi, "metadata", "name")) {
+		t.Errorf("the overlay's ConfigMap: FUNNELHOUSE_CLICKHOUSE %q, want the operator's Service clickhouse-%v", dsn, get(chi, "metadata", "name"))
+	}
+}
+
+// readmeOverlay is the first ```yaml block of deploy/README.md's section
+// "A ClickHouse cluster (Altinity operator)".
+func readmeOverlay(t *testing.T) string {
+	t.Helper()
+	text := readFile(t, "README.md")
+	_, section, ok := strings.Cut(text, "### A ClickHouse cluster (Altinity operator)")
+	if !ok {
+		t.Fatal("README.md: no section \"A ClickHouse cluster (Altinity operator)\"")
+	}
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	if !ok {
+		t.Fatal("README.md: the cluster section has no yaml block (the overlay)")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	// The block is indented under a list item.
+	var lines []string
+	indent := -1
+	for _, line := range strings.Split(block, "\n") {
+		if strings.TrimSpace(line) == "" {
+			lines = append(lines, "")
+			continue
+		}
+		if indent < 0 {
+			indent = len(line) - len(strings.TrimLeft(line, " "))
+		}
+		lines = append(lines, strings.TrimPrefix(line, strings.Repeat(" ", indent)))
+	}
+	return strings.Join(lines, "\n")
 }
