@@ -56,9 +56,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -78,8 +80,11 @@ type Cluster struct {
 	// Dial opens a connection to one server of the cluster, host and native
 	// port as system.clusters lists them, with the credentials the first
 	// connection used; the caller closes it. It is needed for the ALTERs of
-	// Distributed tables, run on each server in turn.
+	// Distributed tables, run on each server in turn, and to bring servers
+	// added to the cluster up to date.
 	Dial func(ctx context.Context, host string, port uint16) (driver.Conn, error)
+	// Out, when set, is told which servers were brought up to date.
+	Out io.Writer
 }
 
 // clusterStep is one statement of a migration's cluster form.
@@ -379,19 +384,29 @@ func MigrateCluster(ctx context.Context, conn driver.Conn, db string, c Cluster)
 	if !strings.HasPrefix(engine, "Replicated") {
 		return nil, fmt.Errorf("database %s was migrated for a single server (its schema_migrations is %s): use another database for --cluster %s", db, engine, c.Name)
 	}
-	done, err := AppliedVersions(ctx, conn, db)
+	done, err := appliedOnCluster(ctx, conn, c, hosts, db)
 	if err != nil {
 		return nil, err
 	}
+	// Every migration is rewritten, applied or not, so that tables knows
+	// the tables of the earlier ones.
 	tables := map[string]tableInfo{}
-	var applied []int
-	for _, m := range migrations {
-		// Every migration is rewritten, applied or not, so that tables
-		// knows the tables of the earlier ones.
-		steps, err := clusterForm(m, c.Name, tables)
-		if err != nil {
-			return applied, err
+	forms := make([][][]clusterStep, len(migrations))
+	for i, m := range migrations {
+		if forms[i], err = clusterForm(m, c.Name, tables); err != nil {
+			return nil, err
 		}
+	}
+	// Servers added to the cluster since (a new shard, a new replica) have
+	// the database and schema_migrations from the setup above, but none of
+	// the tables of the migrations already applied: they get them first,
+	// so that the pending migrations find the tables they build on.
+	if err := catchUpServers(ctx, c, hosts, db, migrations, forms, done); err != nil {
+		return nil, err
+	}
+	var applied []int
+	for mi, m := range migrations {
+		steps := forms[mi]
 		if done[m.Version] {
 			continue
 		}
@@ -420,6 +435,137 @@ func MigrateCluster(ctx context.Context, conn driver.Conn, db string, c Cluster)
 	}
 	return applied, nil
 }
+
+// appliedOnCluster is the union of the versions recorded on every server.
+// schema_migrations is replicated to all of them, but a server that has
+// just joined may not have fetched it yet: the versions of the server
+// migrate is connected to alone could make it apply everything again.
+func appliedOnCluster(ctx context.Context, conn driver.Conn, c Cluster, hosts []clusterHost, db string) (map[int]bool, error) {
+	done, err := AppliedVersions(ctx, conn, db)
+	if err != nil {
+		return nil, err
+	}
+	if c.Dial == nil {
+		return done, nil
+	}
+	for _, h := range hosts {
+		err := func() error {
+			hc, err := c.Dial(ctx, h.host, h.port)
+			if err != nil {
+				return err
+			}
+			defer hc.Close()
+			v, err := AppliedVersions(ctx, hc, db)
+			for k := range v {
+				done[k] = true
+			}
+			return err
+		}()
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the migrations applied on %s: %w", h, err)
+		}
+	}
+	return done, nil
+}
+
+// catchUpServers gives every server that has fewer of db's tables than
+// another (one added to the cluster after db was migrated) the applied
+// migrations' tables and views: their cluster form run on that server
+// alone, in order, without ON CLUSTER. Back-fills are skipped: a new
+// shard starts empty, and a new replica fetches its shard's parts, the
+// back-filled ones included. ADD COLUMN is skipped where the column is
+// there already (a new replica may take its shard's current structure
+// from ZooKeeper).
+func catchUpServers(ctx context.Context, c Cluster, hosts []clusterHost, db string, migrations []Migration, forms [][][]clusterStep, done map[int]bool) error {
+	if c.Dial == nil || len(done) == 0 {
+		return nil
+	}
+	counts := make([]uint64, len(hosts))
+	most := uint64(0)
+	for i, h := range hosts {
+		err := func() error {
+			hc, err := c.Dial(ctx, h.host, h.port)
+			if err != nil {
+				return err
+			}
+			defer hc.Close()
+			return hc.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name != 'schema_migrations'", db).Scan(&counts[i])
+		}()
+		if err != nil {
+			return fmt.Errorf("cannot count the tables of %s on %s: %w", db, h, err)
+		}
+		most = max(most, counts[i])
+	}
+	on := " ON CLUSTER " + c.Name + " "
+	ref := hosts[slices.Index(counts, most)]
+	for i, h := range hosts {
+		if counts[i] == most {
+			continue
+		}
+		err := func() error {
+			hc, err := c.Dial(ctx, h.host, h.port)
+			if err != nil {
+				return err
+			}
+			defer hc.Close()
+			rc, err := c.Dial(ctx, ref.host, ref.port)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			for mi, m := range migrations {
+				if !done[m.Version] {
+					continue
+				}
+				for si, stmtSteps := range forms[mi] {
+					for _, st := range stmtSteps {
+						if st.once {
+							continue
+						}
+						q := strings.Replace(strings.ReplaceAll(st.sql, "{db}", db), on, " ", 1)
+						if local := localCreateRe.FindStringSubmatch(q); local != nil {
+							// A replica joining a shard must be created with
+							// the shard's current structure (18.16 refuses
+							// another: "Table structure in ZooKeeper is too
+							// different"): the one a server with every
+							// table has, ALTERs included, macros unexpanded.
+							var n uint64
+							if err := rc.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", db, local[2]).Scan(&n); err != nil {
+								return fmt.Errorf("cannot look up %s on %s: %w", local[1], ref, err)
+							}
+							if n > 0 { // else a table a later migration drops
+								var current string
+								if err := rc.QueryRow(ctx, "SHOW CREATE TABLE "+local[1]).Scan(&current); err != nil {
+									return fmt.Errorf("cannot read the structure of %s on %s: %w", local[1], ref, err)
+								}
+								q = strings.Replace(current, "CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1)
+							}
+						}
+						if st.tolerate == codeDuplicateColumn {
+							q = strings.Replace(q, " ADD COLUMN ", " ADD COLUMN IF NOT EXISTS ", 1)
+						}
+						if err := execStatement(ctx, hc, db, q); err != nil {
+							return fmt.Errorf("migration %04d_%s, statement %d: %w", m.Version, m.Name, si+1, err)
+						}
+					}
+				}
+			}
+			return nil
+		}()
+		if err != nil {
+			return fmt.Errorf("cannot bring %s, which lacks tables of %s (a server added to cluster %s?), up to date: %w; fix the cause and run migrate --cluster again",
+				h, db, c.Name, err)
+		}
+		if c.Out != nil {
+			fmt.Fprintf(c.Out, "server %s had %d of the %d tables and views of %s: created the rest from the applied migrations\n", h, counts[i], most, db)
+		}
+	}
+	return nil
+}
+
+// localCreateRe is the creation of a replicated local table, without ON
+// CLUSTER: its name with and without the database.
+var localCreateRe = regexp.MustCompile(`^CREATE TABLE IF NOT EXISTS (\w+\.(\w+` + LocalSuffix + `)) \(`)
 
 // clusterHost is one server of a cluster, as system.clusters lists it.
 type clusterHost struct {

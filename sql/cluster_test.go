@@ -10,11 +10,12 @@ package sql_test
 // runs; a row inserted through a Distributed table is on every replica of
 // its visitor's shard and on no other; a replayed identical block is
 // deduplicated by the replicated engine; a statement that fails on some
-// servers names them.
+// servers names them; a server added to the cluster gets every table and
+// view from the next migrate --cluster.
 //
 // The pipeline on the cluster: cmd/funnelhouse/cluster_test.go. Not
-// covered yet (later items of issue 15): the faults (a replica killed,
-// ZooKeeper stopped, a member killed), and bench --cluster.
+// covered here: the faults (cmd/funnelhouse/cluster_test.go) and bench
+// --cluster (cmd/funnelhouse/bench_test.go).
 
 import (
 	"context"
@@ -424,4 +425,86 @@ func TestClusterPartialDDL(t *testing.T) {
 		t.Errorf("message does not name the statement and the count: %s", msg)
 	}
 	t.Logf("the error: %v", err)
+}
+
+// columns lists db's columns with their types, by table, in one string.
+func columns(t *testing.T, conn driver.Conn, db string) string {
+	t.Helper()
+	var out string
+	if err := conn.QueryRow(context.Background(), "SELECT arrayStringConcat(arraySort(groupArray(concat(table, '.', name, ':', type))), ' ') "+
+		"FROM system.columns WHERE database = ?", db).Scan(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestClusterServerAdded: a server that joins the cluster after the
+// database was migrated (a new shard, or a new replica of a shard) is
+// given every table and view by the next migrate --cluster, with the
+// current structure (the ALTERs of later migrations included). Simulated by
+// dropping the database on the last server alone: with one replica per
+// shard it is a new shard, with two a new replica, which must fetch its
+// shard's rows.
+func TestClusterServerAdded(t *testing.T) {
+	conns, dsns, cluster, db := testCluster(t, "fh_cadded")
+	ctx := context.Background()
+	if len(conns) < 2 {
+		t.Skip("needs a cluster of at least two servers")
+	}
+	if _, err := migrateCluster(t, conns[0], dsns[0], cluster, db); err != nil {
+		t.Fatal(err)
+	}
+	// Rows of 200 visitors, through the Distributed table: every shard
+	// gets some.
+	sync := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
+	if err := conns[0].Exec(sync, "INSERT INTO "+db+".events (event_id, visitor_id, ts) SELECT concat('e', toString(number)), concat('v', toString(number % 200)), now() FROM system.numbers LIMIT 1000"); err != nil {
+		t.Fatal(err)
+	}
+	victim, last := conns[len(conns)-1], dsns[len(dsns)-1]
+	var shard, replicas uint32
+	if err := victim.QueryRow(ctx, "SELECT anyIf(shard_num, is_local = 1) FROM system.clusters WHERE cluster = ?", cluster).Scan(&shard); err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.QueryRow(ctx, "SELECT toUInt32(count()) FROM system.clusters WHERE cluster = ? AND shard_num = ?", cluster, shard).Scan(&replicas); err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.Exec(ctx, "DROP DATABASE "+db); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := migrateCluster(t, conns[0], dsns[0], cluster, db)
+	if err != nil {
+		t.Fatalf("migrate --cluster with %s new: %v", last, err)
+	}
+	if len(applied) != 0 {
+		t.Errorf("applied %v again, want nothing: every version is recorded", applied)
+	}
+	if got, want := objects(t, victim, db), objects(t, conns[0], db); got != want {
+		t.Errorf("the new server %s has\n%s\nwant (as the first)\n%s", last, got, want)
+	}
+	if got, want := columns(t, victim, db), columns(t, conns[0], db); got != want {
+		t.Errorf("the new server %s has the columns\n%s\nwant (as the first)\n%s", last, got, want)
+	}
+	if replicas > 1 {
+		// A new replica: it fetches its shard's rows from the other.
+		peer := conns[len(conns)-2]
+		want, err := count(peer, "SELECT count() FROM "+db+".events_local")
+		if err != nil || want == 0 {
+			t.Fatalf("the other replica of shard %d holds %d events rows (%v)", shard, want, err)
+		}
+		eventually(t, "the new replica fetched its shard's rows", func() error {
+			n, err := count(victim, "SELECT count() FROM "+db+".events_local")
+			if err == nil && n != want {
+				err = fmt.Errorf("%d events rows, want %d", n, want)
+			}
+			return err
+		})
+	}
+	// It takes inserts, and a second run changes nothing.
+	if err := victim.Exec(sync, "INSERT INTO "+db+".events (event_id, visitor_id, ts) SELECT concat('f', toString(number)), concat('w', toString(number)), now() FROM system.numbers LIMIT 100"); err != nil {
+		t.Errorf("insert through the new server: %v", err)
+	}
+	if applied, err := migrateCluster(t, conns[0], dsns[0], cluster, db); err != nil || len(applied) != 0 {
+		t.Errorf("migrate --cluster again: applied %v, %v; want nothing", applied, err)
+	}
+	t.Logf("server %s (shard %d of %d replica(s)) re-created: %d objects", last, shard, replicas, strings.Count(objects(t, victim, db), " ")+1)
 }

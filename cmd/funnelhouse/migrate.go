@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
@@ -51,7 +52,7 @@ func migrateCluster(ctx context.Context, e chsink.Endpoint, cluster string) erro
 		return err
 	}
 	defer conn.Close()
-	applied, err := fhsql.MigrateCluster(ctx, conn, db, fhsql.Cluster{Name: cluster, Dial: e.Dialer()})
+	applied, err := fhsql.MigrateCluster(ctx, conn, db, fhsql.Cluster{Name: cluster, Dial: e.Dialer(), Out: os.Stdout})
 	if err != nil {
 		return err
 	}
