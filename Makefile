@@ -148,12 +148,14 @@ bench: build
 # started by deploy/cluster.sh in BENCH_CLUSTER_DIR (a temporary directory
 # unless given) and stopped at the end, whatever happens. Its CPU is the
 # sum over the servers, ZooKeeper's apart. Results also in
-# bench/cluster.json; BENCH_CLUSTER_ARGS adds bench flags (the peers and the
-# latency are left out by default: make bench measures them).
+# BENCH_CLUSTER_JSON (bench/cluster.json); BENCH_CLUSTER_ARGS adds bench
+# flags (the peers and the latency are left out by default: make bench
+# measures them).
 BENCH_CLUSTER_EVENTS ?= 1000000
 BENCH_CLUSTER_SHARDS ?= 2
 BENCH_CLUSTER_REPLICAS ?= 1
 BENCH_CLUSTER_DIR ?=
+BENCH_CLUSTER_JSON ?= bench/cluster.json
 BENCH_CLUSTER_ARGS ?= --peers= --latency-seconds 0
 bench-cluster: prereqs-demo build
 	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
@@ -162,7 +164,7 @@ bench-cluster: prereqs-demo build
 	trap 'bash deploy/cluster.sh stop "$$dir" || true; [[ -z $$rm_dir ]] || rm -rf "$$dir"' EXIT; \
 	dsns=$$(bash deploy/cluster.sh start "$$dir" --shards $(BENCH_CLUSTER_SHARDS) --replicas $(BENCH_CLUSTER_REPLICAS)); \
 	read -r first <<<"$$dsns"; \
-	args="--events $(BENCH_CLUSTER_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --cluster funnelhouse --cluster-clickhouse $${first}funnelhouse_bench --cluster-dir $$dir --json bench/cluster.json $(BENCH_CLUSTER_ARGS)"; \
+	args="--events $(BENCH_CLUSTER_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --cluster funnelhouse --cluster-clickhouse $${first}funnelhouse_bench --cluster-dir $$dir --json $(BENCH_CLUSTER_JSON) $(BENCH_CLUSTER_ARGS)"; \
 	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench $$args"; \
 	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench" $$args; \
 	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop (the cluster is stopped)"
