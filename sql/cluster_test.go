@@ -486,13 +486,17 @@ func TestClusterServerAdded(t *testing.T) {
 	}
 	if replicas > 1 {
 		// A new replica: it fetches its shard's rows from the other.
+		local, err := fhsql.LocalTable("events")
+		if err != nil {
+			t.Fatal(err)
+		}
 		peer := conns[len(conns)-2]
-		want, err := count(peer, "SELECT count() FROM "+db+".events_local")
+		want, err := count(peer, "SELECT count() FROM "+db+"."+local)
 		if err != nil || want == 0 {
 			t.Fatalf("the other replica of shard %d holds %d events rows (%v)", shard, want, err)
 		}
 		eventually(t, "the new replica fetched its shard's rows", func() error {
-			n, err := count(victim, "SELECT count() FROM "+db+".events_local")
+			n, err := count(victim, "SELECT count() FROM "+db+"."+local)
 			if err == nil && n != want {
 				err = fmt.Errorf("%d events rows, want %d", n, want)
 			}

@@ -102,8 +102,13 @@ func plural(n uint32) string {
 }
 
 // rowsByShard counts the events rows on the first replica of each shard
-// (events_local): how evenly cityHash64(visitor_id) spread the visitors.
+// (events' local table): how evenly cityHash64(visitor_id) spread the
+// visitors.
 func rowsByShard(ctx context.Context, c *ClusterTarget) ([]uint64, error) {
+	local, err := fhsql.LocalTable("events")
+	if err != nil {
+		return nil, err
+	}
 	conn, db, err := chsink.Connect(ctx, c.Endpoint)
 	if err != nil {
 		return nil, err
@@ -137,7 +142,7 @@ func rowsByShard(ctx context.Context, c *ClusterTarget) ([]uint64, error) {
 		if err != nil {
 			return nil, err
 		}
-		n := tableCount(ctx, sc, db+".events"+fhsql.LocalSuffix)
+		n := tableCount(ctx, sc, db+"."+local)
 		sc.Close()
 		counts = append(counts, n)
 	}
