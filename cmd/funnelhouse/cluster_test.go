@@ -131,6 +131,33 @@ func clusterDir(t *testing.T) string {
 	return dir
 }
 
+// ownCluster starts a cluster of the test's own (ZooKeeper and shards x
+// replicas servers, deploy/cluster.sh) for a test that hangs ZooKeeper or
+// kills a server: the shared test cluster serves other packages' tests at
+// the same time. It returns the servers' DSNs with db as their database,
+// and the cluster's directory; the cluster is stopped at the end of the
+// test. It skips unless the cluster tests were asked for.
+func ownCluster(t *testing.T, db string, shards, replicas int) ([]string, string) {
+	t.Helper()
+	clusterDSNs(t, db) // skips unless FUNNELHOUSE_TEST_CLUSTER is set
+	dir := t.TempDir()
+	script := "../../deploy/cluster.sh"
+	out, err := exec.Command("bash", script, "start", dir, "--shards", strconv.Itoa(shards), "--replicas", strconv.Itoa(replicas)).Output()
+	t.Cleanup(func() {
+		if out, err := exec.Command("bash", script, "stop", dir).CombinedOutput(); err != nil {
+			t.Logf("stopping the test's cluster: %v\n%s", err, out)
+		}
+	})
+	if err != nil {
+		t.Fatalf("cluster.sh start: %v", err)
+	}
+	var dsns []string
+	for _, dsn := range strings.Fields(string(out)) {
+		dsns = append(dsns, fmt.Sprintf("%s%s_%d", dsn, db, os.Getpid()))
+	}
+	return dsns, dir
+}
+
 // TestClusterZooKeeperOutage: ZooKeeper hangs (SIGSTOP) for 30 s while
 // `run` writes 500k events to the cluster, and the member is killed with
 // SIGKILL in the middle of it, its inserts failing; a new member takes
@@ -140,8 +167,7 @@ func clusterDir(t *testing.T) string {
 // back, every view equals the expected computation and every record is
 // counted once.
 func TestClusterZooKeeperOutage(t *testing.T) {
-	dir := clusterDir(t)
-	dsns := clusterDSNs(t, "fh_clzk")
+	dsns, dir := ownCluster(t, "fh_clzk", 2, 1)
 	r := newRig(t, dsns[0], "clzk", 500_000, 4, "", testCluster)
 	pidText, err := os.ReadFile(filepath.Join(dir, "zk", "pid"))
 	if err != nil {
@@ -190,22 +216,26 @@ func TestClusterZooKeeperOutage(t *testing.T) {
 	}
 }
 
+// hasReplicas reports whether the shared test cluster in dir has 2
+// replicas per shard: `make test-cluster`, which has the time for this
+// test's own 2 x 2 cluster.
+func hasReplicas(dir string) bool {
+	shape, err := os.ReadFile(filepath.Join(dir, "shape"))
+	var shards, replicas int
+	_, scanErr := fmt.Sscan(string(shape), &shards, &replicas)
+	return err == nil && scanErr == nil && replicas >= 2
+}
+
 // TestClusterReplicaKilled: the second replica of shard 1 is killed with
 // SIGKILL while `run` writes 500k events, and restarted 15 s later. Inserts
 // go on to the other replica of each shard; the restarted one catches up.
 // Every view equals the expected computation, and both replicas of shard 1
 // end with the same rows. It needs 2 replicas (make test-cluster).
 func TestClusterReplicaKilled(t *testing.T) {
-	dir := clusterDir(t)
-	dsns := clusterDSNs(t, "fh_clreplica")
-	shape, err := os.ReadFile(filepath.Join(dir, "shape"))
-	if err != nil {
-		t.Fatal(err)
+	if shape := os.Getenv("FUNNELHOUSE_TEST_CLUSTER_DIR"); shape == "" || !hasReplicas(shape) {
+		t.Skip("a test of the 2 x 2 cluster run: make test-cluster")
 	}
-	var shards, replicas int
-	if _, err := fmt.Sscan(string(shape), &shards, &replicas); err != nil || replicas < 2 {
-		t.Skipf("the test cluster has %q shards and replicas: this test needs 2 replicas (make test-cluster)", strings.TrimSpace(string(shape)))
-	}
+	dsns, dir := ownCluster(t, "fh_clreplica", 2, 2)
 	victim := filepath.Join(dir, "s1r2")
 	r := newRig(t, dsns[0], "clreplica", 500_000, 4, "", testCluster)
 	m := r.start(nil)
