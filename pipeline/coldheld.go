@@ -38,7 +38,8 @@ type coldHeld struct {
 	runs  []*coldRun // sealed runs, a min-heap by head
 	n     int        // events held in open and runs
 	spill spillStore
-	// runBytes seals a run at this many bytes of records (0: coldRunBytes).
+	// runBytes seals a run at this many bytes of records (the budget's
+	// share, at most coldRunBytes).
 	runBytes int
 	// spillErr is the first failure to spill a run: such a run stays in
 	// memory, compressed.
@@ -100,7 +101,7 @@ func (c *coldHeld) add(t schemas.Topic, offset, ts int64, id string, key, value 
 	o.buf = appendColdRecord(o.buf, t, offset, ts, id, key, value)
 	o.ends = append(o.ends, len(o.buf))
 	c.n++
-	if len(o.ends) == coldRunLen || len(o.buf) >= cmp.Or(c.runBytes, coldRunBytes) {
+	if len(o.ends) == coldRunLen || len(o.buf) >= c.runBytes {
 		c.seal(true)
 	}
 }

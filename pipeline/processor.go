@@ -101,21 +101,20 @@ type Processor struct {
 // processing clock (ts validation and idle advance).
 func NewProcessor(group string, partition int32, topics [2]string, r Rules, now func() time.Time) *Processor {
 	p := &Processor{
-		group:       group,
-		partition:   partition,
-		gap:         r.SessionGap.Milliseconds(),
-		lateness:    r.Lateness.Milliseconds(),
-		churnAfter:  r.ChurnAfter.Milliseconds(),
-		idle:        r.IdleAdvance,
-		decoder:     schemas.NewDecoder(now),
-		watermark:   math.MinInt64,
-		symbols:     newSymbols(),
-		seen:        newDedup(r),
-		out:         rows.GetBatch(),
-		hotLimit:    hotHeldLimit,
-		hotBytes:    newBudget(0).hotHeld,
-		maxRowBytes: newBudget(0).partitionRows,
+		group:      group,
+		partition:  partition,
+		gap:        r.SessionGap.Milliseconds(),
+		lateness:   r.Lateness.Milliseconds(),
+		churnAfter: r.ChurnAfter.Milliseconds(),
+		idle:       r.IdleAdvance,
+		decoder:    schemas.NewDecoder(now),
+		watermark:  math.MinInt64,
+		symbols:    newSymbols(),
+		seen:       newDedup(r),
+		out:        rows.GetBatch(),
+		hotLimit:   hotHeldLimit,
 	}
+	p.limitMemory(newBudget(0))
 	p.stats.DeadLetters = map[schemas.Reason]uint64{}
 	p.stats.Partitions = 1
 	start := now()
@@ -229,6 +228,11 @@ func (p *Processor) Watermark() int64 { return p.watermark }
 
 // Stats returns the counters so far.
 func (p *Processor) Stats() *Stats { return &p.stats }
+
+// limitMemory applies a memory budget's shares for one partition.
+func (p *Processor) limitMemory(b budget) {
+	p.hotBytes, p.cold.runBytes, p.maxRowBytes = b.hotHeld, b.coldRun, b.partitionRows
+}
 
 // SpillTo keeps held events beyond the hot limit in files in dir (""
 // is os.TempDir()). Call it before the first Add.

@@ -41,7 +41,7 @@ func (pl *Pipeline) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[
 		start := time.Now()
 		proc := NewProcessor(pl.cfg.Group, p, pl.topics, pl.cfg.Rules, pl.cfg.Now)
 		proc.SpillTo(pl.cfg.SpillDir)
-		proc.hotBytes, proc.cold.runBytes, proc.maxRowBytes = pl.budget.hotHeld, pl.budget.coldRun, pl.budget.partitionRows
+		proc.limitMemory(pl.budget)
 		rows, err := pl.sink.LoadState(ctx, pl.cfg.Group, p)
 		for err != nil && ctx.Err() == nil {
 			pl.log.Warn("cannot load partition state, retrying", "partition", p, "err", err)

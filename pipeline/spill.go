@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"os"
+	"slices"
 )
 
 // Sealed runs of cold held events go to disk: on real-time traffic a
@@ -78,7 +79,7 @@ func (s *spillStore) next() error {
 // read returns the bytes of ref in buf (grown if need be) and releases
 // them: a run is read once.
 func (s *spillStore) read(ref spillRef, buf []byte) ([]byte, error) {
-	buf = grow(buf, ref.n)
+	buf = slices.Grow(buf[:0], ref.n)[:ref.n]
 	if _, err := ref.seg.f.ReadAt(buf, ref.off); err != nil {
 		return nil, fmt.Errorf("read held events back from %s at %d: %w", ref.seg.f.Name(), ref.off, err)
 	}
@@ -106,11 +107,4 @@ func (s *spillStore) close(runs []*coldRun) {
 		}
 	}
 	s.cur = nil
-}
-
-func grow(b []byte, n int) []byte {
-	if cap(b) < n {
-		return make([]byte, n)
-	}
-	return b[:n]
 }
