@@ -68,14 +68,7 @@ func TestClusterExact(t *testing.T) {
 	dsns := clusterDSNs(t, "fh_clexact")
 	r := newRig(t, dsns[0], "clexact", 300_000, 4, "", testCluster)
 	m := r.start(nil)
-	waitFor(t, "every record committed", 3*time.Minute, func() bool {
-		select {
-		case err := <-m.exited:
-			t.Fatalf("the member exited: %v", err)
-		default:
-		}
-		return r.committed() >= r.expect.Records
-	})
+	r.waitAllCommitted(m, 3*time.Minute)
 	r.waitDrained(3 * time.Minute)
 	m.stop(t, 30*time.Second)
 	r.verify()
@@ -178,7 +171,7 @@ func TestClusterZooKeeperOutage(t *testing.T) {
 		t.Fatalf("ZooKeeper pid: %v", err)
 	}
 	m := r.start(nil)
-	waitFor(t, "10% committed", 2*time.Minute, func() bool { return r.committed() >= r.expect.Records/10 })
+	waitCommitted(t, r, r.expect.Records/10)
 	if err := syscall.Kill(zk, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -199,14 +192,7 @@ func TestClusterZooKeeperOutage(t *testing.T) {
 	resume()
 	t.Logf("ZooKeeper hung for %s: %d records committed before, %d when the member was killed 12 s in, of %d",
 		time.Since(stopped).Round(time.Second), before, during, r.expect.Records)
-	waitFor(t, "every record committed after ZooKeeper returned", 4*time.Minute, func() bool {
-		select {
-		case err := <-m2.exited:
-			t.Fatalf("the new member exited: %v", err)
-		default:
-		}
-		return r.committed() >= r.expect.Records
-	})
+	r.waitAllCommitted(m2, 4*time.Minute)
 	r.waitDrained(3 * time.Minute)
 	m2.stop(t, 30*time.Second)
 	r.verify()
@@ -239,7 +225,7 @@ func TestClusterReplicaKilled(t *testing.T) {
 	victim := filepath.Join(dir, "s1r2")
 	r := newRig(t, dsns[0], "clreplica", 500_000, 4, "", testCluster)
 	m := r.start(nil)
-	waitFor(t, "10% committed", 2*time.Minute, func() bool { return r.committed() >= r.expect.Records/10 })
+	waitCommitted(t, r, r.expect.Records/10)
 	clickhouse := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("bash", append([]string{"../../deploy/clickhouse.sh"}, args...)...).CombinedOutput(); err != nil {
@@ -258,14 +244,7 @@ func TestClusterReplicaKilled(t *testing.T) {
 	time.Sleep(15 * time.Second)
 	clickhouse("start", victim)
 	t.Logf("replica s1r2 killed at %d records committed, restarted 15 s later at %d, of %d", killed, r.committed(), r.expect.Records)
-	waitFor(t, "every record committed", 4*time.Minute, func() bool {
-		select {
-		case err := <-m.exited:
-			t.Fatalf("the member exited: %v", err)
-		default:
-		}
-		return r.committed() >= r.expect.Records
-	})
+	r.waitAllCommitted(m, 4*time.Minute)
 	r.waitDrained(3 * time.Minute)
 	m.stop(t, 30*time.Second)
 	r.verify()

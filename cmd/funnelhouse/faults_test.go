@@ -553,6 +553,20 @@ func waitCommitted(t *testing.T, r *faultRig, n int64) {
 	}
 }
 
+// waitAllCommitted waits until every record is committed, failing at once
+// if m exits first.
+func (r *faultRig) waitAllCommitted(m *member, timeout time.Duration) {
+	r.t.Helper()
+	waitFor(r.t, "every record committed", timeout, func() bool {
+		select {
+		case err := <-m.exited:
+			r.t.Fatalf("the member exited: %v", err)
+		default:
+		}
+		return r.committed() >= r.expect.Records
+	})
+}
+
 // TestGracefulShutdown sends SIGTERM mid-run: the member must flush,
 // commit and leave the group within 10 s, its checkpoint must cover exactly
 // the records it read, and a restarted member must read only the rest.

@@ -49,14 +49,7 @@ func TestPoisonRecord(t *testing.T) {
 	r.malformed = append(r.malformed, traffic.Record{Key: key, Value: value[:pipeline.MaxDeadLetterBytes-len(key)], Reason: schemas.ReasonTooLarge})
 
 	m := r.start(nil)
-	waitFor(t, "every record committed", 3*time.Minute, func() bool {
-		select {
-		case err := <-m.exited:
-			t.Fatalf("the member exited on the poison record: %v", err)
-		default:
-		}
-		return r.committed() >= r.expect.Records
-	})
+	r.waitAllCommitted(m, 3*time.Minute)
 	r.waitDrained(3 * time.Minute)
 	m.stop(t, 30*time.Second)
 	r.verify()
