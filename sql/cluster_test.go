@@ -198,7 +198,8 @@ func TestClusterMigrate(t *testing.T) {
 	want := objects(t, conns[0], db)
 	for _, name := range []string{"events:Distributed", eventsLocal(t) + ":ReplicatedReplacingMergeTree",
 		"pipeline_state:Distributed", "pipeline_state_local:ReplicatedReplacingMergeTree",
-		"funnel_daily_state_local:ReplicatedAggregatingMergeTree", "funnel_daily_mv:MaterializedView",
+		"funnel_transitions_local:ReplicatedReplacingMergeTree", "funnel_transitions_mv:MaterializedView",
+		"pages_daily_arrays_local:ReplicatedAggregatingMergeTree",
 		"funnel_daily:View", "revenue_daily:View", "clv_cohort_monthly:View", "schema_migrations:ReplicatedMergeTree"} {
 		if !strings.Contains(" "+want+" ", " "+name+" ") {
 			t.Errorf("after migrate --cluster, %s is missing from: %s", name, want)

@@ -67,7 +67,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	before := objects()
 	for _, want := range []string{"events:ReplacingMergeTree", "sessions:ReplacingMergeTree", "lifecycle_transitions:ReplacingMergeTree",
-		"funnel_daily:View", "bounce_daily:View", "churn_monthly:View", "revenue_daily:View", "funnel_daily_mv:MaterializedView"} {
+		"funnel_daily:View", "bounce_daily:View", "churn_monthly:View", "revenue_daily:View", "funnel_transitions_mv:MaterializedView"} {
 		if !strings.Contains(before, want) {
 			t.Errorf("after migrate, %s is missing from: %s", want, before)
 		}
