@@ -34,7 +34,7 @@ LOCAL_CH_DIR ?= .local/clickhouse
 CH_DATABASE ?= funnelhouse
 FUZZTIME ?= 20s
 
-.PHONY: prereqs prereqs-demo chaos build test test-cluster test-steps test-current-clickhouse vet demo demo-stop bench bench-cluster ablation bench-live gobench clickhouse-start clickhouse-stop clickhouse-status clean
+.PHONY: bench-growth prereqs prereqs-demo chaos build test test-cluster test-steps test-current-clickhouse vet demo demo-stop bench bench-cluster ablation bench-live gobench clickhouse-start clickhouse-stop clickhouse-status clean
 
 # A production build: no test hooks. The crash tests build their own binary
 # with -tags testhooks (buildBinary in cmd/funnelhouse/e2e_test.go), which
@@ -86,7 +86,7 @@ test-cluster: prereqs-demo
 	export FUNNELHOUSE_TEST_CLUSTER="$$(echo $$dsns)" FUNNELHOUSE_TEST_CLUSTER_DIR="$$dir"; \
 	echo "test cluster: FUNNELHOUSE_TEST_CLUSTER=$$FUNNELHOUSE_TEST_CLUSTER"; \
 	set -x; \
-	$(GO) test ./sql ./cmd/funnelhouse -run '^TestCluster' -count=1 -v -timeout 20m
+	$(GO) test ./sql ./sinks/clickhouse ./cmd/funnelhouse -run '^TestCluster' -count=1 -v -timeout 20m
 
 # The fault matrix of docs/operations.md: CHAOS_RUNS seeded runs of the
 # whole path, each with a random mix of faults (make test runs 2).
@@ -138,6 +138,19 @@ bench: build
 	rc=0; \
 	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench --events $(BENCH_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/results.json"; \
 	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench" --events $(BENCH_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/results.json || rc=$$?; \
+	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop"; \
+	exit $$rc
+
+# Cost growth (bench/RESULTS.md "Growth"): the whole bench, every peer
+# included, at GROWTH_SIZES events, one funnelhouse run each; results also
+# in bench/growth.json.
+GROWTH_SIZES ?= 1M,5M,20M
+bench-growth: build
+	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
+	rc=0; \
+	args="--growth $(GROWTH_SIZES) --runs 1 --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/growth.json"; \
+	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench $$args"; \
+	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench" $$args || rc=$$?; \
 	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop"; \
 	exit $$rc
 

@@ -194,6 +194,11 @@ type Rules struct {
 	Lateness    time.Duration // default 10m
 	ChurnAfter  time.Duration // default 90 days
 	IdleAdvance time.Duration // default 30s
+	// ForgetAfter: a visitor inactive this long leaves memory and is
+	// loaded back from pipeline_state if it returns (see forget.go); 0
+	// keeps every visitor in memory, the default: a member fenced while it
+	// still writes can overwrite a forgotten visitor's row (see forget.go).
+	ForgetAfter time.Duration
 }
 
 // DefaultRules returns SPEC's defaults.
@@ -213,6 +218,9 @@ func (r Rules) Validate() error {
 	check("Lateness", r.Lateness)
 	check("ChurnAfter", r.ChurnAfter)
 	check("IdleAdvance", r.IdleAdvance)
+	if r.ForgetAfter < 0 {
+		errs = append(errs, fieldErrorf("ForgetAfter must not be negative, got %s", r.ForgetAfter))
+	}
 	return errors.Join(errs...)
 }
 

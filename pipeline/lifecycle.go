@@ -41,6 +41,7 @@ func (p *Processor) applyLifecycle(vi uint32, v *visitor, e *schemas.Event) {
 	}
 	v.lastMs = e.TsMs
 	p.queueChurn(vi, v)
+	p.queueForget(vi, v)
 }
 
 // enter moves v forward to stage, entering every stage it skipped at the
@@ -111,6 +112,7 @@ func (p *Processor) fireChurn(d deadline) {
 	}
 	p.touch(d.v, v)
 	p.churn(v, d.at, "")
+	p.queueForget(d.v, v)
 }
 
 // fireSessionClose handles a popped session deadline.
@@ -126,6 +128,7 @@ func (p *Processor) fireSessionClose(d deadline) {
 	}
 	p.touch(d.v, v)
 	p.closeSession(v)
+	p.queueForget(d.v, v)
 }
 
 // closeSession writes v's open session as a sessions row; the caller

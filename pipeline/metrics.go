@@ -23,6 +23,10 @@ type metrics struct {
 	transitions    *prometheus.CounterVec
 	openSessions   *prometheus.GaugeVec
 	visitors       *prometheus.GaugeVec
+	forgotten      prometheus.Counter
+	reloaded       prometheus.Counter
+	lookups        prometheus.Counter
+	forgottenBytes *prometheus.GaugeVec
 	held           *prometheus.GaugeVec
 	spilled        *prometheus.GaugeVec
 	stateBytes     *prometheus.GaugeVec
@@ -41,21 +45,25 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, pl *Pipeline) (*metrics, error) {
 	var c collectors
 	m := &metrics{
-		records:      c.counterVec("records_total", "Input records consumed, by topic.", "topic"),
-		events:       c.counterVec("events_total", "Valid, non-duplicate events, by type.", "type"),
-		deadLetters:  c.counterVec("dead_letters_total", "Records sent to the dead-letter topic, by reason.", "reason"),
-		duplicates:   c.counter("duplicates_total", "Records dropped as duplicates of an event already seen."),
-		late:         c.counter("late_events_total", "Events older than the watermark on arrival, stored with late = 1."),
-		sessions:     c.counter("sessions_closed_total", "Sessions closed and written."),
-		transitions:  c.counterVec("stage_transitions_total", "Lifecycle transitions, by stage.", "stage"),
-		openSessions: c.gaugeVec("open_sessions", "Sessions open, by partition.", "partition"),
-		visitors:     c.gaugeVec("tracked_visitors", "Visitors with lifecycle state in memory, by partition.", "partition"),
-		held:         c.gaugeVec("held_events", "Events waiting for the watermark, by partition.", "partition"),
-		spilled:      c.gaugeVec("held_spilled_bytes", "Bytes of compressed held events in spill files, by partition.", "partition"),
-		stateBytes:   c.gaugeVec("checkpoint_state_bytes", "Bytes of state written by the partition's last checkpoint.", "partition"),
-		stateWritten: c.counter("checkpoint_state_written_bytes_total", "Bytes of state (pipeline_state data) written by checkpoints, summed over partitions."),
-		watermarkLag: c.gaugeVec("watermark_delay_seconds", "Processing clock minus the partition's watermark.", "partition"),
-		consumerLag:  c.gaugeVec("consumer_lag_records", "Records in the topic-partition not yet read.", "topic", "partition"),
+		records:        c.counterVec("records_total", "Input records consumed, by topic.", "topic"),
+		events:         c.counterVec("events_total", "Valid, non-duplicate events, by type.", "type"),
+		deadLetters:    c.counterVec("dead_letters_total", "Records sent to the dead-letter topic, by reason.", "reason"),
+		duplicates:     c.counter("duplicates_total", "Records dropped as duplicates of an event already seen."),
+		late:           c.counter("late_events_total", "Events older than the watermark on arrival, stored with late = 1."),
+		sessions:       c.counter("sessions_closed_total", "Sessions closed and written."),
+		transitions:    c.counterVec("stage_transitions_total", "Lifecycle transitions, by stage.", "stage"),
+		openSessions:   c.gaugeVec("open_sessions", "Sessions open, by partition.", "partition"),
+		visitors:       c.gaugeVec("tracked_visitors", "Visitors with lifecycle state in memory, by partition.", "partition"),
+		forgotten:      c.counter("visitors_forgotten_total", "Visitors that left memory after --forget-after of inactivity (their state stays in pipeline_state)."),
+		reloaded:       c.counter("visitors_reloaded_total", "Forgotten visitors loaded back from pipeline_state when they returned."),
+		lookups:        c.counter("visitor_lookups_total", "Queries that loaded forgotten visitors back (one per run of records that needed any)."),
+		forgottenBytes: c.gaugeVec("forgotten_filter_bytes", "Bytes of the Bloom filter of forgotten visitor ids, by partition.", "partition"),
+		held:           c.gaugeVec("held_events", "Events waiting for the watermark, by partition.", "partition"),
+		spilled:        c.gaugeVec("held_spilled_bytes", "Bytes of compressed held events in spill files, by partition.", "partition"),
+		stateBytes:     c.gaugeVec("checkpoint_state_bytes", "Bytes of state written by the partition's last checkpoint.", "partition"),
+		stateWritten:   c.counter("checkpoint_state_written_bytes_total", "Bytes of state (pipeline_state data) written by checkpoints, summed over partitions."),
+		watermarkLag:   c.gaugeVec("watermark_delay_seconds", "Processing clock minus the partition's watermark.", "partition"),
+		consumerLag:    c.gaugeVec("consumer_lag_records", "Records in the topic-partition not yet read.", "topic", "partition"),
 		checkpointSec: c.histogram("checkpoint_duration_seconds", "Time to write a checkpoint's rows and state.",
 			prometheus.ExponentialBuckets(0.005, 2, 14)),
 		flushSec: c.histogram("flush_duration_seconds", "Time to write the rows of a flush between checkpoints.",
@@ -140,7 +148,7 @@ func (c *collectors) histogram(name, help string, buckets []float64) prometheus.
 
 // publish adds what a processor counted since the last publish (prev) to
 // the counters and sets its gauges.
-func (m *metrics) publish(partition int32, topics [2]string, p *Processor, prev *Stats, now time.Time) {
+func (m *metrics) publish(partition int32, topics [2]string, p *Processor, prev *Stats, prevForget *ForgetCounts, now time.Time) {
 	s := p.Stats()
 	for t := range s.Records {
 		if d := s.Records[t] - prev.Records[t]; d > 0 {
@@ -164,6 +172,11 @@ func (m *metrics) publish(partition int32, topics [2]string, p *Processor, prev 
 	m.duplicates.Add(float64(s.Duplicates - prev.Duplicates))
 	m.late.Add(float64(s.Late - prev.Late))
 	m.sessions.Add(float64(s.SessionsClosed - prev.SessionsClosed))
+	f := p.ForgetCounts()
+	m.forgotten.Add(float64(f.Forgotten - prevForget.Forgotten))
+	m.reloaded.Add(float64(f.Reloaded - prevForget.Reloaded))
+	m.lookups.Add(float64(f.Lookups - prevForget.Lookups))
+	*prevForget = f
 	for st := range s.Transitions {
 		if d := s.Transitions[st] - prev.Transitions[st]; d > 0 {
 			m.transitions.WithLabelValues(rows.Stage(st).String()).Add(float64(d))
@@ -176,6 +189,7 @@ func (m *metrics) publish(partition int32, topics [2]string, p *Processor, prev 
 	part := strconv.Itoa(int(partition))
 	m.openSessions.WithLabelValues(part).Set(float64(p.OpenSessions()))
 	m.visitors.WithLabelValues(part).Set(float64(p.Visitors()))
+	m.forgottenBytes.WithLabelValues(part).Set(float64(p.forgotten.bytes()))
 	m.held.WithLabelValues(part).Set(float64(p.Held()))
 	m.spilled.WithLabelValues(part).Set(float64(p.cold.spill.bytes))
 	if w := p.Watermark(); w > 0 {
@@ -192,7 +206,7 @@ func (m *metrics) publish(partition int32, topics [2]string, p *Processor, prev 
 // forget removes a partition's gauges when it moves away.
 func (m *metrics) forget(partition int32, topics [2]string) {
 	part := strconv.Itoa(int(partition))
-	for _, g := range []*prometheus.GaugeVec{m.openSessions, m.visitors, m.held, m.spilled, m.stateBytes, m.watermarkLag} {
+	for _, g := range []*prometheus.GaugeVec{m.openSessions, m.visitors, m.forgottenBytes, m.held, m.spilled, m.stateBytes, m.watermarkLag} {
 		g.DeleteLabelValues(part)
 	}
 	for _, t := range topics {

@@ -37,9 +37,9 @@ func TestMetricNames(t *testing.T) {
 	slices.Sort(names)
 	want := []string{"assigned_partitions", "buffered_bytes", "buffered_rows", "checkpoint_duration_seconds", "checkpoint_interval_seconds", "checkpoint_state_bytes",
 		"checkpoint_state_written_bytes_total", "commit_duration_seconds",
-		"consumer_lag_records", "dead_letters_total", "duplicates_total", "events_total", "fetch_paused", "flush_duration_seconds", "flush_interval_seconds", "held_events", "held_spilled_bytes",
+		"consumer_lag_records", "dead_letters_total", "duplicates_total", "events_total", "fetch_paused", "flush_duration_seconds", "flush_interval_seconds", "forgotten_filter_bytes", "held_events", "held_spilled_bytes",
 		"idle_advance_seconds", "last_checkpoint_timestamp_seconds", "late_events_total", "lateness_seconds", "memory_budget_bytes",
-		"open_sessions", "partitions", "records_total", "sessions_closed_total", "stage_transitions_total", "tracked_visitors", "watermark_delay_seconds"}
+		"open_sessions", "partitions", "records_total", "sessions_closed_total", "stage_transitions_total", "tracked_visitors", "visitor_lookups_total", "visitors_forgotten_total", "visitors_reloaded_total", "watermark_delay_seconds"}
 	for i := range want {
 		want[i] = "funnelhouse_pipeline_" + want[i]
 	}
@@ -79,10 +79,11 @@ func TestEventsCounterNeverGoesDown(t *testing.T) {
 	}
 	p := NewProcessor("m", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), time.Now)
 	var prev Stats
+	var prevForget ForgetCounts
 	orders := m.events.WithLabelValues(schemas.OrderCompleted.String())
 	for _, c := range []struct{ events, want uint64 }{{5, 5}, {4, 5}, {4, 5}, {7, 7}} {
 		p.stats.Events[schemas.OrderCompleted] = c.events
-		m.publish(0, [2]string{"clickstream", "transactions"}, p, &prev, time.Now())
+		m.publish(0, [2]string{"clickstream", "transactions"}, p, &prev, &prevForget, time.Now())
 		var got dto.Metric
 		if err := orders.Write(&got); err != nil || got.GetCounter().GetValue() != float64(c.want) {
 			t.Fatalf("Events %d: counter %v (%v), want %d", c.events, got.GetCounter().GetValue(), err, c.want)

@@ -13,19 +13,20 @@ import (
 
 // owner is the goroutine that owns one partition number's Processor.
 type owner struct {
-	pl          *Pipeline
-	partition   int32
-	proc        *Processor
-	restored    Offsets
-	in          chan ownerMsg
-	done        chan struct{}
-	ends        [2]atomic.Int64
-	rows        int   // rows buffered in proc, as counted in pl.buffered
-	rowBytes    int64 // their bytes, as counted in pl.bufferedBytes
-	drained     atomic.Bool
-	published   Stats // proc's stats as last added to the metrics
-	paused      int   // input whose fetching align paused, or -1
-	spillWarned bool
+	pl           *Pipeline
+	partition    int32
+	proc         *Processor
+	restored     Offsets
+	in           chan ownerMsg
+	done         chan struct{}
+	ends         [2]atomic.Int64
+	rows         int   // rows buffered in proc, as counted in pl.buffered
+	rowBytes     int64 // their bytes, as counted in pl.bufferedBytes
+	drained      atomic.Bool
+	published    Stats        // proc's stats as last added to the metrics
+	forgetCounts ForgetCounts // and its ForgetCounts
+	paused       int          // input whose fetching align paused, or -1
+	spillWarned  bool
 
 	// Records fetched but not yet fed to proc, per input: queue[t][head[t]:].
 	queue       [2][]*kgo.Record
@@ -138,7 +139,7 @@ func (o *owner) resume() {
 }
 
 func (o *owner) publish() {
-	o.pl.metrics.publish(o.partition, o.pl.topics, o.proc, &o.published, o.pl.cfg.Now())
+	o.pl.metrics.publish(o.partition, o.pl.topics, o.proc, &o.published, &o.forgetCounts, o.pl.cfg.Now())
 }
 
 func (o *owner) add(m ownerMsg) {

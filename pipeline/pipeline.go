@@ -44,6 +44,10 @@ type Sink interface {
 	// group's partition: for each kind and key, the row of the highest
 	// epoch. It sees every Write that returned before it.
 	LoadState(ctx context.Context, group string, partition int32) ([]rows.State, error)
+	// LoadVisitors returns the newest 'visitor' rows of the given keys of
+	// a group's partition, as LoadState would (forgotten visitors coming
+	// back, see Rules.ForgetAfter).
+	LoadVisitors(ctx context.Context, group string, partition int32, keys []string) ([]rows.State, error)
 	// Healthy reports whether the last write succeeded.
 	Healthy() bool
 }

@@ -291,6 +291,18 @@ func (s *memSink) LoadState(_ context.Context, group string, partition int32) ([
 	return out, nil
 }
 
+func (s *memSink) LoadVisitors(_ context.Context, group string, partition int32, keys []string) ([]rows.State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []rows.State
+	for _, k := range keys {
+		if r, ok := s.state[stateKey{group, partition, rows.StateVisitor, k}]; ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 func (s *memSink) Healthy() bool { return true }
 
 // recover lets Writes succeed again, as a restarted process would.

@@ -56,7 +56,11 @@ type Processor struct {
 	gap        int64 // ms
 	lateness   int64
 	churnAfter int64
-	idle       time.Duration
+	// forgetAfter is Rules.ForgetAfter in ms; forgetting is on while it is
+	// positive and load is set (see forget.go).
+	forgetAfter int64
+	load        VisitorLoader
+	idle        time.Duration
 
 	decoder   *schemas.Decoder
 	inputs    [2]input
@@ -77,6 +81,14 @@ type Processor struct {
 	sessionDeadlines deadlineQueue
 	churns           deadlineQueue
 	seen             dedup
+
+	forgets           deadlineQueue
+	forgetLater       []deadline // forgetInactive's scratch
+	forgotten         forgottenSet
+	wanted            map[string]struct{} // ids of held events' visitors to load back
+	restoredWatermark int64               // the watermark of the checkpoint restored
+	symbolsLive       int                 // symbols after the last compactSymbols
+	forgetCounts      ForgetCounts
 
 	// The restored checkpoint, written again by a Cut during the replay
 	// (the state is then only partly rebuilt).
@@ -101,18 +113,21 @@ type Processor struct {
 // processing clock (ts validation and idle advance).
 func NewProcessor(group string, partition int32, topics [2]string, r Rules, now func() time.Time) *Processor {
 	p := &Processor{
-		group:      group,
-		partition:  partition,
-		gap:        r.SessionGap.Milliseconds(),
-		lateness:   r.Lateness.Milliseconds(),
-		churnAfter: r.ChurnAfter.Milliseconds(),
-		idle:       r.IdleAdvance,
-		decoder:    schemas.NewDecoder(now),
-		watermark:  math.MinInt64,
-		symbols:    newSymbols(),
-		seen:       newDedup(r),
-		out:        rows.GetBatch(),
-		hotLimit:   hotHeldLimit,
+		group:             group,
+		partition:         partition,
+		gap:               r.SessionGap.Milliseconds(),
+		lateness:          r.Lateness.Milliseconds(),
+		churnAfter:        r.ChurnAfter.Milliseconds(),
+		forgetAfter:       r.ForgetAfter.Milliseconds(),
+		wanted:            map[string]struct{}{},
+		restoredWatermark: math.MinInt64,
+		idle:              r.IdleAdvance,
+		decoder:           schemas.NewDecoder(now),
+		watermark:         math.MinInt64,
+		symbols:           newSymbols(),
+		seen:              newDedup(r),
+		out:               rows.GetBatch(),
+		hotLimit:          hotHeldLimit,
 	}
 	p.limitMemory(newBudget(0))
 	p.stats.DeadLetters = map[schemas.Reason]uint64{}
@@ -177,6 +192,7 @@ func (p *Processor) Add(t schemas.Topic, key, value []byte, offset int64, now ti
 // stretch since (an arena chunk lives while any string of it does).
 func (p *Processor) hold(slot uint32, h *held, key, value []byte) {
 	h.size = int64(len(key) + len(value))
+	p.want(h.ev.VisitorID)
 	switch n := p.pending.len(); {
 	case n == 0:
 		p.spilling = false
@@ -353,6 +369,9 @@ var (
 // events are judged late against the watermark reached.
 func (p *Processor) release(target int64) {
 	p.paused = false
+	if !p.loadWanted() {
+		return
+	}
 	last := int64(math.MinInt64) // the instant of the last event or deadline processed
 	for {
 		src, ts := p.nextHeld(target)
@@ -439,7 +458,7 @@ func (p *Processor) releaseHeld(src int) bool {
 		slot := p.pending.pop()
 		p.processEvent(&p.pending.slab[slot])
 		p.pending.release(slot)
-		return p.storeOK()
+		return p.storeOK() && p.err == nil
 	}
 	r, err := p.cold.pop()
 	if err != nil {
@@ -454,7 +473,7 @@ func (p *Processor) releaseHeld(src int) bool {
 	h.raw = r.rval // valid until the next pop: processEvent copies it if it must
 	p.processEvent(h)
 	p.pending.release(slot)
-	return p.storeOK()
+	return p.storeOK() && p.err == nil
 }
 
 // storeOK reports whether the visitor strings still fit their store. Once
@@ -485,7 +504,10 @@ func (p *Processor) processEvent(h *held) {
 		return
 	}
 	e := &h.ev
-	vi, v := p.visitors.find(e.VisitorID)
+	vi, v, ok := p.findOrLoad(e.VisitorID)
+	if !ok {
+		return
+	}
 	isNew := v == nil
 	if isNew {
 		vi, v = p.visitors.add(e.VisitorID)

@@ -42,6 +42,7 @@ func (pl *Pipeline) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[
 		proc := NewProcessor(pl.cfg.Group, p, pl.topics, pl.cfg.Rules, pl.cfg.Now)
 		proc.SpillTo(pl.cfg.SpillDir)
 		proc.limitMemory(pl.budget)
+		proc.ForgetTo(pl.visitorLoader(p))
 		rows, err := pl.sink.LoadState(ctx, pl.cfg.Group, p)
 		for err != nil && ctx.Err() == nil {
 			pl.log.Warn("cannot load partition state, retrying", "partition", p, "err", err)
@@ -157,6 +158,9 @@ func (pl *Pipeline) stopOwnersLocked(partitions []int32) {
 		pl.totals.Add(o.proc.Stats())
 		pl.mu.Unlock()
 		pl.metrics.forget(o.partition, pl.topics)
+		c := o.proc.ForgetCounts()
+		pl.log.Info("partition released", "partition", o.partition, "visitors", o.proc.Visitors(),
+			"visitors_forgotten", c.Forgotten, "visitors_reloaded", c.Reloaded, "visitor_lookups", c.Lookups)
 	}
 	pl.mu.Lock()
 	if len(pl.owners) == 0 {
@@ -184,5 +188,24 @@ func (pl *Pipeline) fail(err error) {
 	if pl.fatal.CompareAndSwap(nil, &err) {
 		pl.log.Error("stopping", "err", err)
 		pl.stopPoll()
+	}
+}
+
+// visitorLoader loads forgotten visitors of partition p back, retrying
+// while ClickHouse fails (the partition waits meanwhile, as a checkpoint
+// would) until the member stops.
+func (pl *Pipeline) visitorLoader(p int32) VisitorLoader {
+	return func(ids []string) ([]rows.State, error) {
+		for {
+			state, err := pl.sink.LoadVisitors(pl.writeCtx, pl.cfg.Group, p, ids)
+			if err == nil || pl.writeCtx.Err() != nil {
+				return state, err
+			}
+			pl.log.Warn("cannot load forgotten visitors back, retrying", "partition", p, "visitors", len(ids), "err", err)
+			select {
+			case <-pl.writeCtx.Done():
+			case <-time.After(time.Second):
+			}
+		}
 	}
 }

@@ -36,6 +36,9 @@ type Offsets [2]int64
 // batch.
 func (p *Processor) Cut() (*rows.Batch, Offsets) {
 	p.epoch++
+	if p.forgetting() && p.Replaying() < 0 {
+		p.forgetInactive()
+	}
 	// All visitors are encoded into one buffer, turned into one string
 	// that the rows slice: one allocation per checkpoint, not per visitor.
 	buf := p.encodeBuf[:0]
@@ -99,38 +102,48 @@ func (p *Processor) Restore(state []rows.State) (Offsets, error) {
 	if p.visitors.len() > 0 || p.epoch > 0 {
 		return off, errors.New("BUG: Restore into a used processor")
 	}
-	fork, found := uint64(0), false
-	for _, r := range state {
-		if r.Kind == rows.StateCheckpoint && (!found || r.Epoch > fork<<forkShift) {
-			fork, found = r.Epoch>>forkShift, true
+	var cp *rows.State
+	for i, r := range state {
+		if r.Kind == rows.StateCheckpoint && (cp == nil || r.Epoch > cp.Epoch) {
+			cp = &state[i]
 		}
 	}
+	if cp == nil {
+		return off, nil
+	}
+	from, err := p.decodeCheckpoint([]byte(cp.Data))
+	if err != nil {
+		return off, fmt.Errorf("cannot restore checkpoint of partition %d: %w", p.partition, err)
+	}
+	p.epoch, off, p.stats.Held, p.restoredWatermark = cp.Epoch, from, 0, p.watermark
+	if p.Replaying() >= 0 {
+		p.replayCheckpoint = []byte(cp.Data)
+	}
+	fork := cp.Epoch >> forkShift
 	for _, r := range state {
-		switch r.Kind {
-		case rows.StateVisitor:
-			if !found || r.Epoch>>forkShift != fork {
-				continue // of another owner's lineage (see forkShift)
-			}
-			if err := p.restoreVisitor(r.Key, []byte(r.Data)); err != nil {
-				return off, fmt.Errorf("cannot restore visitor %q of partition %d: %w", r.Key, p.partition, err)
-			}
-		case rows.StateCheckpoint:
-			from, err := p.decodeCheckpoint([]byte(r.Data))
-			if err != nil {
-				return off, fmt.Errorf("cannot restore checkpoint of partition %d: %w", p.partition, err)
-			}
-			p.epoch, off, p.stats.Held = r.Epoch, from, 0
-			if p.Replaying() >= 0 {
-				p.replayCheckpoint = []byte(r.Data)
-			}
+		if r.Kind != rows.StateVisitor {
+			continue
 		}
+		settled, err := p.settledRow([]byte(r.Data), p.watermark)
+		switch {
+		case err != nil:
+			return off, fmt.Errorf("cannot restore visitor %q of partition %d: %w", r.Key, p.partition, err)
+		case settled: // forgotten, of this fork or an earlier one (see forget.go)
+			p.forgotten.add(r.Key)
+			continue
+		case r.Epoch>>forkShift != fork:
+			continue // of another owner's lineage (see forkShift)
+		}
+		if err := p.restoreVisitor(r.Key, []byte(r.Data)); err != nil {
+			return off, fmt.Errorf("cannot restore visitor %q of partition %d: %w", r.Key, p.partition, err)
+		}
+		vi, v := p.visitors.find(r.Key)
+		p.queueForget(vi, v)
 	}
 	if !p.storeOK() {
 		return off, p.err
 	}
-	if found {
-		p.fork()
-	}
+	p.fork()
 	return off, nil
 }
 
@@ -139,9 +152,7 @@ func (p *Processor) Restore(state []rows.State) (Offsets, error) {
 func (p *Processor) fork() {
 	p.epoch = (p.epoch>>forkShift + 1) << forkShift
 	p.dirty = p.dirty[:0]
-	for vi := range uint32(p.visitors.slab.len()) {
-		p.touch(vi, p.visitors.slab.at(vi))
-	}
+	p.visitors.each(p.touch)
 }
 
 func (p *Processor) encodeCheckpoint(b []byte) []byte {

@@ -42,14 +42,22 @@ func TestRestoreContinuesExactly(t *testing.T) {
 // every 5,000 and restarting from the state after the records at
 // restartAt; it returns every table row but the state, sorted.
 func runWithRestarts(t *testing.T, records []benchRecord, restartAt []int) ([]string, Stats) {
+	lines, stats, _ := runWithRestartsSetup(t, records, restartAt, func(*Processor, *written) {})
+	return lines, stats
+}
+
+// runWithRestartsSetup is runWithRestarts with setup called on each new
+// processor, before its restore; it also returns the last processor.
+func runWithRestartsSetup(t *testing.T, records []benchRecord, restartAt []int, setup func(*Processor, *written)) ([]string, Stats, *Processor) {
 	now := func() time.Time { return benchClock }
+	w := newWritten()
 	start := func() *Processor {
 		p := NewProcessor("r", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), now)
 		p.SetEnd(schemas.Clickstream, math.MaxInt64)
 		p.SetEnd(schemas.Transactions, math.MaxInt64)
+		setup(p, w)
 		return p
 	}
-	w := newWritten()
 	p := start()
 	restarted := -1
 	from := Offsets{-1, -1} // where each input resumed
@@ -82,7 +90,7 @@ func runWithRestarts(t *testing.T, records []benchRecord, restartAt []int) ([]st
 	p.Advance(benchClock.Add(time.Hour))
 	b, _ := p.Cut()
 	w.keep(b)
-	return w.sortedLines(), p.Stats().clone()
+	return w.sortedLines(), p.Stats().clone(), p
 }
 
 // written is what a test run wrote: its table rows, a line each, and its

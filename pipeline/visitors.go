@@ -40,7 +40,9 @@ const (
 	// last checkpoint.
 	sessionQueued
 	churnQueued
+	forgetQueued
 	dirty
+	freeSlot // the slot of a forgotten visitor, for the next add
 )
 
 func (v *visitor) is(f visitorFlags) bool { return v.flags&f != 0 }
@@ -60,6 +62,7 @@ func (v *visitor) cohortDayMs() int64 { return int64(v.cohortDay) * dayMs }
 // visitorTable holds a partition's visitors.
 type visitorTable struct {
 	slab  slab[visitor]
+	free  []uint32 // slots of removed visitors
 	index []uint32 // 1 + slab index, 0: empty; linear probing from home()
 	strs  stringStore
 }
@@ -95,15 +98,51 @@ func (t *visitorTable) next(pos int) int {
 	return pos
 }
 
-// add appends a visitor with the given id, which must not be in the table.
+// add adds a visitor with the given id, which must not be in the table,
+// in a free slot if there is one.
 func (t *visitorTable) add(id string) (uint32, *visitor) {
-	if 4*(t.slab.len()+1) > 3*len(t.index) { // at most 3/4 full
+	if 4*(t.len()+1) > 3*len(t.index) { // at most 3/4 full
 		t.grow()
 	}
-	i, v := t.slab.add()
+	var i uint32
+	var v *visitor
+	if n := len(t.free); n > 0 {
+		i, t.free = t.free[n-1], t.free[:n-1]
+		v = t.slab.at(i)
+		*v = visitor{}
+	} else {
+		i, v = t.slab.add()
+	}
 	v.id = t.strs.put(id)
 	t.place(id, i)
 	return i, v
+}
+
+// remove takes visitor i out of the index and frees its slot and
+// strings. The caller has dropped every other reference to it.
+func (t *visitorTable) remove(i uint32) {
+	v := t.slab.at(i)
+	id := t.strs.get(v.id)
+	pos := t.home(id)
+	for t.index[pos] != i+1 {
+		pos = t.next(pos)
+	}
+	// Backward-shift deletion: move up every later entry of the probe run
+	// that may sit in the hole, so that no lookup stops early at it.
+	hole := pos
+	for j := t.next(hole); t.index[j] != 0; j = t.next(j) {
+		h := t.home(t.strs.get(t.slab.at(t.index[j] - 1).id))
+		if between := hole < h && h <= j || j < hole && (h > hole || h <= j); !between {
+			t.index[hole] = t.index[j]
+			hole = j
+		}
+	}
+	t.index[hole] = 0
+	for _, r := range []strRef{v.id, v.customerID, v.firstOrder} {
+		t.strs.drop(r)
+	}
+	*v = visitor{flags: freeSlot}
+	t.free = append(t.free, i)
 }
 
 func (t *visitorTable) place(id string, i uint32) {
@@ -116,12 +155,42 @@ func (t *visitorTable) place(id string, i uint32) {
 
 func (t *visitorTable) grow() {
 	t.index = make([]uint32, max(1024, len(t.index)*3/2))
+	t.each(func(i uint32, v *visitor) { t.place(t.strs.get(v.id), i) })
+}
+
+func (t *visitorTable) len() int { return t.slab.len() - len(t.free) }
+
+// each calls f for every visitor in the table.
+func (t *visitorTable) each(f func(uint32, *visitor)) {
 	for i := range uint32(t.slab.len()) {
-		t.place(t.strs.get(t.slab.at(i).id), i)
+		if v := t.slab.at(i); !v.is(freeSlot) {
+			f(i, v)
+		}
 	}
 }
 
-func (t *visitorTable) len() int { return t.slab.len() }
+// compact moves the strings of the visitors (and of their open sessions,
+// which sessionOf returns) into a new store once the removed ones take
+// more than half of it: the old chunks are freed once no row refers to
+// them (rows hold strings of the store, which stay valid).
+func (t *visitorTable) compact(sessionOf func(*visitor) *session) {
+	if t.strs.dead < compactAtDeadBytes || 2*t.strs.dead < t.strs.size() {
+		return
+	}
+	old := t.strs
+	t.strs = stringStore{}
+	move := func(r strRef) strRef { return t.strs.put(old.get(r)) }
+	t.each(func(_ uint32, v *visitor) {
+		v.id, v.customerID, v.firstOrder = move(v.id), move(v.customerID), move(v.firstOrder)
+		if s := sessionOf(v); s != nil {
+			s.customerID = move(s.customerID)
+		}
+	})
+}
+
+// compactAtDeadBytes is the least of removed strings worth a compaction.
+// Tests lower it.
+var compactAtDeadBytes = 4 << 20
 
 // slab holds values in fixed-size chunks, so that their addresses stay put
 // as it grows, and growing copies nothing and leaves no spare half.
@@ -151,11 +220,12 @@ type strRef uint32
 // stringStore keeps the long-lived strings of visitor state (ids, customer
 // ids, order ids) length-prefixed in 64 KiB append-only chunks, addressed
 // by 4-byte references: 16 bytes less per string than a string header,
-// and no object for the garbage collector. Strings are never freed (a
-// restore keeps only the live ones); a partition holds at most 4 GiB of
-// them. Beyond that put fails: see err.
+// and no object for the garbage collector. A dropped string's bytes stay
+// until visitorTable.compact copies the live ones into a new store; a
+// partition holds at most 4 GiB of them. Beyond that put fails: see err.
 type stringStore struct {
 	chunks [][]byte
+	dead   int // bytes of dropped strings
 	// err is set by the first put that found the store full; put returns
 	// "" from then on. The state is then wrong, so the processor stops
 	// (Processor.Err) and none of it is written.
@@ -189,6 +259,19 @@ func (s *stringStore) put(str string) strRef {
 	*c = append(*c, str...)
 	return ref
 }
+
+// drop counts the string at ref as garbage, for compact.
+func (s *stringStore) drop(ref strRef) {
+	if ref != 0 {
+		n := len(s.get(ref))
+		s.dead += uvarintLen(n) + n
+	}
+}
+
+// size is the bytes the store holds.
+func (s *stringStore) size() int { return len(s.chunks) * storeChunk }
+
+func uvarintLen(n int) int { return (bits.Len64(uint64(n)|1) + 6) / 7 }
 
 // get returns the string at ref. Its bytes are never written again (the
 // chunks only grow, within their capacity), which makes unsafe.String

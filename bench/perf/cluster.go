@@ -18,7 +18,8 @@ import (
 	fhsql "github.com/funnelhouse/funnelhouse/sql"
 )
 
-// ClusterSystem is the name of the cluster's result.
+// ClusterSystem begins the names of the cluster's results,
+// ClusterSystem-<insert mode>.
 const ClusterSystem = "funnelhouse-cluster"
 
 // ClusterTarget is a ClickHouse cluster on which Run also measures
@@ -35,6 +36,11 @@ type ClusterTarget struct {
 	// of its servers (DIR/s<shard>r<n>/pid) and of ZooKeeper (DIR/zk/pid),
 	// whose CPU is reported; "" reports none (a cluster elsewhere).
 	Dir string
+	// Inserts are the cluster insert modes measured (run's
+	// --cluster-insert: chsink.InsertDirect, chsink.InsertDistributed),
+	// each a result of its own, ClusterSystem-<mode>; empty means the
+	// default mode only.
+	Inserts []string
 }
 
 // clusterServers reads the pids of a deploy/cluster.sh directory, its
@@ -149,24 +155,41 @@ func rowsByShard(ctx context.Context, c *ClusterTarget) ([]uint64, error) {
 	return counts, nil
 }
 
-// clusterTarget is the cluster as one of the targets of the measured runs.
-func (b *bench) clusterTarget(ctx context.Context) (*target, error) {
+// clusterTargets are the cluster as targets of the measured runs, one per
+// insert mode.
+func (b *bench) clusterTargets(ctx context.Context) ([]*target, error) {
 	c := b.cfg.Cluster
 	shape, err := clusterShape(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	t := &target{system: ClusterSystem, endpoint: c.Endpoint,
-		reset: func(ctx context.Context) error { return e2e.ResetClusterDatabase(ctx, c.Endpoint, c.Name, os.Stdout) },
-		note: fmt.Sprintf("the same run on ClickHouse cluster %s (%s): migrate --cluster, inserts through the Distributed tables "+
-			"with insert_distributed_sync=1; verified exact through the Distributed tables", c.Name, shape),
-		cluster: c.Name + ": " + shape}
-	if c.Dir != "" {
-		if t.servers, err = clusterServers(c.Dir); err != nil {
-			return nil, err
-		}
-	} else {
-		t.note += "; no --cluster-dir: the cluster's CPU is not measured"
+	modes := c.Inserts
+	if len(modes) == 0 {
+		modes = []string{chsink.DefaultClusterInsert}
 	}
-	return t, nil
+	var out []*target
+	for _, mode := range modes {
+		how := "inserts through the Distributed tables with insert_distributed_sync=1"
+		switch mode {
+		case chsink.InsertDirect:
+			how = "inserts split by cityHash64(visitor_id) into each shard's local tables (pipeline_state through its Distributed table)"
+		case chsink.InsertDistributed:
+		default:
+			return nil, fmt.Errorf("invalid cluster insert mode %q: want %s", mode, strings.Join(chsink.ClusterInsertModes, " or "))
+		}
+		t := &target{system: ClusterSystem + "-" + mode, endpoint: c.Endpoint, args: []string{"--cluster-insert", mode},
+			reset: func(ctx context.Context) error { return e2e.ResetClusterDatabase(ctx, c.Endpoint, c.Name, os.Stdout) },
+			note: fmt.Sprintf("the same run on ClickHouse cluster %s (%s): migrate --cluster, --cluster-insert %s: %s; "+
+				"verified exact through the Distributed tables", c.Name, shape, mode, how),
+			cluster: c.Name + ": " + shape}
+		if c.Dir != "" {
+			if t.servers, err = clusterServers(c.Dir); err != nil {
+				return nil, err
+			}
+		} else {
+			t.note += "; no --cluster-dir: the cluster's CPU is not measured"
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }

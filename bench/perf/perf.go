@@ -17,6 +17,7 @@ package perf
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -71,7 +72,8 @@ type target struct {
 	reset    func(context.Context) error // drops and re-creates the database
 	servers  servers                     // whose CPU is reported
 	note     string
-	cluster  string // the cluster's name and shape; "" for one server
+	cluster  string   // the cluster's name and shape; "" for one server
+	args     []string // more flags of its `funnelhouse run`
 }
 
 // bench is one Run's world: the embedded broker and what every
@@ -118,15 +120,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		reset: func(ctx context.Context) error { return e2e.ResetDatabase(ctx, cfg.Endpoint, os.Stdout) },
 		note:  "sessionises, attributes, writes events, sessions, transitions, state; verified exact"}}
 	if cfg.Cluster != nil {
-		ct, err := b.clusterTarget(ctx)
+		ct, err := b.clusterTargets(ctx)
 		if err != nil {
 			return rep, fmt.Errorf("cluster %s: %w", cfg.Cluster.Name, err)
 		}
-		targets = append(targets, ct)
+		targets = append(targets, ct...)
 	}
 	measured := make([][]runMeasure, len(targets))
 	for i := 0; i < cfg.Runs; i++ {
-		for j, t := range targets {
+		// The single server first, then the cluster's insert modes, their
+		// order rotating from run to run so that none always follows the
+		// same one.
+		order := []int{0}
+		for k := range len(targets) - 1 {
+			order = append(order, 1+(k+i)%(len(targets)-1))
+		}
+		for _, j := range order {
+			t := targets[j]
 			run, err := b.funnelhouse(ctx, t, fmt.Sprintf("bench-%s-%d-%d", t.system, time.Now().Unix(), i), cs, tx, dlq, expect, want)
 			if err != nil {
 				return rep, fmt.Errorf("%s run %d: %w", t.system, i+1, err)
@@ -148,13 +158,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return rep, fmt.Errorf("funnelhouse view query times: %w", err)
 	}
 	fh.ViewQueryMs, fh.ViewRows, fh.ViewQueryLoad1 = vt.Ms, vt.Rows, vt.Load1
+	if fh.DiskBytesPerEvent, fh.StateBytesPerVisitor, err = b.storage(ctx, "", rep.Events); err != nil {
+		return rep, fmt.Errorf("funnelhouse storage: %w", err)
+	}
 	if cfg.Cluster != nil {
-		cl := rep.Results[1]
-		rep.Ratios[ClusterSystem+"/funnelhouse"] = cl.RecordsPerSec / fh.RecordsPerSec
-		if counts, err := rowsByShard(ctx, cfg.Cluster); err != nil {
-			cl.Note += fmt.Sprintf("; events rows by shard: cannot count (%v)", err)
-		} else {
-			cl.EventsByShard = counts
+		// The events by shard of the last cluster run: the same for every
+		// mode, which place the rows alike.
+		counts, countErr := rowsByShard(ctx, cfg.Cluster)
+		for _, cl := range rep.Results[1:] {
+			rep.Ratios[cl.System+"/funnelhouse"] = cl.RecordsPerSec / fh.RecordsPerSec
+			if countErr != nil {
+				cl.Note += fmt.Sprintf("; events rows by shard: cannot count (%v)", countErr)
+			} else {
+				cl.EventsByShard = counts
+			}
 		}
 	}
 	if slices.Contains(cfg.Peers, "query-time") {
@@ -168,6 +185,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return rep, fmt.Errorf("latency: %w", err)
 		}
 	}
+	// A peer that fails (e.g. the Kafka engine's consumer stalls) is
+	// reported with what it measured, and the others still run.
+	var peerErrs []error
 	for _, peer := range cfg.Peers {
 		var r *Result
 		switch peer {
@@ -178,11 +198,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		case "query-time":
 			r, err = b.queryTime(ctx, cs, tx, expect, want)
 		}
-		if r != nil && err != nil {
-			rep.Results = append(rep.Results, r) // what it measured before failing
-		}
 		if err != nil {
-			return rep, fmt.Errorf("peer %s: %w", peer, err)
+			if r != nil {
+				r.Note += "; failed: " + err.Error()
+				rep.Results = append(rep.Results, r) // what it measured before failing
+			}
+			peerErrs = append(peerErrs, fmt.Errorf("peer %s: %w", peer, err))
+			continue
 		}
 		rep.Results = append(rep.Results, r)
 		rep.Ratios["funnelhouse/"+peer] = fh.RecordsPerSec / r.RecordsPerSec
@@ -190,7 +212,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.Ratios["dashboard time "+peer+"/funnelhouse"] = r.Dashboard.Ms / fh.Dashboard.Ms
 		}
 	}
-	return rep, nil
+	return rep, errors.Join(peerErrs...)
 }
 
 type runMeasure struct {
@@ -253,6 +275,7 @@ func (b *bench) funnelhouse(ctx context.Context, t *target, group, cs, tx, dlq s
 	cmd := exec.CommandContext(ctx, b.cfg.Bin, "run", "--brokers", strings.Join(brokers, ","), "--clickhouse", e.DSN, "--group", group,
 		"--clickstream-topic", cs, "--transactions-topic", tx, "--dlq-topic", dlq, "--idle-advance", "200ms", "--metrics-addr", "",
 		"--batch-rows", strconv.Itoa(b.cfg.BatchRows), "--flush-interval", b.cfg.FlushInterval.String())
+	cmd.Args = append(cmd.Args, t.args...)
 	if b.cfg.ProfileDir != "" {
 		cmd.Args = append(cmd.Args, "--cpu-profile", filepath.Join(b.cfg.ProfileDir, group+".pprof"))
 	}

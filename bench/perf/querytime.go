@@ -123,6 +123,9 @@ func (b *bench) queryTime(ctx context.Context, cs, tx string, expect *verify.Exp
 	if int64(n) != expect.Records {
 		r.Note += fmt.Sprintf("; %d rows for %d records", n, expect.Records)
 	}
+	if r.DiskBytesPerEvent, _, err = storage(ctx, conn, peer.Database(), int64(len(expect.Events))); err != nil {
+		return r, err
+	}
 	if r.Dashboard, err = timeDashboard(ctx, conn, peer.Database(), b.chPID); err != nil {
 		return r, err
 	}

@@ -46,9 +46,14 @@ type Result struct {
 	// Every view BI tools read (sql.Views), read in full after the last
 	// run's ingest: median milliseconds of ViewRounds reads, rows returned,
 	// and the 1-minute load average when the reads began (funnelhouse).
-	ViewQueryMs    map[string]float64 `json:"view_query_ms,omitempty"`
-	ViewRows       map[string]uint64  `json:"view_rows,omitempty"`
-	ViewQueryLoad1 float64            `json:"view_query_load_avg_1m,omitempty"`
+	ViewQueryMs map[string]float64 `json:"view_query_ms,omitempty"`
+	// Storage after the last run, once its merges settled: the bytes on
+	// disk of the system's database per valid event, and (funnelhouse) the
+	// bytes of pipeline_state's visitor rows per visitor.
+	DiskBytesPerEvent    float64           `json:"disk_bytes_per_event,omitempty"`
+	StateBytesPerVisitor float64           `json:"state_bytes_per_visitor,omitempty"`
+	ViewRows             map[string]uint64 `json:"view_rows,omitempty"`
+	ViewQueryLoad1       float64           `json:"view_query_load_avg_1m,omitempty"`
 }
 
 // Report is a whole bench run, as bench/results.json keeps it.
@@ -99,6 +104,13 @@ func Print(w io.Writer, rep *Report) {
 	for _, r := range rep.Results {
 		if r.Note != "" {
 			fmt.Fprintf(w, "  %s: %s\n", r.System, r.Note)
+		}
+		if r.DiskBytesPerEvent > 0 {
+			fmt.Fprintf(w, "  %s: %.1f bytes on disk per event after merges", r.System, r.DiskBytesPerEvent)
+			if r.StateBytesPerVisitor > 0 {
+				fmt.Fprintf(w, "; %.1f bytes of state per visitor", r.StateBytesPerVisitor)
+			}
+			fmt.Fprintln(w)
 		}
 		if len(r.CHCPUByServer) > 0 {
 			names := make([]string, 0, len(r.CHCPUByServer))
@@ -159,4 +171,28 @@ func printDashboards(w io.Writer, results []*Result) {
 			}
 		}
 	}
+}
+
+// Growth is the same bench at several sizes (`bench --growth`).
+type Growth struct {
+	Reports []*Report `json:"growth"`
+}
+
+// PrintGrowth writes one line per size and system: how records/s, CPU,
+// memory and storage change with the number of events.
+func PrintGrowth(w io.Writer, g *Growth) {
+	fmt.Fprintln(w, "\ngrowth: the same bench at each size")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "records\tsystem\trecords/s\ttotal CPU s/M\tpeak RSS MiB\tdisk B/event\tstate B/visitor\tdashboard ms\t")
+	for _, rep := range g.Reports {
+		for _, r := range rep.Results {
+			dash := "-"
+			if r.Dashboard != nil {
+				dash = fmt.Sprintf("%.0f", r.Dashboard.Ms)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.0f\t%.1f\t%.1f\t%s\t\n", rep.Records, r.System, r.RecordsPerSec, r.total(),
+				r.PeakRSSMiB, r.DiskBytesPerEvent, r.StateBytesPerVisitor, dash)
+		}
+	}
+	tw.Flush()
 }

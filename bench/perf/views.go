@@ -101,6 +101,40 @@ func (b *bench) funnelhouseViews(ctx context.Context) (*ViewTimes, error) {
 	return timeViews(ctx, conn, db, fhsql.Views)
 }
 
+// storage measures a database at rest (merges settled): its active parts'
+// bytes on disk per event, and, with a pipeline_state table, the bytes of
+// its newest visitor rows per visitor.
+func storage(ctx context.Context, conn driver.Conn, db string, events int64) (diskPerEvent, statePerVisitor float64, err error) {
+	if err := waitMerges(ctx, conn, db, mergeWait); err != nil {
+		return 0, 0, err
+	}
+	var disk uint64
+	if err := conn.QueryRow(ctx, "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = ? AND active", db).Scan(&disk); err != nil {
+		return 0, 0, fmt.Errorf("cannot read system.parts: %w", err)
+	}
+	diskPerEvent = float64(disk) / float64(max(events, 1))
+	var exists uint8
+	if err := conn.QueryRow(ctx, "SELECT count() > 0 FROM system.tables WHERE database = ? AND name = 'pipeline_state'", db).Scan(&exists); err != nil || exists == 0 {
+		return diskPerEvent, 0, err
+	}
+	var bytes, visitors uint64
+	if err := conn.QueryRow(ctx, "SELECT sum(length(data)), count() FROM "+db+".pipeline_state FINAL WHERE kind = 'visitor'").Scan(&bytes, &visitors); err != nil {
+		return diskPerEvent, 0, fmt.Errorf("cannot read pipeline_state: %w", err)
+	}
+	return diskPerEvent, float64(bytes) / float64(max(visitors, 1)), nil
+}
+
+// storage measures the database of the last funnelhouse run (suffix ""),
+// or of a peer on the same server (its database's suffix).
+func (b *bench) storage(ctx context.Context, suffix string, events int64) (float64, float64, error) {
+	conn, db, err := chsink.Connect(ctx, b.cfg.Endpoint)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Close()
+	return storage(ctx, conn, db+suffix, events)
+}
+
 // printViewTimes writes the view query times of each result that has them.
 func printViewTimes(w io.Writer, results []*Result) {
 	for _, r := range results {

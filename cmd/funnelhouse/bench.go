@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +49,9 @@ func benchCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.BatchRows, "batch-rows", 100_000, "--batch-rows of the measured funnelhouse run")
 	fs.StringVar(&cfg.ProfileDir, "profile", "", "write a CPU profile of each measured funnelhouse run to this `directory` (GROUP.pprof)")
 	durationVar(fs, &cfg.FlushInterval, "flush-interval", time.Second, "--flush-interval of the measured funnelhouse run")
+	var growth []string
+	fs.Var(listFlag{&growth}, "growth", "run the whole bench once per `size` in this list (events: 1000000, 5M, 20M) instead of --events,\n"+
+		"and print how records/s, CPU, memory and storage grow; --json gets every size's report")
 	var cl benchClusterFlags
 	cl.register(fs)
 	var live liveFlags
@@ -76,6 +81,9 @@ func benchCmd(ctx context.Context, args []string) error {
 	if cfg.Bin, err = os.Executable(); err != nil {
 		return err
 	}
+	if len(growth) > 0 {
+		return runGrowth(ctx, cfg, growth, jsonOut)
+	}
 	rep, err := perf.Run(ctx, cfg)
 	if rep != nil {
 		perf.Print(os.Stdout, rep)
@@ -89,6 +97,7 @@ func benchCmd(ctx context.Context, args []string) error {
 // benchClusterFlags are the flags of `bench --cluster`.
 type benchClusterFlags struct {
 	name, dsn, dir string
+	inserts        []string
 }
 
 func (f *benchClusterFlags) register(fs *flag.FlagSet) {
@@ -98,6 +107,9 @@ func (f *benchClusterFlags) register(fs *flag.FlagSet) {
 		"migrated with the cluster form before each run); --clickhouse's password and TLS settings apply")
 	fs.StringVar(&f.dir, "cluster-dir", "", "with --cluster: the cluster's deploy/cluster.sh `directory`, to report the CPU of its servers (DIR/s<shard>r<n>/pid)\n"+
 		"and of ZooKeeper (DIR/zk/pid); same machine only")
+	f.inserts = []string{chsink.DefaultClusterInsert}
+	fs.Var(listFlag{&f.inserts}, "cluster-inserts", "with --cluster: the `modes` of run's --cluster-insert to measure, comma-separated (direct, distributed), each a result\n"+
+		"of its own (funnelhouse-cluster-<mode>), in an order rotating from run to run")
 }
 
 // target turns the flags into a perf.ClusterTarget (nil without
@@ -130,7 +142,12 @@ func (f *benchClusterFlags) target(single chsink.Endpoint) (*perf.ClusterTarget,
 			return nil, fmt.Errorf("invalid --cluster-dir %q: not a directory", f.dir)
 		}
 	}
-	return &perf.ClusterTarget{Name: f.name, Endpoint: e, Dir: f.dir}, nil
+	for _, m := range f.inserts {
+		if !slices.Contains(chsink.ClusterInsertModes, m) {
+			return nil, fmt.Errorf("invalid --cluster-inserts %q: want %s", m, strings.Join(chsink.ClusterInsertModes, ", "))
+		}
+	}
+	return &perf.ClusterTarget{Name: f.name, Endpoint: e, Dir: f.dir, Inserts: f.inserts}, nil
 }
 
 // writeJSON writes v as indented JSON to file (- for stdout, "" for
@@ -145,4 +162,52 @@ func writeJSON(file string, v any) error {
 		return nil
 	}
 	return os.WriteFile(file, append(out, '\n'), 0o644)
+}
+
+// runGrowth runs the bench at each size of sizes.
+func runGrowth(ctx context.Context, cfg perf.Config, sizes []string, jsonOut string) error {
+	var g perf.Growth
+	var events []int
+	for _, s := range sizes {
+		n, err := parseCount(s)
+		if err != nil {
+			return fmt.Errorf("invalid --growth %q: %w", s, err)
+		}
+		events = append(events, n)
+	}
+	var errs []error // a size that fails does not stop the next
+	for _, n := range events {
+		cfg.Events = n
+		fmt.Fprintf(os.Stderr, "growth: %d events\n", n)
+		rep, err := perf.Run(ctx, cfg)
+		if rep != nil {
+			perf.Print(os.Stdout, rep)
+			g.Reports = append(g.Reports, rep)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "growth: %d events: %v\n", n, err)
+			errs = append(errs, fmt.Errorf("%d events: %w", n, err))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	perf.PrintGrowth(os.Stdout, &g)
+	return errors.Join(append(errs, writeJSON(jsonOut, &g))...)
+}
+
+// parseCount reads a count with an optional k or M suffix (5M, 500k).
+func parseCount(s string) (int, error) {
+	mult := 1
+	switch {
+	case strings.HasSuffix(s, "M"):
+		s, mult = strings.TrimSuffix(s, "M"), 1_000_000
+	case strings.HasSuffix(s, "k"):
+		s, mult = strings.TrimSuffix(s, "k"), 1_000
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("want a positive count such as 1000000, 500k or 5M")
+	}
+	return n * mult, nil
 }

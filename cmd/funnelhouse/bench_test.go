@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/funnelhouse/funnelhouse/bench/perf"
+	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 	fhsql "github.com/funnelhouse/funnelhouse/sql"
 )
 
@@ -159,7 +160,7 @@ func TestBenchCluster(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 2 || rep.Results[0].System != "funnelhouse" || rep.Results[1].System != perf.ClusterSystem || !rep.Verified {
+	if len(rep.Results) != 2 || rep.Results[0].System != "funnelhouse" || rep.Results[1].System != perf.ClusterSystem+"-"+chsink.DefaultClusterInsert || !rep.Verified {
 		t.Fatalf("want verified results funnelhouse and %s, got %d (verified %v):\n%s", perf.ClusterSystem, len(rep.Results), rep.Verified, tail(output, 4000))
 	}
 	cl := rep.Results[1]
@@ -187,7 +188,7 @@ func TestBenchCluster(t *testing.T) {
 	if len(cl.EventsByShard) != shards || rows != uint64(rep.Events) {
 		t.Errorf("events rows by shard %v (sum %d), want %d shards summing to the %d events", cl.EventsByShard, rows, shards, rep.Events)
 	}
-	if rep.Ratios[perf.ClusterSystem+"/funnelhouse"] <= 0 || !strings.Contains(string(output), "ZooKeeper CPU s/M") {
+	if rep.Ratios[cl.System+"/funnelhouse"] <= 0 || !strings.Contains(string(output), "ZooKeeper CPU s/M") {
 		t.Errorf("no ratio or no ZooKeeper column:\n%s", tail(output, 3000))
 	}
 	t.Logf("%s", tail(output, 1500))

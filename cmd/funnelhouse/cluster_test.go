@@ -60,19 +60,26 @@ func resetClusterDatabase(t *testing.T, bin, dsn, cluster string) {
 	}
 }
 
-// TestClusterExact: 300k events through `run` into a cluster's
-// Distributed tables; every view read on the cluster equals the expected
-// computation, every record is counted once, and every shard holds rows
-// (of its own visitors only: a visitor's rows on one shard).
+// TestClusterExact: 300k events through `run` into a cluster, once with
+// each --cluster-insert mode (direct: split by the sharding key into the
+// shards' local tables; distributed: through the Distributed tables);
+// every view read on the cluster equals the expected computation, every
+// record is counted once, and every shard holds rows (of its own visitors
+// only: a visitor's rows on one shard, where ClickHouse's own
+// cityHash64(visitor_id) puts them).
 func TestClusterExact(t *testing.T) {
-	dsns := clusterDSNs(t, "fh_clexact")
-	r := newRig(t, dsns[0], "clexact", 300_000, 4, "", testCluster)
-	m := r.start(nil)
-	r.waitAllCommitted(m, 3*time.Minute)
-	r.waitDrained(3 * time.Minute)
-	m.stop(t, 30*time.Second)
-	r.verify()
-	checkShards(t, dsns)
+	for _, mode := range chsink.ClusterInsertModes {
+		t.Run(mode, func(t *testing.T) {
+			dsns := clusterDSNs(t, "fh_clexact_"+mode)
+			r := newRig(t, dsns[0], "clexact"+mode, 300_000, 4, "", testCluster)
+			m := r.start(nil, "--cluster-insert", mode)
+			r.waitAllCommitted(m, 3*time.Minute)
+			r.waitDrained(3 * time.Minute)
+			m.stop(t, 30*time.Second)
+			r.verify()
+			checkShards(t, dsns)
+		})
+	}
 }
 
 // eventsLocal is the replicated table under the Distributed events table
@@ -212,19 +219,29 @@ func hasReplicas(dir string) bool {
 	return err == nil && scanErr == nil && replicas >= 2
 }
 
-// TestClusterReplicaKilled: the second replica of shard 1 is killed with
-// SIGKILL while `run` writes 500k events, and restarted 15 s later. Inserts
-// go on to the other replica of each shard; the restarted one catches up.
-// Every view equals the expected computation, and both replicas of shard 1
-// end with the same rows. It needs 2 replicas (make test-cluster).
+// TestClusterReplicaKilled: the first replica of shard 1 is killed with
+// SIGKILL while `run` writes 500k events, and restarted 15 s later; once
+// per --cluster-insert mode. The member's DSN is shard 1's second replica.
+// Direct inserts, which go to each shard's first replica, fail over to the
+// second; Distributed inserts from the second replica write shard 1
+// locally. The restarted replica catches up. Every view equals the
+// expected computation, every record is counted once, and both replicas
+// of shard 1 end with the same rows. It needs 2 replicas (make
+// test-cluster).
 func TestClusterReplicaKilled(t *testing.T) {
 	if shape := os.Getenv("FUNNELHOUSE_TEST_CLUSTER_DIR"); shape == "" || !hasReplicas(shape) {
 		t.Skip("a test of the 2 x 2 cluster run: make test-cluster")
 	}
-	dsns, dir := ownCluster(t, "fh_clreplica", 2, 2)
-	victim := filepath.Join(dir, "s1r2")
-	r := newRig(t, dsns[0], "clreplica", 500_000, 4, "", testCluster)
-	m := r.start(nil)
+	for _, mode := range chsink.ClusterInsertModes {
+		t.Run(mode, func(t *testing.T) { replicaKilled(t, mode) })
+	}
+}
+
+func replicaKilled(t *testing.T, mode string) {
+	dsns, dir := ownCluster(t, "fh_clreplica_"+mode, 2, 2)
+	victim := filepath.Join(dir, "s1r1")
+	r := newRig(t, dsns[1], "clreplica"+mode, 500_000, 4, "", testCluster)
+	m := r.start(nil, "--cluster-insert", mode)
 	waitCommitted(t, r, r.expect.Records/10)
 	clickhouse := func(args ...string) {
 		t.Helper()
@@ -243,12 +260,15 @@ func TestClusterReplicaKilled(t *testing.T) {
 	killed := r.committed()
 	time.Sleep(15 * time.Second)
 	clickhouse("start", victim)
-	t.Logf("replica s1r2 killed at %d records committed, restarted 15 s later at %d, of %d", killed, r.committed(), r.expect.Records)
+	t.Logf("replica s1r1 killed at %d records committed, restarted 15 s later at %d, of %d", killed, r.committed(), r.expect.Records)
 	r.waitAllCommitted(m, 4*time.Minute)
 	r.waitDrained(3 * time.Minute)
 	m.stop(t, 30*time.Second)
 	r.verify()
 	checkShards(t, dsns)
+	if log, err := os.ReadFile(m.log); err == nil {
+		t.Logf("the member retried %d inserts", strings.Count(string(log), "insert failed, retrying"))
+	}
 	// The restarted replica catches up with its peer.
 	count := func(dsn string) uint64 {
 		conn, db, err := chsink.Connect(context.Background(), chsink.Endpoint{DSN: dsn})
@@ -262,7 +282,7 @@ func TestClusterReplicaKilled(t *testing.T) {
 		}
 		return n
 	}
-	want := count(dsns[0])
-	took := waitFor(t, "the restarted replica caught up", 2*time.Minute, func() bool { return count(dsns[1]) == want })
+	want := count(dsns[1])
+	took := waitFor(t, "the restarted replica caught up", 2*time.Minute, func() bool { return count(dsns[0]) == want })
 	t.Logf("the restarted replica holds shard 1's %d events rows, %s after the run", want, took.Round(time.Second))
 }

@@ -23,6 +23,7 @@ var configFlags = map[string]string{
 	"Lateness":          "--lateness",
 	"ChurnAfter":        "--churn-after",
 	"IdleAdvance":       "--idle-advance",
+	"ForgetAfter":       "--forget-after",
 	"SpillDir":          "--spill-dir",
 }
 

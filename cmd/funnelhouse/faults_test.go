@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -122,11 +123,13 @@ func newRig(t *testing.T, dsn, name string, events, partitions int, brokerDir, c
 	return r
 }
 
-// runArgs are the flags of a `run` member of the rig's group.
+// runArgs are the flags of a `run` member of the rig's group. Visitors
+// inactive for 3 days leave memory (the traffic spans 120 days), so that
+// every fault also meets visitors loaded back from pipeline_state.
 func (r *faultRig) runArgs(extra ...string) []string {
 	return append([]string{"run", "--brokers", r.brokerAddr, "--clickhouse", r.dsn, "--group", r.group,
 		"--clickstream-topic", r.cs, "--transactions-topic", r.tx, "--dlq-topic", r.dlq,
-		"--idle-advance", "2s", "--flush-interval", "300ms", "--checkpoint-interval", "1s", "--batch-rows", "50000",
+		"--idle-advance", "2s", "--flush-interval", "300ms", "--checkpoint-interval", "1s", "--batch-rows", "50000", "--forget-after", "3d",
 		"--session-timeout", "1s", "--metrics-addr", ""}, extra...)
 }
 
@@ -326,6 +329,27 @@ func TestCrashRecovery(t *testing.T) {
 	r.waitDrained(3 * time.Minute)
 	last.stop(t, 30*time.Second)
 	r.verify()
+	forgotten, reloaded := forgetCounts(t, last.log)
+	t.Logf("the last member forgot %d visitors and loaded %d back", forgotten, reloaded)
+	if forgotten == 0 || reloaded == 0 {
+		t.Errorf("the last member forgot %d visitors and loaded %d back, want both > 0 (--forget-after 3d on 120 days of traffic)", forgotten, reloaded)
+	}
+}
+
+// forgetCounts sums the visitors forgotten and loaded back that a member's
+// log says its partitions did ("partition released" lines).
+func forgetCounts(t *testing.T, logFile string) (forgotten, reloaded int) {
+	t.Helper()
+	data, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`visitors_forgotten=(\d+) visitors_reloaded=(\d+)`).FindAllStringSubmatch(string(data), -1) {
+		f, _ := strconv.Atoi(m[1])
+		r, _ := strconv.Atoi(m[2])
+		forgotten, reloaded = forgotten+f, reloaded+r
+	}
+	return forgotten, reloaded
 }
 
 // startProcessEnv is startProcess with extra environment variables; it

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	runtimepprof "runtime/pprof"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +58,7 @@ type pipelineFlags struct {
 	pprof          bool
 	memoryLimit    string
 	sessionTimeout time.Duration
+	clusterInsert  string
 }
 
 func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
@@ -76,6 +79,7 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 	durationVar(fs, &f.cfg.Rules.SessionGap, "session-gap", r.SessionGap, "inactivity gap that ends a session (event time) (a `duration`: 30m, 2160h, 90d)")
 	durationVar(fs, &f.cfg.Rules.Lateness, "lateness", r.Lateness, "allowed lateness: events older than max ts seen minus this are late (a `duration`: 30m, 2160h, 90d)")
 	durationVar(fs, &f.cfg.Rules.ChurnAfter, "churn-after", r.ChurnAfter, "a customer inactive this long churns (a `duration`: 30m, 2160h, 90d)")
+	durationVar(fs, &f.cfg.Rules.ForgetAfter, "forget-after", r.ForgetAfter, "a visitor inactive this long (event time) leaves memory at a checkpoint, and is loaded back from pipeline_state if it returns: the rows are the same, memory holds only recent visitors; 0 (the default) keeps every visitor: see docs/operations.md for the known defect with fenced members (a `duration`: 30m, 2160h, 90d)")
 	durationVar(fs, &f.cfg.Rules.IdleAdvance, "idle-advance", r.IdleAdvance, "an input idle this long (processing time) stops holding the watermark back (a `duration`: 30m, 2160h, 90d)")
 	fs.IntVar(&f.cfg.BatchRows, "batch-rows", d.BatchRows, "flush to ClickHouse when this many rows are buffered")
 	durationVar(fs, &f.cfg.FlushInterval, "flush-interval", d.FlushInterval, "flush rows to ClickHouse at least this often (a `duration`: 30m, 2160h, 90d)")
@@ -85,6 +89,9 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 	fs.StringVar(&f.memoryLimit, "memory-limit", "", "the process's memory budget (`bytes`: 1073741824, 1024MiB, 1GiB): rows waiting for ClickHouse are bounded to an eighth of it in bytes (fetching pauses above), decoded held events and fetched records to small shares, and the Go GC collects harder as the heap nears the budget less 10%; empty: GOMEMLIMIT if set, else the cgroup's memory limit, else none (bounds as for 2GiB)")
 	fs.BoolVar(&f.pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr, unauthenticated (profiles of CPU, memory, goroutines): only where nobody else can reach that address")
 	durationVar(fs, &f.cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "on SIGTERM, give up writing the last rows after this (the successor replays them)")
+	fs.StringVar(&f.clusterInsert, "cluster-insert", chsink.DefaultClusterInsert, "on a database migrated with migrate --cluster: `direct` splits each batch by the sharding key (cityHash64(visitor_id)) and inserts into\n"+
+		"each shard's local tables on one replica of the shard, failing over to its other replicas; distributed inserts through the Distributed tables\n"+
+		"with insert_distributed_sync=1 (bench/RESULTS.md compares them); pipeline_state goes through its Distributed table either way")
 	durationVar(fs, &f.sessionTimeout, "session-timeout", 45*time.Second, "consumer group session timeout: a member silent this long is dropped and its partitions move (the broker's minimum applies)")
 }
 
@@ -151,7 +158,10 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 	if err := flagErrors(f.cfg.Validate()); err != nil {
 		return err
 	}
-	sink, err := chsink.Open(ctx, chsink.Config{Endpoint: endpoint, Registerer: reg, Hook: hook})
+	if f.clusterInsert != "" && !slices.Contains(chsink.ClusterInsertModes, f.clusterInsert) {
+		return fmt.Errorf("invalid --cluster-insert %q: want %s", f.clusterInsert, strings.Join(chsink.ClusterInsertModes, " or "))
+	}
+	sink, err := chsink.Open(ctx, chsink.Config{Endpoint: endpoint, Registerer: reg, Hook: hook, ClusterInsert: f.clusterInsert})
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -78,8 +79,18 @@ type Config struct {
 	// Hook, when set, is called at "during-insert:<table>" (the INSERT is
 	// sent and its rows appended, not yet committed) and at
 	// "after-insert:<table>" (acknowledged). Fault tests kill the process
-	// there.
+	// there. Direct cluster inserts also call "after-insert-shard:<table>"
+	// as each shard acknowledges its part.
 	Hook func(point string)
+	// ClusterInsert says how rows reach a cluster's shards when the
+	// database was migrated with `migrate --cluster`: InsertDirect or
+	// InsertDistributed; "" means DefaultClusterInsert. Ignored on a
+	// single server.
+	ClusterInsert string
+	// Dial, when set, replaces Endpoint.Dialer for the direct inserts'
+	// connections to the shards' replicas (tests route them through a
+	// proxy).
+	Dial func(ctx context.Context, host string, port uint16) (driver.Conn, error)
 }
 
 // Sink inserts Batches into one ClickHouse database. Write may be called
@@ -95,6 +106,9 @@ type Sink struct {
 	// reached, before they are on their shards: a checkpoint would then
 	// commit offsets past rows a crash loses. Inserts wait for the shards.
 	distributed bool
+	// router, in direct mode on a cluster: where each row's shard and
+	// local table are.
+	router *router
 
 	insertSeconds *prometheus.HistogramVec
 	batchRows     *prometheus.HistogramVec
@@ -162,7 +176,34 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		conn.Close()
 		return nil, err
 	}
-	if s.distributed {
+	mode := cfg.ClusterInsert
+	if mode == "" {
+		mode = DefaultClusterInsert
+	}
+	if mode != InsertDirect && mode != InsertDistributed {
+		conn.Close()
+		return nil, fmt.Errorf("invalid cluster insert mode %q: want %s or %s", mode, InsertDirect, InsertDistributed)
+	}
+	if s.distributed && mode == InsertDirect {
+		dial := cfg.Dial
+		if dial == nil {
+			dial = cfg.Endpoint.Dialer()
+		}
+		if s.router, err = newRouter(ctx, conn, db, rows.Tables, dial); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("direct cluster inserts: %w (--cluster-insert distributed inserts through the Distributed tables)", err)
+		}
+		var direct, through []string
+		for _, t := range rows.Tables {
+			if local, ok := s.router.local[t.TableName()]; ok {
+				direct = append(direct, t.TableName()+"->"+local)
+			} else {
+				through = append(through, t.TableName())
+			}
+		}
+		s.log.Info("database migrated for a cluster: direct inserts into each shard's local tables, one replica per shard (failing over to the others); the other tables through their Distributed tables with insert_distributed_sync=1",
+			"database", db, "cluster", s.router.cluster, "shards", len(s.router.shards), "direct", strings.Join(direct, ","), "distributed", strings.Join(through, ","))
+	} else if s.distributed {
 		s.log.Info("database migrated for a cluster: inserts go through its Distributed tables with insert_distributed_sync=1", "database", db)
 	}
 	s.healthy.Store(true)
@@ -204,8 +245,13 @@ func (s *Sink) Ping(ctx context.Context) error {
 	return err
 }
 
-// Close closes the connection.
-func (s *Sink) Close() error { return s.conn.Close() }
+// Close closes the connections.
+func (s *Sink) Close() error {
+	if s.router != nil {
+		s.router.close()
+	}
+	return s.conn.Close()
+}
 
 // Write inserts every row of the batches, table by table in the order of
 // rows.Tables: events, sessions and lifecycle_transitions, then
@@ -224,6 +270,16 @@ func (s *Sink) Write(ctx context.Context, batches []*rows.Batch) error {
 func (s *Sink) WriteTables(ctx context.Context, batches []*rows.Batch, tables []rows.AnyTable) error {
 	defer s.buf.Release()
 	for _, t := range tables {
+		if s.router != nil {
+			if local, ok := s.router.local[t.TableName()]; ok {
+				if n := rowCount(t, batches); n > 0 {
+					if err := s.insertDirect(ctx, t, batches, local); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+		}
 		if err := s.insertWithRetry(ctx, t, batches); err != nil {
 			return err
 		}
@@ -232,10 +288,7 @@ func (s *Sink) WriteTables(ctx context.Context, batches []*rows.Batch, tables []
 }
 
 func (s *Sink) insertWithRetry(ctx context.Context, t rows.AnyTable, batches []*rows.Batch) error {
-	n := 0
-	for _, b := range batches {
-		n += t.Len(b)
-	}
+	n := rowCount(t, batches)
 	if n == 0 {
 		return nil
 	}
@@ -265,12 +318,20 @@ func (s *Sink) insertWithRetry(ctx context.Context, t rows.AnyTable, batches []*
 	}
 }
 
+func rowCount(t rows.AnyTable, batches []*rows.Batch) int {
+	n := 0
+	for _, b := range batches {
+		n += t.Len(b)
+	}
+	return n
+}
+
 func (s *Sink) insert(ctx context.Context, t rows.AnyTable, batches []*rows.Batch) error {
 	columns := t.ColumnNames()
 	if s.distributed {
 		ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_distributed_sync": 1}))
 	}
-	batch, err := s.conn.PrepareBatch(ctx, insertQuery(s.db, t))
+	batch, err := s.conn.PrepareBatch(ctx, insertQuery(s.db, t.TableName(), t))
 	if err != nil {
 		return err
 	}
@@ -290,13 +351,14 @@ func (s *Sink) insert(ctx context.Context, t rows.AnyTable, batches []*rows.Batc
 	return nil
 }
 
-// insertQuery is the INSERT statement of a table's columns.
-func insertQuery(db string, t rows.AnyTable) string {
+// insertQuery is the INSERT statement of t's columns into db.table (t's
+// own table, or its local table on a shard).
+func insertQuery(db, table string, t rows.AnyTable) string {
 	columns := t.ColumnNames()
 	for i, c := range columns {
 		columns[i] = "`" + c + "`"
 	}
-	return "INSERT INTO " + db + "." + t.TableName() + " (" + strings.Join(columns, ", ") + ")"
+	return "INSERT INTO " + db + "." + table + " (" + strings.Join(columns, ", ") + ")"
 }
 
 func (s *Sink) hook(point string) {
@@ -359,6 +421,41 @@ func (s *Sink) LoadState(ctx context.Context, group string, partition int32) ([]
 	}
 	return out, res.Err()
 }
+
+// LoadVisitors reads the newest 'visitor' rows of the given keys of one
+// consumer group's partition: forgotten visitors coming back. The keys go
+// in IN lists of at most loadVisitorsChunk, to stay well under the
+// server's max_query_size (256 KiB by default).
+func (s *Sink) LoadVisitors(ctx context.Context, group string, partition int32, keys []string) ([]rows.State, error) {
+	var out []rows.State
+	for chunk := range slices.Chunk(keys, loadVisitorsChunk) {
+		set := ch.GroupSet{Value: make([]any, len(chunk))} // a tuple: a bound []string is an Array, which IN refuses on 18.16
+		for i, k := range chunk {
+			set.Value[i] = k
+		}
+		res, err := s.conn.Query(ctx, "SELECT key, epoch, data FROM "+s.db+".pipeline_state FINAL WHERE consumer_group = ? AND kafka_partition = ? AND kind = 'visitor' AND key IN ?",
+			group, partition, set)
+		if err != nil {
+			return nil, fmt.Errorf("cannot load visitors of partition %d: %w", partition, err)
+		}
+		for res.Next() {
+			r := rows.State{Group: group, Partition: partition, Kind: rows.StateVisitor}
+			if err := res.Scan(&r.Key, &r.Epoch, &r.Data); err != nil {
+				res.Close()
+				return nil, fmt.Errorf("cannot load visitors of partition %d: %w", partition, err)
+			}
+			out = append(out, r)
+		}
+		err = res.Err()
+		res.Close()
+		if err != nil {
+			return nil, fmt.Errorf("cannot load visitors of partition %d: %w", partition, err)
+		}
+	}
+	return out, nil
+}
+
+const loadVisitorsChunk = 2000
 
 // drainStateInserts waits until the INSERTs into pipeline_state running now
 // have ended. A member killed with a state insert in flight leaves it to
