@@ -87,21 +87,33 @@ func (pl *Pipeline) writeLocked(partitions []int32, withState bool) (err error) 
 	if len(owners) == 0 {
 		return nil
 	}
-	cuts := make([]cutResult, len(owners))
-	for i, o := range owners {
+	cuts := make([]cutResult, 0, len(owners))
+	defer func() {
+		for _, c := range cuts {
+			pl.buffered.Add(-int64(c.counted))
+			pl.bufferedBytes.Add(-c.countedBytes)
+		}
+	}()
+	for _, o := range owners {
+		// An owner waiting for ClickHouse (a visitor load) answers late;
+		// a cancelled write (revoke timeout, lost partitions) stops waiting.
 		reply := make(chan cutResult, 1)
-		o.in <- ownerMsg{cut: reply, withState: withState}
-		cuts[i] = <-reply
+		select {
+		case o.in <- ownerMsg{cut: reply, withState: withState}:
+		case <-ctx.Done():
+			return fmt.Errorf("partition %d did not take the cut", o.partition) // the deferred wrap adds why
+		}
+		select {
+		case c := <-reply:
+			cuts = append(cuts, c)
+		case <-ctx.Done():
+			return fmt.Errorf("partition %d did not answer the cut", o.partition)
+		}
 	}
 	batches := make([]*rows.Batch, len(cuts))
-	counted, countedBytes := 0, int64(0)
 	for i, c := range cuts {
 		batches[i] = c.batch
-		counted += c.counted
-		countedBytes += c.countedBytes
 	}
-	defer pl.buffered.Add(-int64(counted))
-	defer pl.bufferedBytes.Add(-countedBytes)
 	for _, c := range cuts {
 		if c.err != nil {
 			return c.err // its rows and state may be wrong: write none of this cut

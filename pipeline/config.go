@@ -196,14 +196,13 @@ type Rules struct {
 	IdleAdvance time.Duration // default 30s
 	// ForgetAfter: a visitor inactive this long leaves memory and is
 	// loaded back from pipeline_state if it returns (see forget.go); 0
-	// keeps every visitor in memory, the default: a member fenced while it
-	// still writes can overwrite a forgotten visitor's row (see forget.go).
+	// keeps every visitor in memory. Default 30 days.
 	ForgetAfter time.Duration
 }
 
 // DefaultRules returns SPEC's defaults.
 func DefaultRules() Rules {
-	return Rules{SessionGap: 30 * time.Minute, Lateness: 10 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, IdleAdvance: 30 * time.Second}
+	return Rules{SessionGap: 30 * time.Minute, Lateness: 10 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, IdleAdvance: 30 * time.Second, ForgetAfter: 30 * 24 * time.Hour}
 }
 
 // Validate checks the rules; errors name the field.

@@ -22,20 +22,19 @@ import (
 // held is loaded when that event is released. A false positive of the
 // filter costs one lookup that finds nothing.
 //
-// Which rows are a forgotten visitor's state: those of the current fork
-// (this owner's writes), and those of earlier forks that were settled
-// (forgettable) at the restored checkpoint's watermark: a fork's first
-// checkpoint writes only the visitors in memory, so a visitor forgotten
-// before a restore keeps the row of the fork that forgot it. A row of an
-// earlier fork that was not settled then is another owner's lineage, and
-// ignored, as a restore ignores it.
-//
-// Known defect, why it is off by default: a fenced member that still
-// writes (two members sharing an instance id) can load a forgotten visitor
-// in its older fork and write it again; that row then hides the settled
-// one, and the new owner takes the visitor for a new one
-// (TestSharedInstanceID with forgetting on: 205 extra transitions). The
-// fix is for a restore to claim the settled rows into its own fork.
+// Which rows are a forgotten visitor's state: only those of the current
+// fork. A restore claims the settled visitor rows it reads, of whatever
+// fork, by writing them again with its first checkpoint's epoch (until
+// that checkpoint is stored, a visitor coming back is taken from the
+// claims in memory). Rows of earlier forks are then either superseded by a
+// claim or another owner's lineage: those a member fenced while it still
+// writes (two members sharing an instance id) wrote after the restored
+// checkpoint. Without the claim, such a member could load a forgotten
+// visitor in its older fork and write it again, hiding the settled row
+// from this owner, which would take the visitor for a new one. A claim has
+// a higher epoch than any row of an earlier fork, so it always wins. Its
+// cost: every restore writes the partition's settled visitors once more,
+// about as much as it has just read.
 
 // forgottenSet is a scalable Bloom filter of forgotten visitor ids: a new
 // filter, twice as large, once the last is full. About 2 bytes per id.
@@ -208,19 +207,35 @@ func (p *Processor) findOrLoad(id string) (uint32, *visitor, bool) {
 	return vi, v, true
 }
 
-// loadWanted loads the wanted visitors back in one query.
+// loadWanted loads the wanted visitors back: those claimed at the restore
+// from memory, the others in one query.
 func (p *Processor) loadWanted() bool {
 	if len(p.wanted) == 0 {
 		return true
 	}
 	ids := make([]string, 0, len(p.wanted))
 	for id := range p.wanted {
+		if _, v := p.visitors.find(id); v != nil {
+			continue
+		}
+		if data, ok := p.claims.take(id); ok {
+			if vi, err := p.reload(id, data); err != nil {
+				p.err = fmt.Errorf("partition %d: cannot load forgotten visitor %q back: %w", p.partition, id, err)
+				return false
+			} else {
+				p.touch(vi, p.visitors.slab.at(vi)) // written from memory, not as a claim
+			}
+			continue
+		}
 		ids = append(ids, id)
 	}
 	clear(p.wanted)
+	if len(ids) == 0 {
+		return true
+	}
 	state, err := p.load(ids)
 	if err == nil {
-		err = p.reload(state)
+		err = p.reloadRows(state)
 	}
 	if err != nil {
 		p.err = fmt.Errorf("partition %d: cannot load forgotten visitors back: %w", p.partition, err)
@@ -230,34 +245,80 @@ func (p *Processor) loadWanted() bool {
 	return true
 }
 
-// reload adds the visitors of state rows that are theirs (see above).
-func (p *Processor) reload(state []rows.State) error {
+// reloadRows adds the visitors of the current fork's rows (see above).
+func (p *Processor) reloadRows(state []rows.State) error {
 	fork := p.epoch >> forkShift
 	for _, r := range state {
 		if r.Kind != rows.StateVisitor {
-			continue
-		}
-		if _, v := p.visitors.find(r.Key); v != nil {
 			continue
 		}
 		switch f := r.Epoch >> forkShift; {
 		case f > fork:
 			return fmt.Errorf("visitor %q has state of a later owner (epoch %d, this owner's %d): the partition has moved", r.Key, r.Epoch, p.epoch)
 		case f < fork:
-			if ok, err := p.settledRow([]byte(r.Data), p.restoredWatermark); err != nil || !ok {
-				continue // another owner's lineage, as at the restore; err: as corrupt
-			}
+			continue // another owner's lineage: a settled row would have been claimed
 		}
-		if err := p.restoreVisitor(r.Key, []byte(r.Data)); err != nil {
+		if _, v := p.visitors.find(r.Key); v != nil {
+			continue
+		}
+		if _, err := p.reload(r.Key, r.Data); err != nil {
 			return fmt.Errorf("visitor %q: %w", r.Key, err)
 		}
-		vi, v := p.visitors.find(r.Key)
-		// Not forgotten again before the events it was loaded for.
-		v.set(forgetQueued, true)
-		p.forgets.push(max(v.lastMs+p.forgetAfter, p.watermark+p.lateness), vi)
-		p.forgetCounts.Reloaded++
 	}
-	return p.visitors.strs.err
+	return nil
+}
+
+// reload adds a forgotten visitor from its state row.
+func (p *Processor) reload(id, data string) (uint32, error) {
+	if err := p.restoreVisitor(id, []byte(data)); err != nil {
+		return 0, err
+	}
+	if err := p.visitors.strs.err; err != nil {
+		return 0, err
+	}
+	vi, v := p.visitors.find(id)
+	// Not forgotten again before the events it was loaded for.
+	v.set(forgetQueued, true)
+	p.forgets.push(max(v.lastMs+p.forgetAfter, p.watermark+p.lateness), vi)
+	p.forgetCounts.Reloaded++
+	return vi, nil
+}
+
+// claims are the settled visitor rows a restore read: written again at the
+// fork's first checkpoint (see above), and kept until the next, by which
+// that one is stored.
+type claims struct {
+	rows    map[string]string // visitor id: state row data
+	written bool
+}
+
+func (c *claims) add(id, data string) {
+	if c.rows == nil {
+		c.rows = map[string]string{}
+	}
+	c.rows[id] = data
+}
+
+// take returns and removes the claimed row of visitor id.
+func (c *claims) take(id string) (string, bool) {
+	data, ok := c.rows[id]
+	if ok {
+		delete(c.rows, id)
+	}
+	return data, ok
+}
+
+// cut calls write for every claim at the first checkpoint, and forgets
+// them at the second.
+func (c *claims) cut(write func(id, data string)) {
+	if c.written {
+		c.rows = nil
+		return
+	}
+	for id, data := range c.rows {
+		write(id, data)
+	}
+	c.written = true
 }
 
 // settledRow reports whether a visitor row's state was settled at

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"testing"
@@ -128,5 +129,81 @@ func TestForgettingBoundsMemory(t *testing.T) {
 	}
 	if perID := float64(filter) / visitors; perID > 2.5 {
 		t.Errorf("the filter of forgotten ids costs %.2f bytes each, want ≤ 2.5", perID)
+	}
+}
+
+// TestFencedWriterCannotHideForgottenVisitor: a member fenced while it
+// still writes (here: it goes on after another restored its checkpoint)
+// loads forgotten visitors back in its own, older fork and writes them
+// again. The new owner's rows must not change: its restore claimed the
+// settled rows into its fork, so the fenced member's rows lose, whether
+// they land before the new owner's first checkpoint or after.
+func TestFencedWriterCannotHideForgottenVisitor(t *testing.T) {
+	records := benchRecords(t, 60_000)
+	want, _ := runWithRestarts(t, records, nil)
+	const handover, fencedUntil = 30_000, 45_000
+	for _, ownerCutsFirst := range []bool{false, true} {
+		w := newWritten()
+		start := func() *Processor {
+			p := NewProcessor("r", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), func() time.Time { return benchClock })
+			p.SetEnd(schemas.Clickstream, math.MaxInt64)
+			p.SetEnd(schemas.Transactions, math.MaxInt64)
+			p.forgetAfter = (3 * 24 * time.Hour).Milliseconds()
+			p.ForgetTo(loadFrom(w, "r", 0))
+			return p
+		}
+		feed := func(p *Processor, to *written, from, until int64) {
+			for i := from; i < until; i++ {
+				p.Add(records[i].topic, records[i].key, records[i].value, i, benchClock)
+				if i%256 == 255 {
+					p.Advance(benchClock)
+				}
+				if i%5000 == 4999 {
+					b, _ := p.Cut()
+					to.keep(b)
+				}
+			}
+		}
+		fenced := start()
+		feed(fenced, w, 0, handover)
+		b, _ := fenced.Cut()
+		w.keep(b)
+
+		owner := start()
+		off, err := owner.Restore(w.saved())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ownerRows := &written{state: w.state} // the same pipeline_state
+		from := min(off[0], off[1])
+		if ownerCutsFirst {
+			feed(owner, ownerRows, from, handover+5000)
+			from = handover + 5000
+		}
+		feed(fenced, &written{state: w.state}, handover, fencedUntil) // its rows are replaced; its state rows stay
+		b, _ = fenced.Cut()
+		(&written{state: w.state}).keep(b)
+		if fenced.ForgetCounts().Reloaded == 0 {
+			t.Fatal("the fenced member loaded no forgotten visitor back: the test shows nothing")
+		}
+		feed(owner, ownerRows, from, int64(len(records)))
+		owner.SetEnd(schemas.Clickstream, 0)
+		owner.SetEnd(schemas.Transactions, 0)
+		owner.Advance(benchClock.Add(time.Hour))
+		b, _ = owner.Cut()
+		ownerRows.keep(b)
+
+		got := append(w.lines, ownerRows.lines...)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			extra := 0
+			for _, l := range got {
+				if _, found := slices.BinarySearch(want, l); !found {
+					extra++
+				}
+			}
+			t.Errorf("owner cuts first %v: %d rows, %d without the fenced member (%d not among them); reloaded %d",
+				ownerCutsFirst, len(got), len(want), extra, owner.ForgetCounts().Reloaded)
+		}
 	}
 }

@@ -18,6 +18,7 @@ type owner struct {
 	proc         *Processor
 	restored     Offsets
 	in           chan ownerMsg
+	quit         chan struct{} // closed to stop the owner (in is never closed)
 	done         chan struct{}
 	ends         [2]atomic.Int64
 	rows         int   // rows buffered in proc, as counted in pl.buffered
@@ -51,8 +52,8 @@ type cutResult struct {
 	err          error // the processor failed: write nothing of this cut
 }
 
-func newOwner(pl *Pipeline, p int32, proc *Processor, restored Offsets) *owner {
-	o := &owner{pl: pl, partition: p, proc: proc, restored: restored, in: make(chan ownerMsg, 4), done: make(chan struct{})}
+func newOwner(pl *Pipeline, p int32, proc *Processor, restored Offsets, quit chan struct{}) *owner {
+	o := &owner{pl: pl, partition: p, proc: proc, restored: restored, in: make(chan ownerMsg, 4), quit: quit, done: make(chan struct{})}
 	o.published = proc.Stats().clone() // restored counts were published by an earlier owner
 	o.paused = -1
 	o.lastSeen = [2]time.Time{pl.cfg.Now(), pl.cfg.Now()}
@@ -70,10 +71,9 @@ func (o *owner) run() {
 	defer tick.Stop()
 	for {
 		select {
-		case m, ok := <-o.in:
-			if !ok {
-				return
-			}
+		case <-o.quit:
+			return
+		case m := <-o.in:
 			if m.cut != nil {
 				// o.rows is current: account runs after every message.
 				c := cutResult{counted: o.rows, countedBytes: o.rowBytes, err: o.proc.Err()}
@@ -142,6 +142,18 @@ func (o *owner) publish() {
 	o.pl.metrics.publish(o.partition, o.pl.topics, o.proc, &o.published, &o.forgetCounts, o.pl.cfg.Now())
 }
 
+// stopping reports whether the owner is being stopped (its partition
+// revoked or lost, or the member shutting down): a visitor load cut short
+// by it is no failure of the partition, whose state goes anyway.
+func (o *owner) stopping() bool {
+	select {
+	case <-o.quit:
+		return true
+	default:
+		return o.pl.writeCtx.Err() != nil
+	}
+}
+
 func (o *owner) add(m ownerMsg) {
 	now := o.pl.cfg.Now()
 	o.queue[m.topic] = append(o.queue[m.topic], m.records...)
@@ -186,7 +198,7 @@ func (o *owner) feed(now time.Time) {
 		}
 	}
 	o.proc.Advance(now)
-	if err := o.proc.Err(); err != nil {
+	if err := o.proc.Err(); err != nil && !o.stopping() {
 		o.pl.fail(err)
 	}
 	if err := o.proc.SpillError(); err != nil && !o.spillWarned {

@@ -286,20 +286,39 @@ func (pl *Pipeline) poll(ctx context.Context, cpErr <-chan error) error {
 		fetches.EachError(func(topic string, p int32, err error) {
 			pl.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 		})
-		pl.mu.Lock()
-		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
-			if len(ftp.Records) == 0 {
-				return
-			}
-			o := pl.owners[ftp.Partition]
-			if o == nil {
-				pl.log.Error("BUG: records for a partition without owner", "topic", ftp.Topic, "partition", ftp.Partition)
-				return
-			}
-			o.in <- ownerMsg{topic: pl.topicOf(ftp.Topic), records: ftp.Records}
-		})
-		pl.mu.Unlock()
+		pl.deliver(fetches)
 		pl.cl.AllowRebalance()
+	}
+}
+
+// deliver hands each partition's fetched records to its owner. An owner
+// may be slow to take them (a checkpoint or a visitor load waiting for
+// ClickHouse): the sends happen without pl.mu, so that what reads the
+// owners meanwhile (metrics, Drained) does not wait with them.
+func (pl *Pipeline) deliver(fetches kgo.Fetches) {
+	type delivery struct {
+		o   *owner
+		msg ownerMsg
+	}
+	var out []delivery
+	pl.mu.Lock()
+	fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
+		if len(ftp.Records) == 0 {
+			return
+		}
+		o := pl.owners[ftp.Partition]
+		if o == nil {
+			pl.log.Error("BUG: records for a partition without owner", "topic", ftp.Topic, "partition", ftp.Partition)
+			return
+		}
+		out = append(out, delivery{o, ownerMsg{topic: pl.topicOf(ftp.Topic), records: ftp.Records}})
+	})
+	pl.mu.Unlock()
+	for _, d := range out {
+		select {
+		case d.o.in <- d.msg:
+		case <-d.o.quit: // revoked meanwhile: the next owner reads them again
+		}
 	}
 }
 

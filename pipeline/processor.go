@@ -86,7 +86,7 @@ type Processor struct {
 	forgetLater       []deadline // forgetInactive's scratch
 	forgotten         forgottenSet
 	wanted            map[string]struct{} // ids of held events' visitors to load back
-	restoredWatermark int64               // the watermark of the checkpoint restored
+	claims            claims              // settled visitor rows of the restore
 	symbolsLive       int                 // symbols after the last compactSymbols
 	forgetCounts      ForgetCounts
 
@@ -120,7 +120,6 @@ func NewProcessor(group string, partition int32, topics [2]string, r Rules, now 
 		churnAfter:        r.ChurnAfter.Milliseconds(),
 		forgetAfter:       r.ForgetAfter.Milliseconds(),
 		wanted:            map[string]struct{}{},
-		restoredWatermark: math.MinInt64,
 		idle:              r.IdleAdvance,
 		decoder:           schemas.NewDecoder(now),
 		watermark:         math.MinInt64,

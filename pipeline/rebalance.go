@@ -42,7 +42,8 @@ func (pl *Pipeline) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[
 		proc := NewProcessor(pl.cfg.Group, p, pl.topics, pl.cfg.Rules, pl.cfg.Now)
 		proc.SpillTo(pl.cfg.SpillDir)
 		proc.limitMemory(pl.budget)
-		proc.ForgetTo(pl.visitorLoader(p))
+		quit := make(chan struct{})
+		proc.ForgetTo(pl.visitorLoader(p, quit))
 		rows, err := pl.sink.LoadState(ctx, pl.cfg.Group, p)
 		for err != nil && ctx.Err() == nil {
 			pl.log.Warn("cannot load partition state, retrying", "partition", p, "err", err)
@@ -62,7 +63,7 @@ func (pl *Pipeline) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[
 		}
 		// Logged before the owner runs: from then on proc is its alone.
 		pl.log.Info("partition assigned", "partition", p, "visitors", proc.Visitors(), "epoch", proc.Epoch(), "restore", time.Since(start).Round(time.Millisecond))
-		o := newOwner(pl, p, proc, off)
+		o := newOwner(pl, p, proc, off, quit)
 		pl.mu.Lock()
 		pl.owners[p] = o
 		pl.mu.Unlock()
@@ -150,7 +151,7 @@ func (pl *Pipeline) stopOwnersLocked(partitions []int32) {
 		pl.mu.Lock()
 		delete(pl.owners, o.partition)
 		pl.mu.Unlock()
-		close(o.in)
+		close(o.quit)
 		<-o.done
 		pl.buffered.Add(-int64(o.rows))
 		pl.bufferedBytes.Add(-o.rowBytes)
@@ -193,17 +194,27 @@ func (pl *Pipeline) fail(err error) {
 
 // visitorLoader loads forgotten visitors of partition p back, retrying
 // while ClickHouse fails (the partition waits meanwhile, as a checkpoint
-// would) until the member stops.
-func (pl *Pipeline) visitorLoader(p int32) VisitorLoader {
+// would) until the member stops or the partition's owner is stopped
+// (quit closed).
+func (pl *Pipeline) visitorLoader(p int32, quit <-chan struct{}) VisitorLoader {
 	return func(ids []string) ([]rows.State, error) {
+		ctx, cancel := context.WithCancel(pl.writeCtx)
+		defer cancel()
+		go func() {
+			select {
+			case <-quit:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		for {
-			state, err := pl.sink.LoadVisitors(pl.writeCtx, pl.cfg.Group, p, ids)
-			if err == nil || pl.writeCtx.Err() != nil {
+			state, err := pl.sink.LoadVisitors(ctx, pl.cfg.Group, p, ids)
+			if err == nil || ctx.Err() != nil {
 				return state, err
 			}
 			pl.log.Warn("cannot load forgotten visitors back, retrying", "partition", p, "visitors", len(ids), "err", err)
 			select {
-			case <-pl.writeCtx.Done():
+			case <-ctx.Done():
 			case <-time.After(time.Second):
 			}
 		}

@@ -56,6 +56,9 @@ func (p *Processor) Cut() (*rows.Batch, Offsets) {
 		start = ends[i]
 	}
 	p.encodeBuf, p.encodeEnds = buf, ends
+	p.claims.cut(func(key, data string) {
+		p.out.State.Append(&rows.State{Group: p.group, Partition: p.partition, Kind: rows.StateVisitor, Key: key, Epoch: p.epoch, Data: data})
+	})
 	p.dirty = p.dirty[:0]
 	if cap(p.dirty) > 1<<16 {
 		p.dirty = nil // a burst's capacity is not worth keeping
@@ -115,7 +118,7 @@ func (p *Processor) Restore(state []rows.State) (Offsets, error) {
 	if err != nil {
 		return off, fmt.Errorf("cannot restore checkpoint of partition %d: %w", p.partition, err)
 	}
-	p.epoch, off, p.stats.Held, p.restoredWatermark = cp.Epoch, from, 0, p.watermark
+	p.epoch, off, p.stats.Held = cp.Epoch, from, 0
 	if p.Replaying() >= 0 {
 		p.replayCheckpoint = []byte(cp.Data)
 	}
@@ -130,6 +133,7 @@ func (p *Processor) Restore(state []rows.State) (Offsets, error) {
 			return off, fmt.Errorf("cannot restore visitor %q of partition %d: %w", r.Key, p.partition, err)
 		case settled: // forgotten, of this fork or an earlier one (see forget.go)
 			p.forgotten.add(r.Key)
+			p.claims.add(r.Key, r.Data)
 			continue
 		case r.Epoch>>forkShift != fork:
 			continue // of another owner's lineage (see forkShift)

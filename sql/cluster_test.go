@@ -379,9 +379,9 @@ func TestClusterBlockDeduplication(t *testing.T) {
 				return err
 			}
 			// The materialised view's target is deduplicated with it.
-			n, err = count(c, "SELECT count() FROM "+db+".revenue_items_local")
+			n, err = count(c, "SELECT count() FROM "+db+".revenue_items_keyed_local")
 			if err == nil && n != 10 {
-				err = fmt.Errorf("revenue_items_local: %d rows, want 10", n)
+				err = fmt.Errorf("revenue_items_keyed_local: %d rows, want 10", n)
 			}
 			return err
 		})

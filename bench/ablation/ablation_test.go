@@ -74,12 +74,12 @@ func TestMaterializedViews(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.Join(views, ",")
-	for _, v := range []string{"funnel_transitions_mv", "revenue_items_mv", "pages_daily_arrays_events_mv"} {
+	for _, v := range []string{"funnel_transitions_mv", "revenue_items_keyed_mv", "pages_daily_arrays_events_mv"} {
 		if !strings.Contains(got, v) {
 			t.Errorf("views %s lack %s", got, v)
 		}
 	}
-	for _, v := range []string{"pages_daily_sessions_mv", "funnel_daily_mv", "pages_daily_keyed_events_mv"} {
+	for _, v := range []string{"pages_daily_sessions_mv", "funnel_daily_mv", "pages_daily_keyed_events_mv", "revenue_items_mv", "churn_monthly_mv"} {
 		if strings.Contains(got, v) {
 			t.Errorf("views %s include %s, which a migration drops", got, v)
 		}

@@ -79,7 +79,7 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 	durationVar(fs, &f.cfg.Rules.SessionGap, "session-gap", r.SessionGap, "inactivity gap that ends a session (event time) (a `duration`: 30m, 2160h, 90d)")
 	durationVar(fs, &f.cfg.Rules.Lateness, "lateness", r.Lateness, "allowed lateness: events older than max ts seen minus this are late (a `duration`: 30m, 2160h, 90d)")
 	durationVar(fs, &f.cfg.Rules.ChurnAfter, "churn-after", r.ChurnAfter, "a customer inactive this long churns (a `duration`: 30m, 2160h, 90d)")
-	durationVar(fs, &f.cfg.Rules.ForgetAfter, "forget-after", r.ForgetAfter, "a visitor inactive this long (event time) leaves memory at a checkpoint, and is loaded back from pipeline_state if it returns: the rows are the same, memory holds only recent visitors; 0 (the default) keeps every visitor: see docs/operations.md for the known defect with fenced members (a `duration`: 30m, 2160h, 90d)")
+	durationVar(fs, &f.cfg.Rules.ForgetAfter, "forget-after", r.ForgetAfter, "a visitor inactive this long (event time) leaves memory at a checkpoint, and is loaded back from pipeline_state if it returns: the rows are the same, memory holds only recent visitors; 0 keeps every visitor (a `duration`: 30m, 2160h, 90d)")
 	durationVar(fs, &f.cfg.Rules.IdleAdvance, "idle-advance", r.IdleAdvance, "an input idle this long (processing time) stops holding the watermark back (a `duration`: 30m, 2160h, 90d)")
 	fs.IntVar(&f.cfg.BatchRows, "batch-rows", d.BatchRows, "flush to ClickHouse when this many rows are buffered")
 	durationVar(fs, &f.cfg.FlushInterval, "flush-interval", d.FlushInterval, "flush rows to ClickHouse at least this often (a `duration`: 30m, 2160h, 90d)")
