@@ -82,13 +82,13 @@ type Processor struct {
 	churns           deadlineQueue
 	seen             dedup
 
-	forgets           deadlineQueue
-	forgetLater       []deadline // forgetInactive's scratch
-	forgotten         forgottenSet
-	wanted            map[string]struct{} // ids of held events' visitors to load back
-	claims            claims              // settled visitor rows of the restore
-	symbolsLive       int                 // symbols after the last compactSymbols
-	forgetCounts      ForgetCounts
+	forgets      deadlineQueue
+	forgetLater  []deadline // forgetInactive's scratch
+	forgotten    forgottenSet
+	wanted       map[string]struct{} // ids of held events' visitors to load back
+	claims       claims              // settled visitor rows of the restore
+	symbolsLive  int                 // symbols after the last compactSymbols
+	forgetCounts ForgetCounts
 
 	// The restored checkpoint, written again by a Cut during the replay
 	// (the state is then only partly rebuilt).
@@ -113,20 +113,20 @@ type Processor struct {
 // processing clock (ts validation and idle advance).
 func NewProcessor(group string, partition int32, topics [2]string, r Rules, now func() time.Time) *Processor {
 	p := &Processor{
-		group:             group,
-		partition:         partition,
-		gap:               r.SessionGap.Milliseconds(),
-		lateness:          r.Lateness.Milliseconds(),
-		churnAfter:        r.ChurnAfter.Milliseconds(),
-		forgetAfter:       r.ForgetAfter.Milliseconds(),
-		wanted:            map[string]struct{}{},
-		idle:              r.IdleAdvance,
-		decoder:           schemas.NewDecoder(now),
-		watermark:         math.MinInt64,
-		symbols:           newSymbols(),
-		seen:              newDedup(r),
-		out:               rows.GetBatch(),
-		hotLimit:          hotHeldLimit,
+		group:       group,
+		partition:   partition,
+		gap:         r.SessionGap.Milliseconds(),
+		lateness:    r.Lateness.Milliseconds(),
+		churnAfter:  r.ChurnAfter.Milliseconds(),
+		forgetAfter: r.ForgetAfter.Milliseconds(),
+		wanted:      map[string]struct{}{},
+		idle:        r.IdleAdvance,
+		decoder:     schemas.NewDecoder(now),
+		watermark:   math.MinInt64,
+		symbols:     newSymbols(),
+		seen:        newDedup(r),
+		out:         rows.GetBatch(),
+		hotLimit:    hotHeldLimit,
 	}
 	p.limitMemory(newBudget(0))
 	p.stats.DeadLetters = map[schemas.Reason]uint64{}
