@@ -473,7 +473,10 @@ func appliedOnCluster(ctx context.Context, conn driver.Conn, c Cluster, hosts []
 // migrations' tables and views: their cluster form run on that server
 // alone, in order, without ON CLUSTER. Back-fills are skipped: a new
 // shard starts empty, and a new replica fetches its shard's parts, the
-// back-filled ones included. ADD COLUMN is skipped where the column is
+// back-filled ones included. So are the objects a later applied migration
+// drops, with their ALTERs and the drop: creating them could fail (a view
+// whose scalar subquery 18.16 runs at creation reads a table the other
+// servers dropped long ago). ADD COLUMN is skipped where the column is
 // there already (a new replica may take its shard's current structure
 // from ZooKeeper).
 func catchUpServers(ctx context.Context, c Cluster, hosts []clusterHost, db string, migrations []Migration, forms [][][]clusterStep, done map[int]bool) error {
@@ -513,42 +516,27 @@ func catchUpServers(ctx context.Context, c Cluster, hosts []clusterHost, db stri
 				return err
 			}
 			defer rc.Close()
-			for mi, m := range migrations {
-				if !done[m.Version] {
-					continue
-				}
-				for si, stmtSteps := range forms[mi] {
-					for _, st := range stmtSteps {
-						if st.once {
-							continue
-						}
-						q := strings.Replace(strings.ReplaceAll(st.sql, "{db}", db), on, " ", 1)
-						if local := localCreateRe.FindStringSubmatch(q); local != nil {
-							// A replica joining a shard must be created with
-							// the shard's current structure (18.16 refuses
-							// another: "Table structure in ZooKeeper is too
-							// different"): the one a server with every
-							// table has, ALTERs included, macros unexpanded.
-							var n uint64
-							if err := rc.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", db, local[2]).Scan(&n); err != nil {
-								return fmt.Errorf("cannot look up %s on %s: %w", local[1], ref, err)
-							}
-							if n > 0 { // else a table a later migration drops
-								var current string
-								if err := rc.QueryRow(ctx, "SHOW CREATE TABLE "+local[1]).Scan(&current); err != nil {
-									return fmt.Errorf("cannot read the structure of %s on %s: %w", local[1], ref, err)
-								}
-								q = strings.Replace(current, "CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1)
-							}
-						}
-						if st.tolerate == codeDuplicateColumn {
-							q = strings.Replace(q, " ADD COLUMN ", " ADD COLUMN IF NOT EXISTS ", 1)
-						}
-						if err := execStatement(ctx, hc, db, q); err != nil {
-							return fmt.Errorf("migration %04d_%s, statement %d: %w", m.Version, m.Name, si+1, err)
-						}
+			// A view created early may read one that a later migration
+			// redefined (and the plan creates there): a step that finds a
+			// table missing waits for a later round.
+			pending := catchUpPlan(migrations, forms, done)
+			for len(pending) > 0 {
+				var later []catchUpStep
+				var lastErr error
+				for _, step := range pending {
+					err := catchUpStatement(ctx, hc, rc, ref, db, on, migrations[step.migration], step)
+					if isCode(err, codeUnknownTable) {
+						later, lastErr = append(later, step), err
+						continue
+					}
+					if err != nil {
+						return err
 					}
 				}
+				if len(later) == len(pending) {
+					return lastErr
+				}
+				pending = later
 			}
 			return nil
 		}()
@@ -565,6 +553,84 @@ func catchUpServers(ctx context.Context, c Cluster, hosts []clusterHost, db stri
 
 // localCreateRe is the creation of a replicated local table, without ON
 // CLUSTER: its name with and without the database.
+// catchUpStatement runs one step of the plan on hc, a new server; ref is
+// a server with every table (rc its connection).
+func catchUpStatement(ctx context.Context, hc, rc driver.Conn, ref clusterHost, db, on string, m Migration, step catchUpStep) error {
+	q := strings.Replace(strings.ReplaceAll(step.sql, "{db}", db), on, " ", 1)
+	if local := localCreateRe.FindStringSubmatch(q); local != nil {
+		// A replica joining a shard must be created with the shard's
+		// current structure (18.16 refuses another: "Table structure in
+		// ZooKeeper is too different"): the one a server with every table
+		// has, ALTERs included, macros unexpanded.
+		var n uint64
+		if err := rc.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", db, local[2]).Scan(&n); err != nil {
+			return fmt.Errorf("cannot look up %s on %s: %w", local[1], ref, err)
+		}
+		if n > 0 {
+			var current string
+			if err := rc.QueryRow(ctx, "SHOW CREATE TABLE "+local[1]).Scan(&current); err != nil {
+				return fmt.Errorf("cannot read the structure of %s on %s: %w", local[1], ref, err)
+			}
+			q = strings.Replace(current, "CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1)
+		}
+	}
+	if step.tolerate == codeDuplicateColumn {
+		q = strings.Replace(q, " ADD COLUMN ", " ADD COLUMN IF NOT EXISTS ", 1)
+	}
+	if err := execStatement(ctx, hc, db, q); err != nil {
+		return fmt.Errorf("migration %04d_%s, statement %d: %w", m.Version, m.Name, step.statement+1, err)
+	}
+	return nil
+}
+
+// codeUnknownTable is ClickHouse's UNKNOWN_TABLE.
+const codeUnknownTable = 60
+
+// catchUpStep is one step of catchUpServers' plan: the step of the
+// cluster form of migrations[migration]'s statement.
+type catchUpStep struct {
+	migration, statement int
+	clusterStep
+}
+
+// catchUpPlan is the applied migrations' steps a new server runs: not the
+// back-fills, and not the creates and ALTERs of an object a later step
+// drops (nor that drop).
+func catchUpPlan(migrations []Migration, forms [][][]clusterStep, done map[int]bool) []catchUpStep {
+	var plan []catchUpStep
+	for mi, m := range migrations {
+		if !done[m.Version] {
+			continue
+		}
+		for si, stmtSteps := range forms[mi] {
+			for _, st := range stmtSteps {
+				if st.once {
+					continue
+				}
+				if drop := dropTableRe.FindStringSubmatch(strings.TrimSpace(onClusterRe.ReplaceAllString(st.sql, ""))); drop != nil {
+					plan = slices.DeleteFunc(plan, func(s catchUpStep) bool { return objectOf(s.sql) == drop[1] })
+					continue
+				}
+				plan = append(plan, catchUpStep{mi, si, st})
+			}
+		}
+	}
+	return plan
+}
+
+var (
+	onClusterRe = regexp.MustCompile(`\s+ON\s+CLUSTER\s+\S+`)
+	objectRe    = regexp.MustCompile(`(?is)^(?:CREATE\s+(?:TABLE|VIEW|MATERIALIZED\s+VIEW)\s+IF\s+NOT\s+EXISTS|ALTER\s+TABLE)\s+\{db\}\.(\w+)`)
+)
+
+// objectOf is the table or view a step creates or alters, or "".
+func objectOf(stmt string) string {
+	if m := objectRe.FindStringSubmatch(stmt); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
 var localCreateRe = regexp.MustCompile(`^CREATE TABLE IF NOT EXISTS (\w+\.(\w+` + LocalSuffix + `)) \(`)
 
 // clusterHost is one server of a cluster, as system.clusters lists it.
