@@ -41,6 +41,7 @@ import (
 type forgottenSet struct {
 	filters  []*bloom.BloomFilter
 	n, limit uint    // ids in the last filter, and its capacity
+	ids      int     // ids added to all filters
 	fp       float64 // the last filter's false-positive rate
 }
 
@@ -56,6 +57,7 @@ func (f *forgottenSet) add(id string) {
 	}
 	f.filters[len(f.filters)-1].AddString(id)
 	f.n++
+	f.ids++
 }
 
 func (f *forgottenSet) mayContain(id string) bool {
@@ -80,6 +82,10 @@ func (f *forgottenSet) bytes() int64 {
 // lookups that loaded them, since the processor started: what this member
 // did, not kept in checkpoints.
 type ForgetCounts struct{ Forgotten, Reloaded, Lookups uint64 }
+
+// ForgottenIDs is the number of visitor ids in the forgotten filter: those
+// a restore found settled in pipeline_state and those forgotten since.
+func (p *Processor) ForgottenIDs() int { return p.forgotten.ids }
 
 // ForgetCounts returns the counts so far.
 func (p *Processor) ForgetCounts() ForgetCounts { return p.forgetCounts }
@@ -219,12 +225,12 @@ func (p *Processor) loadWanted() bool {
 			continue
 		}
 		if data, ok := p.claims.take(id); ok {
-			if vi, err := p.reload(id, data); err != nil {
+			vi, err := p.reload(id, data)
+			if err != nil {
 				p.err = fmt.Errorf("partition %d: cannot load forgotten visitor %q back: %w", p.partition, id, err)
 				return false
-			} else {
-				p.touch(vi, p.visitors.slab.at(vi)) // written from memory, not as a claim
 			}
+			p.touch(vi, p.visitors.slab.at(vi)) // written from memory, not as a claim
 			continue
 		}
 		ids = append(ids, id)

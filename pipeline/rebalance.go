@@ -62,7 +62,7 @@ func (pl *Pipeline) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[
 			return
 		}
 		// Logged before the owner runs: from then on proc is its alone.
-		pl.log.Info("partition assigned", "partition", p, "visitors", proc.Visitors(), "epoch", proc.Epoch(), "restore", time.Since(start).Round(time.Millisecond))
+		pl.log.Info("partition assigned", "partition", p, "visitors", proc.Visitors(), "visitors_forgotten", proc.ForgottenIDs(), "epoch", proc.Epoch(), "restore", time.Since(start).Round(time.Millisecond))
 		o := newOwner(pl, p, proc, off, quit)
 		pl.mu.Lock()
 		pl.owners[p] = o
