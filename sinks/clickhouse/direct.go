@@ -21,15 +21,15 @@ package clickhouse
 // failed part is retried on the shard's next replica, and only the parts
 // that failed are sent again.
 //
-// Tables not sharded by cityHash64(visitor_id) (pipeline_state, sharded by
-// consumer group and partition) keep going through their Distributed
-// table with insert_distributed_sync=1 in both modes.
+// pipeline_state, sharded by consumer group and partition, is written and
+// read on one replica of its shard in both modes (clusterstate.go).
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -86,6 +86,9 @@ type shard struct {
 	replicas []replicaAddr
 	cur      int // the replica inserts go to
 	conns    []driver.Conn
+	// stateSynced: the current replica has fetched every part of
+	// pipeline_state that was logged before it became current.
+	stateSynced bool
 }
 
 // router places rows on shards the way the Distributed tables do.
@@ -98,7 +101,10 @@ type router struct {
 	slots []int
 	// local holds, for each table inserted directly, its local table.
 	local map[string]string
-	dial  func(ctx context.Context, host string, port uint16) (driver.Conn, error)
+	// stateLocal is pipeline_state's local table, stateKey the
+	// Distributed table's sharding expression over its columns.
+	stateLocal, stateKey string
+	dial                 func(ctx context.Context, host string, port uint16) (driver.Conn, error)
 	mu    sync.Mutex // guards the shards' cur and conns
 }
 
@@ -108,10 +114,10 @@ func (r *router) shardOf(h uint64) int {
 }
 
 // newRouter reads the Distributed tables of db and the cluster they use,
-// and returns a router for the tables of tables that are sharded by
-// VisitorShardingKey and have a visitor_id column. It fails when no table
-// can be inserted directly.
-func newRouter(ctx context.Context, conn driver.Conn, db string, tables []rows.AnyTable, dial func(ctx context.Context, host string, port uint16) (driver.Conn, error)) (*router, error) {
+// and returns a router for pipeline_state and, when direct, for the tables
+// of tables that are sharded by VisitorShardingKey and have a visitor_id
+// column. Direct, it fails when no such table exists.
+func newRouter(ctx context.Context, conn driver.Conn, db string, tables []rows.AnyTable, direct bool, dial func(ctx context.Context, host string, port uint16) (driver.Conn, error)) (*router, error) {
 	r := &router{local: map[string]string{}, dial: dial}
 	for _, t := range tables {
 		var engine string
@@ -126,13 +132,20 @@ func newRouter(ctx context.Context, conn driver.Conn, db string, tables []rows.A
 			return nil, fmt.Errorf("%s.%s is on cluster %s, others on %s", db, t.TableName(), g[1], r.cluster)
 		}
 		r.cluster = g[1]
-		if g[2] != db || strings.ReplaceAll(g[4], " ", "") != VisitorShardingKey || !hasColumn(t, "visitor_id") {
+		if t.TableName() == rows.StateTable.Name && g[2] == db {
+			r.stateLocal, r.stateKey = g[3], g[4]
+			continue
+		}
+		if !direct || g[2] != db || strings.ReplaceAll(g[4], " ", "") != VisitorShardingKey || !hasColumn(t, "visitor_id") {
 			continue // through the Distributed table
 		}
 		r.local[t.TableName()] = g[3]
 	}
-	if len(r.local) == 0 {
+	if direct && len(r.local) == 0 {
 		return nil, fmt.Errorf("no table of %s is sharded by %s", db, VisitorShardingKey)
+	}
+	if r.stateLocal == "" {
+		return nil, fmt.Errorf("%s.%s is not a Distributed table over a table of %s", db, rows.StateTable.Name, db)
 	}
 	res, err := conn.Query(ctx, "SELECT shard_num, shard_weight, host_name, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", r.cluster)
 	if err != nil {
@@ -211,6 +224,7 @@ func (r *router) failover(i int, failed replicaAddr) (next replicaAddr) {
 			sh.conns[sh.cur] = nil
 		}
 		sh.cur = (sh.cur + 1) % len(sh.replicas)
+		sh.stateSynced = false
 	}
 	return sh.replicas[sh.cur]
 }
@@ -236,20 +250,25 @@ type shardPart struct {
 	columns []any
 }
 
-// split gathers t's columns from the batches and splits them by shard.
-func (s *Sink) split(t rows.AnyTable, batches []*rows.Batch) []*shardPart {
-	names := t.ColumnNames()
-	visitorCol := -1
-	for i, c := range names {
-		if c == "visitor_id" {
-			visitorCol = i
-		}
+// visitorShards is the shard index of each of t's rows in the batches, by
+// the visitor_id column.
+func (s *Sink) visitorShards(t rows.AnyTable, batches []*rows.Batch) []int {
+	col := slices.Index(t.ColumnNames(), "visitor_id")
+	visitors := t.Values(col, batches, &s.buf).([]string)
+	shards := make([]int, len(visitors))
+	for j, v := range visitors {
+		shards[j] = s.router.shardOf(ShardHash(v))
 	}
-	visitors := t.Values(visitorCol, batches, &s.buf).([]string)
+	return shards
+}
+
+// split gathers t's columns from the batches and splits them by shard:
+// shards[j] is the shard index of row j.
+func (s *Sink) split(t rows.AnyTable, batches []*rows.Batch, shards []int) []*shardPart {
+	names := t.ColumnNames()
 	n := len(s.router.shards)
 	idx := make([][]int32, n)
-	for j, v := range visitors {
-		sh := s.router.shardOf(ShardHash(v))
+	for j, sh := range shards {
 		idx[sh] = append(idx[sh], int32(j))
 	}
 	parts := make([]*shardPart, 0, n)
@@ -305,13 +324,12 @@ func pickOf[T any](v []T, idx []int32) []T {
 	return out
 }
 
-// insertDirect inserts t's rows of the batches into the shards' local
+// insertDirect inserts the parts of t's rows into the shards' local
 // tables, each shard's part on one of its replicas, the parts in parallel.
 // A part that fails is sent again, identical, to the shard's next replica
 // after a backoff, until ctx ends; parts already acknowledged are not.
-func (s *Sink) insertDirect(ctx context.Context, t rows.AnyTable, batches []*rows.Batch, local string) error {
+func (s *Sink) insertDirect(ctx context.Context, t rows.AnyTable, parts []*shardPart, local string) error {
 	name := t.TableName()
-	parts := s.split(t, batches)
 	n := 0
 	for _, p := range parts {
 		n += p.rows

@@ -341,8 +341,8 @@ func retryNoDuplicates(t *testing.T, dsns []string, mode string, dedup bool) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if (s.router != nil) != (mode == InsertDirect) {
-		t.Fatalf("mode %s: direct router %v", mode, s.router != nil)
+	if (len(s.router.local) > 0) != (mode == InsertDirect) {
+		t.Fatalf("mode %s: tables inserted directly: %v", mode, s.router.local)
 	}
 
 	const perBatch = 20_000

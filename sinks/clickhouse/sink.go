@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -106,9 +107,12 @@ type Sink struct {
 	// reached, before they are on their shards: a checkpoint would then
 	// commit offsets past rows a crash loses. Inserts wait for the shards.
 	distributed bool
-	// router, in direct mode on a cluster: where each row's shard and
-	// local table are.
+	// router, on a cluster: where each row's shard and local table are
+	// (only pipeline_state's unless the inserts are direct).
 	router *router
+	// stateHashes caches each partition's state sharding key value.
+	stateHashes map[statePartition]uint64
+	stateMu     sync.Mutex
 
 	insertSeconds *prometheus.HistogramVec
 	batchRows     *prometheus.HistogramVec
@@ -184,27 +188,29 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		conn.Close()
 		return nil, fmt.Errorf("invalid cluster insert mode %q: want %s or %s", mode, InsertDirect, InsertDistributed)
 	}
-	if s.distributed && mode == InsertDirect {
+	if s.distributed {
 		dial := cfg.Dial
 		if dial == nil {
 			dial = cfg.Endpoint.Dialer()
 		}
-		if s.router, err = newRouter(ctx, conn, db, rows.Tables, dial); err != nil {
+		if s.router, err = newRouter(ctx, conn, db, rows.Tables, mode == InsertDirect, dial); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("direct cluster inserts: %w (--cluster-insert distributed inserts through the Distributed tables)", err)
+			if mode == InsertDirect {
+				err = fmt.Errorf("direct cluster inserts: %w (--cluster-insert distributed inserts through the Distributed tables)", err)
+			}
+			return nil, err
 		}
 		var direct, through []string
 		for _, t := range rows.Tables {
 			if local, ok := s.router.local[t.TableName()]; ok {
 				direct = append(direct, t.TableName()+"->"+local)
-			} else {
+			} else if t.TableName() != rows.StateTable.Name {
 				through = append(through, t.TableName())
 			}
 		}
-		s.log.Info("database migrated for a cluster: direct inserts into each shard's local tables, one replica per shard (failing over to the others); the other tables through their Distributed tables with insert_distributed_sync=1",
-			"database", db, "cluster", s.router.cluster, "shards", len(s.router.shards), "direct", strings.Join(direct, ","), "distributed", strings.Join(through, ","))
-	} else if s.distributed {
-		s.log.Info("database migrated for a cluster: inserts go through its Distributed tables with insert_distributed_sync=1", "database", db)
+		s.log.Info("database migrated for a cluster: "+mode+" inserts; pipeline_state is written and read on one replica per shard",
+			"database", db, "cluster", s.router.cluster, "shards", len(s.router.shards), "direct", strings.Join(direct, ","), "distributed", strings.Join(through, ","),
+			"state", rows.StateTable.Name+"->"+s.router.stateLocal)
 	}
 	s.healthy.Store(true)
 	s.insertSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -270,12 +276,16 @@ func (s *Sink) Write(ctx context.Context, batches []*rows.Batch) error {
 func (s *Sink) WriteTables(ctx context.Context, batches []*rows.Batch, tables []rows.AnyTable) error {
 	defer s.buf.Release()
 	for _, t := range tables {
-		if s.router != nil {
+		if s.router != nil && rowCount(t, batches) > 0 {
+			if t.TableName() == rows.StateTable.Name {
+				if err := s.insertState(ctx, t, batches); err != nil {
+					return err
+				}
+				continue
+			}
 			if local, ok := s.router.local[t.TableName()]; ok {
-				if n := rowCount(t, batches); n > 0 {
-					if err := s.insertDirect(ctx, t, batches, local); err != nil {
-						return err
-					}
+				if err := s.insertDirect(ctx, t, s.split(t, batches, s.visitorShards(t, batches)), local); err != nil {
+					return err
 				}
 				continue
 			}
@@ -397,10 +407,11 @@ func driverValues(v any) any {
 // LoadState reads the newest state rows of one consumer group's partition,
 // once the state inserts running at the call have ended.
 func (s *Sink) LoadState(ctx context.Context, group string, partition int32) ([]rows.State, error) {
-	if err := s.drainStateInserts(ctx); err != nil {
+	conn, table, err := s.stateSource(ctx, group, partition, true)
+	if err != nil {
 		return nil, fmt.Errorf("cannot load state of partition %d: %w", partition, err)
 	}
-	res, err := s.conn.Query(ctx, "SELECT kind, key, epoch, data FROM "+s.db+".pipeline_state FINAL WHERE consumer_group = ? AND kafka_partition = ?", group, partition)
+	res, err := conn.Query(ctx, "SELECT kind, key, epoch, data FROM "+s.db+"."+table+" FINAL WHERE consumer_group = ? AND kafka_partition = ?", group, partition)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load state of partition %d: %w", partition, err)
 	}
@@ -427,13 +438,17 @@ func (s *Sink) LoadState(ctx context.Context, group string, partition int32) ([]
 // in IN lists of at most loadVisitorsChunk, to stay well under the
 // server's max_query_size (256 KiB by default).
 func (s *Sink) LoadVisitors(ctx context.Context, group string, partition int32, keys []string) ([]rows.State, error) {
+	conn, table, err := s.stateSource(ctx, group, partition, false)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load visitors of partition %d: %w", partition, err)
+	}
 	var out []rows.State
 	for chunk := range slices.Chunk(keys, loadVisitorsChunk) {
 		set := ch.GroupSet{Value: make([]any, len(chunk))} // a tuple: a bound []string is an Array, which IN refuses on 18.16
 		for i, k := range chunk {
 			set.Value[i] = k
 		}
-		res, err := s.conn.Query(ctx, "SELECT key, epoch, data FROM "+s.db+".pipeline_state FINAL WHERE consumer_group = ? AND kafka_partition = ? AND kind = 'visitor' AND key IN ?",
+		res, err := conn.Query(ctx, "SELECT key, epoch, data FROM "+s.db+"."+table+" FINAL WHERE consumer_group = ? AND kafka_partition = ? AND kind = 'visitor' AND key IN ?",
 			group, partition, set)
 		if err != nil {
 			return nil, fmt.Errorf("cannot load visitors of partition %d: %w", partition, err)
@@ -463,9 +478,9 @@ const loadVisitorsChunk = 2000
 // commit, the state would be one checkpoint old, and the predecessor's
 // checkpoint, landing later with the epoch the successor then uses too,
 // would mix with the successor's rows of that epoch.
-func (s *Sink) drainStateInserts(ctx context.Context) error {
+func (s *Sink) drainStateInserts(ctx context.Context, conn driver.Conn) error {
 	running := func() (map[string]bool, error) {
-		rows, err := s.conn.Query(ctx, "SELECT query_id FROM system.processes WHERE query LIKE ?", "INSERT INTO "+s.db+".pipeline_state %")
+		rows, err := conn.Query(ctx, "SELECT query_id FROM system.processes WHERE query LIKE ?", "INSERT INTO "+s.db+".pipeline_state%")
 		if err != nil {
 			return nil, err
 		}
