@@ -105,7 +105,7 @@ type router struct {
 	// Distributed table's sharding expression over its columns.
 	stateLocal, stateKey string
 	dial                 func(ctx context.Context, host string, port uint16) (driver.Conn, error)
-	mu    sync.Mutex // guards the shards' cur and conns
+	mu                   sync.Mutex // guards the shards' cur and conns
 }
 
 // shardOf is the index of the shard of a row whose sharding key hashes to h.
