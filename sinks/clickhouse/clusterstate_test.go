@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,30 +12,8 @@ import (
 	fhsql "github.com/funnelhouse/funnelhouse/sql"
 )
 
-// ownCluster starts a cluster of the test's own with deploy/cluster.sh
-// (the shared test cluster may have one replica per shard) and returns its
-// servers' DSNs, shard by shard, without a database. It skips unless the
-// cluster tests were asked for.
-func ownCluster(t *testing.T, shards, replicas int) []string {
-	t.Helper()
-	if os.Getenv("FUNNELHOUSE_TEST_CLUSTER") == "" {
-		t.Skip("FUNNELHOUSE_TEST_CLUSTER is not set: run `make test-cluster` (or `make test`)")
-	}
-	dir := t.TempDir()
-	const script = "../../deploy/cluster.sh"
-	out, err := exec.Command("bash", script, "start", dir, "--shards", fmt.Sprint(shards), "--replicas", fmt.Sprint(replicas)).Output()
-	t.Cleanup(func() {
-		if out, err := exec.Command("bash", script, "stop", dir).CombinedOutput(); err != nil {
-			t.Logf("stopping the test's cluster: %v\n%s", err, out)
-		}
-	})
-	if err != nil {
-		t.Fatalf("cluster.sh start: %v", err)
-	}
-	return strings.Fields(string(out))
-}
-
-// TestClusterStateReadsItsWrites: on 2 shards x 2 replicas, with fetches
+// TestClusterStateReadsItsWrites: on 2 shards x 2 replicas (make
+// test-cluster; skipped on make test's 2 x 1), with fetches
 // of pipeline_state stopped on one replica of the shard that holds a
 // partition's state, every checkpoint written is read back at once, by
 // LoadState and by LoadVisitors, 20 times over. Through the Distributed
@@ -45,9 +22,30 @@ func ownCluster(t *testing.T, shards, replicas int) []string {
 // lagging one: the next read waits until it has fetched the rows (fetches
 // resume 2 s later) and misses none.
 func TestClusterStateReadsItsWrites(t *testing.T) {
-	start := time.Now()
-	dsns := ownCluster(t, 2, 2)
-	t.Logf("cluster started in %s", time.Since(start).Round(time.Millisecond))
+	dsns := strings.Fields(os.Getenv("FUNNELHOUSE_TEST_CLUSTER"))
+	if len(dsns) == 0 {
+		t.Skip("FUNNELHOUSE_TEST_CLUSTER is not set: run `make test-cluster`")
+	}
+	for i, dsn := range dsns {
+		dsn = strings.TrimRight(dsn, "/")
+		if j := strings.LastIndex(dsn, "/"); j > len("clickhouse://") {
+			dsn = dsn[:j]
+		}
+		dsns[i] = dsn + "/"
+	}
+	conn, _, err := Connect(context.Background(), Endpoint{DSN: dsns[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shards, replicas uint64
+	err = conn.QueryRow(context.Background(), "SELECT toUInt64(uniqExact(shard_num)), toUInt64(min(replica_num)) FROM (SELECT shard_num, max(replica_num) AS replica_num FROM system.clusters WHERE cluster = 'funnelhouse' GROUP BY shard_num)").Scan(&shards, &replicas)
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shards < 2 || replicas < 2 {
+		t.Skipf("needs 2 shards of 2 replicas, the test cluster has %d shards, one of them of %d replicas: run `make test-cluster`", shards, replicas)
+	}
 	for _, mode := range ClusterInsertModes {
 		t.Run(mode, func(t *testing.T) { stateReadsItsWrites(t, dsns, mode) })
 	}
@@ -61,7 +59,10 @@ func stateReadsItsWrites(t *testing.T, dsns []string, mode string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
+	t.Cleanup(func() {
+		_ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" ON CLUSTER "+cluster)
+		admin.Close()
+	})
 	dial := Endpoint{DSN: dsns[0] + db}.Dialer()
 	migrated := time.Now()
 	if _, err := fhsql.MigrateCluster(ctx, admin, db, fhsql.Cluster{Name: cluster, Dial: dial}); err != nil {
