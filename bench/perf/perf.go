@@ -418,7 +418,7 @@ func (b *bench) kafkaEngine(ctx context.Context, cs, tx string, expect *verify.E
 	if err := peer.Start(ctx); err != nil {
 		return nil, err
 	}
-	n, err := waitIngest(ctx, "kafka-engine", expect.Records, peer.Rows)
+	n, err := waitIngest(ctx, "kafka-engine", expect.Records, peer.Rows, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // The settings the views implement: the defaults of SPEC §3–5, which the
@@ -76,16 +78,19 @@ var (
 
 // Peer is the peer's database on one ClickHouse. Not goroutine-safe.
 type Peer struct {
-	conn driver.Conn
-	db   string
-	r    *strings.Replacer
+	conn    driver.Conn
+	db      string
+	r       *strings.Replacer
+	brokers []string
+	topics  [2]string // clickstream, transactions (events_raw.topic 0 and 1)
+	group   string
 }
 
 // Create (re-)creates database db with the raw table, the Kafka tables
 // reading the two topics from brokers as consumer groups group-clickstream
 // and group-transactions, and the views. Nothing is consumed until Start.
 func Create(ctx context.Context, conn driver.Conn, db string, brokers []string, clickstream, transactions, group string) (*Peer, error) {
-	p := &Peer{conn: conn, db: db, r: strings.NewReplacer(
+	p := &Peer{conn: conn, db: db, brokers: brokers, topics: [2]string{clickstream, transactions}, group: group, r: strings.NewReplacer(
 		"{db}", db,
 		"{brokers}", strings.Join(brokers, ","),
 		"{clickstream_topic}", clickstream,
@@ -122,8 +127,69 @@ func (p *Peer) Rows(ctx context.Context) uint64 {
 	return n
 }
 
+// Progress says, per topic, how far the Kafka tables' consumers got: the
+// topic's records (the sum of its partitions' end offsets), the offsets
+// committed by the Kafka table's consumer group, and the rows in
+// events_raw. When a run stalls short of its records, it tells records
+// never consumed (committed < records) from records consumed and not
+// written (rows < committed).
+func (p *Peer) Progress(ctx context.Context) (string, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.brokers...))
+	if err != nil {
+		return "", err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, p.topics[:]...)
+	if err != nil {
+		return "", fmt.Errorf("end offsets: %w", err)
+	}
+	var out []string
+	for i, topic := range p.topics {
+		group := p.group + "-" + [2]string{"clickstream", "transactions"}[i]
+		committed, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return "", fmt.Errorf("offsets of group %s: %w", group, err)
+		}
+		var records, done int64
+		var behind []string
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Topic != topic {
+				return
+			}
+			records += o.Offset
+			c, _ := committed.Lookup(topic, o.Partition)
+			done += max(c.At, 0)
+			if c.At < o.Offset {
+				behind = append(behind, fmt.Sprintf("partition %d at %d of %d", o.Partition, max(c.At, 0), o.Offset))
+			}
+		})
+		var rows uint64
+		if err := p.conn.QueryRow(ctx, "SELECT count() FROM "+p.db+".events_raw WHERE topic = ?", uint8(i)).Scan(&rows); err != nil {
+			return "", err
+		}
+		line := fmt.Sprintf("%s: %d records, %d committed by %s, %d rows", topic, records, done, group, rows)
+		if len(behind) > 0 {
+			line += " (" + strings.Join(behind, ", ") + ")"
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "; "), nil
+}
+
 // Drop drops the peer's database: its Kafka tables' consumers would
 // otherwise keep polling, costing ClickHouse CPU in later measurements.
+// StopConsuming drops the Kafka tables and their materialised views and
+// keeps the rows: a run that stalled short is kept for inspection.
+func (p *Peer) StopConsuming(ctx context.Context) error {
+	for _, t := range []string{"clickstream_mv", "transactions_mv", "clickstream_queue", "transactions_queue"} {
+		if err := p.conn.Exec(ctx, "DROP TABLE IF EXISTS "+p.db+"."+t); err != nil {
+			return fmt.Errorf("cannot stop the query-time peer's consumers: %w", err)
+		}
+	}
+	return nil
+}
+
 func (p *Peer) Drop(ctx context.Context) error {
 	if err := p.conn.Exec(ctx, "DROP DATABASE IF EXISTS "+p.db); err != nil {
 		return fmt.Errorf("cannot drop the query-time peer's database: %w", err)
