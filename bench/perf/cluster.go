@@ -169,10 +169,10 @@ func (b *bench) clusterTargets(ctx context.Context) ([]*target, error) {
 	}
 	var out []*target
 	for _, mode := range modes {
-		how := "inserts through the Distributed tables with insert_distributed_sync=1"
+		how := "inserts through the Distributed tables with insert_distributed_sync=1 (pipeline_state on one replica per shard)"
 		switch mode {
 		case chsink.InsertDirect:
-			how = "inserts split by cityHash64(visitor_id) into each shard's local tables (pipeline_state through its Distributed table)"
+			how = "inserts split by cityHash64(visitor_id) into each shard's local tables (pipeline_state on one replica per shard)"
 		case chsink.InsertDistributed:
 		default:
 			return nil, fmt.Errorf("invalid cluster insert mode %q: want %s", mode, strings.Join(chsink.ClusterInsertModes, " or "))

@@ -91,7 +91,8 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 	durationVar(fs, &f.cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "on SIGTERM, give up writing the last rows after this (the successor replays them)")
 	fs.StringVar(&f.clusterInsert, "cluster-insert", chsink.DefaultClusterInsert, "on a database migrated with migrate --cluster: `direct` splits each batch by the sharding key (cityHash64(visitor_id)) and inserts into\n"+
 		"each shard's local tables on one replica of the shard, failing over to its other replicas; distributed inserts through the Distributed tables\n"+
-		"with insert_distributed_sync=1 (bench/RESULTS.md compares them); pipeline_state goes through its Distributed table either way")
+		"with insert_distributed_sync=1 (bench/RESULTS.md compares them); either way pipeline_state is written and read on one replica per shard\n"+
+		"(docs/operations.md), so that a checkpoint is read back where it was written")
 	durationVar(fs, &f.sessionTimeout, "session-timeout", 45*time.Second, "consumer group session timeout: a member silent this long is dropped and its partitions move (the broker's minimum applies)")
 }
 
