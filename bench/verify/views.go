@@ -117,6 +117,7 @@ func Events(ctx context.Context, conn driver.Conn, db string, want *expected.Res
 	defer rows.Close()
 	n := 0
 	var diffs []string
+	seen := make(map[string]bool, len(want.EventStages))
 	for rows.Next() {
 		var visitor, id, session, stage string
 		var late uint8
@@ -125,6 +126,7 @@ func Events(ctx context.Context, conn driver.Conn, db string, want *expected.Res
 		}
 		n++
 		k := expected.EventKey(visitor, id)
+		seen[k] = true
 		wantStage, ok := want.EventStages[k]
 		if !ok {
 			diffs = append(diffs, fmt.Sprintf("unexpected event %s/%s", visitor, id))
@@ -138,10 +140,30 @@ func Events(ctx context.Context, conn driver.Conn, db string, want *expected.Res
 	if n != events {
 		diffs = append(diffs, fmt.Sprintf("%d events, want %d", n, events))
 	}
+	if len(seen) < len(want.EventStages) {
+		diffs = append(diffs, missingEvents(want, seen)...)
+	}
 	if len(diffs) > 0 {
 		return fmt.Errorf("%d problems, first: %s", len(diffs), strings.Join(diffs[:min(5, len(diffs))], "; "))
 	}
 	return nil
+}
+
+// missingEvents names the expected events not seen (up to 5, sorted, so
+// that a failure says which event to look for in the logs).
+func missingEvents(want *expected.Result, seen map[string]bool) []string {
+	var keys []string
+	for k := range want.EventStages {
+		if !seen[k] {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	var out []string
+	for _, k := range keys[:min(5, len(keys))] {
+		out = append(out, fmt.Sprintf("missing event %q (of %d missing): session %q stage %s", k, len(keys), want.EventSessions[k], want.EventStages[k]))
+	}
+	return out
 }
 
 // parseAmount reads ClickHouse's text of a Decimal(…, 4), e.g. "12.5000".
