@@ -347,16 +347,13 @@ func (p *Processor) Advance(now time.Time) {
 }
 
 // RowBytes estimates the memory of the rows buffered for the next
-// checkpoint: each row and the long strings of event rows (a row's other
+// checkpoint: the event rows with their text, and the other rows (their
 // strings are short, or shared with other rows).
 func (p *Processor) RowBytes() int64 {
 	return p.outBytes + otherRowBytes*int64(p.out.Sessions.Len()+p.out.Transitions.Len()+p.out.State.Len())
 }
 
-var (
-	eventRowBytes = int64(unsafe.Sizeof(rows.Event{}))
-	otherRowBytes = int64(unsafe.Sizeof(rows.Session{})) + 128
-)
+var otherRowBytes = int64(unsafe.Sizeof(rows.Session{})) + 128
 
 // release moves the watermark to target, processing the held events and
 // deadlines it passes in time order; a deadline fires after the events at
@@ -526,6 +523,7 @@ func (p *Processor) processEvent(h *held) {
 		p.appendEvent(h, "", 0, v.stage, Source(e), e.UTMMedium, e.UTMCampaign, false)
 		return
 	}
+	// The id's bytes are borrowed: the row copies them at once.
 	p.appendEvent(h, p.out.Text.String(s.id[:]), s.startMs, v.stage, p.symbols.name(s.source), p.symbols.name(s.medium), p.symbols.name(s.campaign), false)
 }
 
@@ -587,8 +585,7 @@ func (p *Processor) TakeRejected() []Rejected {
 // appendEvent writes the events row of a held event.
 func (p *Processor) appendEvent(h *held, sessionID string, sessionStartMs int64, stage rows.Stage, source, medium, campaign string, late bool) {
 	e := &h.ev
-	p.outBytes += eventRowBytes + int64(len(e.Props)+len(e.URL)+len(e.Referrer))
-	p.out.Events.Append(&rows.Event{
+	p.outBytes += p.out.Events.Append(&rows.Event{
 		EventID: e.EventID, TsMs: e.TsMs, Type: e.Type, VisitorID: e.VisitorID, CustomerID: e.CustomerID,
 		SessionID: sessionID, Stage: stage, URL: e.URL, Referrer: e.Referrer,
 		Source: source, Medium: medium, Campaign: campaign, Device: e.Device, Country: e.Country,

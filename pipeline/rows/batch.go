@@ -8,6 +8,7 @@
 package rows
 
 import (
+	"math"
 	"sync/atomic"
 	"unsafe"
 
@@ -19,7 +20,7 @@ import (
 // pipeline hands it to a sink, which only reads it, and gives it back with
 // PutBatch.
 type Batch struct {
-	Events      Rows[Event]
+	Events      EventRows
 	Sessions    Rows[Session]
 	Transitions Rows[Transition]
 	State       Rows[State]
@@ -99,15 +100,44 @@ func (b *Batch) Reset() {
 	b.Text = schemas.Arena{} // its chunks go with the rows that used them
 }
 
-// Rows are the rows of one table in a batch, in the order appended.
-type Rows[R any] struct{ rows []R }
+// Rows are the rows of one table in a batch, in the order appended, and
+// the text their Text fields refer to.
+type Rows[R any] struct {
+	rows []R
+	text []byte
+}
+
+// Text is a string kept in its rows' text: where it starts and its length.
+type Text struct{ off, len uint32 }
+
+// put copies s into the rows' text.
+func (r *Rows[R]) put(s string) Text {
+	if len(s) == 0 {
+		return Text{}
+	}
+	off := len(r.text)
+	if off+len(s) > math.MaxUint32 {
+		panic("BUG: a batch's text is over 4 GiB; the row byte bounds should have flushed it long before")
+	}
+	r.text = append(r.text, s...)
+	return Text{uint32(off), uint32(len(s))}
+}
+
+// str is the string of t, aliasing the rows' text: valid until reset, which
+// reuses the text.
+func (r *Rows[R]) str(t Text) string {
+	if t.len == 0 {
+		return ""
+	}
+	return unsafe.String(&r.text[t.off], int(t.len))
+}
 
 // Append adds a copy of row.
 func (r *Rows[R]) Append(row *R) { r.rows = append(r.rows, *row) }
 
 func (r *Rows[R]) capBytes() int64 {
 	var row R
-	return int64(cap(r.rows)) * int64(unsafe.Sizeof(row))
+	return int64(cap(r.rows))*int64(unsafe.Sizeof(row)) + int64(cap(r.text))
 }
 
 // Len is the number of rows.
@@ -122,6 +152,7 @@ func (r *Rows[R]) All() []R { return r.rows }
 func (r *Rows[R]) reset() {
 	clear(r.rows)
 	r.rows = r.rows[:0]
+	r.text = r.text[:0]
 }
 
 // FloorDiv is a / b rounded toward minus infinity, so that a time before

@@ -81,13 +81,53 @@ func TestPutBatch(t *testing.T) {
 	if b.Rows() != 0 {
 		t.Fatalf("Rows() = %d after PutBatch", b.Rows())
 	}
-	if e := b.Events.All()[:1][0]; e.EventID != "" {
-		t.Errorf("a free batch still references %q", e.EventID)
+	if s := b.State.All()[:1][0]; s.Data != "" {
+		t.Errorf("a free batch still references %q", s.Data)
+	}
+	if n := len(b.Events.text); n != 0 {
+		t.Errorf("a free batch's event text holds %d bytes", n)
 	}
 }
 
 func TestStageNames(t *testing.T) {
 	if StageNone.String() != "" || StageAwareness.String() != "awareness" || StageReactivated.String() != "reactivated" || NumStages != 8 {
 		t.Errorf("stage names: %q %q %q, %d stages", StageNone, StageAwareness, StageReactivated, NumStages)
+	}
+}
+
+// TestValuesRange checks that the ranges of a column, taken across batches
+// of different sizes, put together give the whole column.
+func TestValuesRange(t *testing.T) {
+	sizes := []int{3, 0, 1, 5, 2}
+	var batches []*Batch
+	offset := int64(0)
+	for _, n := range sizes {
+		b := new(Batch)
+		for range n {
+			b.Events.Append(&Event{KafkaOffset: offset})
+			offset++
+		}
+		batches = append(batches, b)
+	}
+	col := -1
+	for i, name := range EventsTable.ColumnNames() {
+		if name == "kafka_offset" {
+			col = i
+		}
+	}
+	var buf Buffers
+	for _, block := range []int{1, 2, 3, 4, 11, 20} {
+		var got []int64
+		for from := 0; from < int(offset); from += block {
+			got = append(got, EventsTable.ValuesRange(col, batches, from, from+block, &buf).([]int64)...)
+		}
+		if len(got) != int(offset) {
+			t.Fatalf("blocks of %d: %d values, want %d", block, len(got), offset)
+		}
+		for i, v := range got {
+			if v != int64(i) {
+				t.Fatalf("blocks of %d: value %d is %d", block, i, v)
+			}
+		}
 	}
 }

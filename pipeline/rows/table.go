@@ -1,6 +1,7 @@
 package rows
 
 import (
+	"math"
 	"reflect"
 	"time"
 
@@ -18,9 +19,9 @@ type Table[R any] struct {
 // Column is one column of a table of rows R: its name and its accessor.
 type Column[R any] struct {
 	Name string
-	// values gathers the column's values of the table's rows (an
-	// accessor func(*R) T, typed at Col).
-	values func(t *Table[R], batches []*Batch, buf *Buffers) any
+	// values gathers the column's values of the table's rows from..to
+	// of the batches (an accessor func(*R) T, typed at Col).
+	values func(t *Table[R], batches []*Batch, from, to int, buf *Buffers) any
 }
 
 // Value is the Go type of a column's values, as a sink receives them.
@@ -35,17 +36,45 @@ type OptionalInt8 int8
 
 // Col describes a column whose value in row r is get(r).
 func Col[R any, T Value](name string, get func(*R) T) Column[R] {
-	return Column[R]{Name: name, values: func(t *Table[R], batches []*Batch, buf *Buffers) any {
+	return Column[R]{Name: name, values: func(t *Table[R], batches []*Batch, from, to int, buf *Buffers) any {
 		out := (*buffer[T](buf))[:0]
-		for _, b := range batches {
-			rs := t.rows(b).rows
-			for j := range rs {
-				out = append(out, get(&rs[j]))
-			}
-		}
+		t.each(batches, from, to, func(_ *Rows[R], r *R) { out = append(out, get(r)) })
 		*buffer[T](buf) = out
 		return out
 	}}
+}
+
+// TextCol describes a string column whose value in row r is get(r), a Text
+// of the rows' text. The strings returned alias that text: they are valid
+// until the batch is reset.
+func TextCol[R any](name string, get func(*R) Text) Column[R] {
+	return Column[R]{Name: name, values: func(t *Table[R], batches []*Batch, from, to int, buf *Buffers) any {
+		out := (*buffer[string](buf))[:0]
+		t.each(batches, from, to, func(rs *Rows[R], r *R) { out = append(out, rs.str(get(r))) })
+		*buffer[string](buf) = out
+		return out
+	}}
+}
+
+// each calls f with the table's rows from..to of the batches, counted over
+// the batches in order.
+func (t *Table[R]) each(batches []*Batch, from, to int, f func(*Rows[R], *R)) {
+	for _, b := range batches {
+		rows := t.rows(b)
+		rs := rows.rows
+		if from >= len(rs) {
+			from, to = from-len(rs), to-len(rs)
+			continue
+		}
+		rs = rs[from:min(to, len(rs))]
+		for j := range rs {
+			f(rows, &rs[j])
+		}
+		if to -= from + len(rs); to <= 0 {
+			return
+		}
+		from = 0
+	}
 }
 
 // AnyTable is a Table without its row type, for code that treats every
@@ -60,6 +89,9 @@ type AnyTable interface {
 	// order, as a slice of the column's Value type ([]string, []int64, …).
 	// The slice is one of buf's and valid until buf is used again.
 	Values(i int, batches []*Batch, buf *Buffers) any
+	// ValuesRange is Values of the rows from..to only (counted over the
+	// batches in order), so that a large insert is sent in blocks.
+	ValuesRange(i int, batches []*Batch, from, to int, buf *Buffers) any
 	reset(b *Batch)
 }
 
@@ -82,7 +114,12 @@ func (t *Table[R]) reset(b *Batch) { t.rows(b).reset() }
 
 // Values is AnyTable.Values.
 func (t *Table[R]) Values(i int, batches []*Batch, buf *Buffers) any {
-	return t.Columns[i].values(t, batches, buf)
+	return t.Columns[i].values(t, batches, 0, math.MaxInt, buf)
+}
+
+// ValuesRange is AnyTable.ValuesRange.
+func (t *Table[R]) ValuesRange(i int, batches []*Batch, from, to int, buf *Buffers) any {
+	return t.Columns[i].values(t, batches, from, to, buf)
 }
 
 // Buffers are the slices Values fills, one per Value type, reused from

@@ -1,7 +1,9 @@
 package rows
 
 import (
+	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/funnelhouse/funnelhouse/schemas"
 )
@@ -11,7 +13,7 @@ import (
 var Tables = []AnyTable{&EventsTable, &SessionsTable, &TransitionsTable, &StateTable}
 
 // Event is a row of the events table: one valid, non-duplicate event with
-// its session and stage.
+// its session and stage. Batch.Events keeps it as an eventRow.
 type Event struct {
 	EventID                  string
 	TsMs                     int64
@@ -38,38 +40,98 @@ type Event struct {
 	KafkaOffset    int64
 }
 
+// eventRow is an Event as a batch keeps it: its strings are Texts in the
+// rows' text, so that the row holds no pointer. A flush buffers hundreds of
+// thousands of event rows; with sixteen strings each, the garbage collector
+// would scan them all at every cycle, and every append would pass through
+// its write barrier.
+type eventRow struct {
+	EventID, VisitorID, CustomerID, SessionID, URL, Referrer Text
+	Source, Medium, Campaign, Device, Country, OrderID       Text
+	Currency, Plan, Props, KafkaTopic                        Text
+	TsMs, SessionStartMs, KafkaOffset                        int64
+	Amount                                                   schemas.Amount
+	KafkaPartition                                           int32
+	Type                                                     schemas.Type
+	Stage                                                    Stage
+	Rating, NPS, CSAT, CES                                   int8
+	Trial, Late                                              bool
+}
+
+// EventRows are the event rows of a batch.
+type EventRows struct{ Rows[eventRow] }
+
+// Append adds a copy of e, its strings copied into the rows' text, and
+// returns the bytes it took.
+func (r *EventRows) Append(e *Event) int64 {
+	text := len(r.text)
+	r.rows = append(r.rows, eventRow{
+		EventID: r.put(e.EventID), VisitorID: r.put(e.VisitorID), CustomerID: r.put(e.CustomerID),
+		SessionID: r.put(e.SessionID), URL: r.put(e.URL), Referrer: r.put(e.Referrer),
+		Source: r.put(e.Source), Medium: r.put(e.Medium), Campaign: r.put(e.Campaign),
+		Device: r.put(e.Device), Country: r.put(e.Country), OrderID: r.put(e.OrderID),
+		Currency: r.put(e.Currency), Plan: r.put(e.Plan), Props: r.put(e.Props), KafkaTopic: r.put(e.KafkaTopic),
+		TsMs: e.TsMs, SessionStartMs: e.SessionStartMs, KafkaOffset: e.KafkaOffset, Amount: e.Amount,
+		KafkaPartition: e.KafkaPartition, Type: e.Type, Stage: e.Stage,
+		Rating: e.Rating, NPS: e.NPS, CSAT: e.CSAT, CES: e.CES, Trial: e.Trial, Late: e.Late,
+	})
+	return int64(unsafe.Sizeof(eventRow{})) + int64(len(r.text)-text)
+}
+
+// All returns copies of the rows, for tests and inspection: their strings
+// are copied out of the batch, so they outlive it.
+func (r *EventRows) All() []Event {
+	out := make([]Event, len(r.rows))
+	for i := range r.rows {
+		e := &r.rows[i]
+		out[i] = Event{
+			EventID: r.copy(e.EventID), VisitorID: r.copy(e.VisitorID), CustomerID: r.copy(e.CustomerID),
+			SessionID: r.copy(e.SessionID), URL: r.copy(e.URL), Referrer: r.copy(e.Referrer),
+			Source: r.copy(e.Source), Medium: r.copy(e.Medium), Campaign: r.copy(e.Campaign),
+			Device: r.copy(e.Device), Country: r.copy(e.Country), OrderID: r.copy(e.OrderID),
+			Currency: r.copy(e.Currency), Plan: r.copy(e.Plan), Props: r.copy(e.Props), KafkaTopic: r.copy(e.KafkaTopic),
+			TsMs: e.TsMs, SessionStartMs: e.SessionStartMs, KafkaOffset: e.KafkaOffset, Amount: e.Amount,
+			KafkaPartition: e.KafkaPartition, Type: e.Type, Stage: e.Stage,
+			Rating: e.Rating, NPS: e.NPS, CSAT: e.CSAT, CES: e.CES, Trial: e.Trial, Late: e.Late,
+		}
+	}
+	return out
+}
+
+func (r *EventRows) copy(t Text) string { return strings.Clone(r.str(t)) }
+
 // EventsTable describes the events table.
-var EventsTable = Table[Event]{Name: "events", rows: func(b *Batch) *Rows[Event] { return &b.Events }, Columns: []Column[Event]{
-	Col("event_id", func(r *Event) string { return r.EventID }),
-	Col("ts", func(r *Event) int64 { return FloorDiv(r.TsMs, 1000) }),
-	Col("ts_ms", func(r *Event) uint64 { return uint64(r.TsMs) }),
-	Col("type", func(r *Event) int8 { return int8(r.Type) }),
-	Col("visitor_id", func(r *Event) string { return r.VisitorID }),
-	Col("customer_id", func(r *Event) string { return r.CustomerID }),
-	Col("session_id", func(r *Event) string { return r.SessionID }),
-	Col("stage", func(r *Event) int8 { return int8(r.Stage) }),
-	Col("url", func(r *Event) string { return r.URL }),
-	Col("referrer", func(r *Event) string { return r.Referrer }),
-	Col("source", func(r *Event) string { return r.Source }),
-	Col("medium", func(r *Event) string { return r.Medium }),
-	Col("campaign", func(r *Event) string { return r.Campaign }),
-	Col("device", func(r *Event) string { return r.Device }),
-	Col("country", func(r *Event) string { return r.Country }),
-	Col("order_id", func(r *Event) string { return r.OrderID }),
-	Col("amount", func(r *Event) schemas.Amount { return r.Amount }),
-	Col("currency", func(r *Event) string { return r.Currency }),
-	Col("rating", func(r *Event) OptionalInt8 { return OptionalInt8(r.Rating) }),
-	Col("nps", func(r *Event) OptionalInt8 { return OptionalInt8(r.NPS) }),
-	Col("csat", func(r *Event) OptionalInt8 { return OptionalInt8(r.CSAT) }),
-	Col("ces", func(r *Event) OptionalInt8 { return OptionalInt8(r.CES) }),
-	Col("trial", func(r *Event) uint8 { return b2u(r.Trial) }),
-	Col("plan", func(r *Event) string { return r.Plan }),
-	Col("session_start", func(r *Event) int64 { return FloorDiv(r.SessionStartMs, 1000) }),
-	Col("props", func(r *Event) string { return r.Props }),
-	Col("late", func(r *Event) uint8 { return b2u(r.Late) }),
-	Col("kafka_topic", func(r *Event) string { return r.KafkaTopic }),
-	Col("kafka_partition", func(r *Event) int32 { return r.KafkaPartition }),
-	Col("kafka_offset", func(r *Event) int64 { return r.KafkaOffset }),
+var EventsTable = Table[eventRow]{Name: "events", rows: func(b *Batch) *Rows[eventRow] { return &b.Events.Rows }, Columns: []Column[eventRow]{
+	TextCol("event_id", func(r *eventRow) Text { return r.EventID }),
+	Col("ts", func(r *eventRow) int64 { return FloorDiv(r.TsMs, 1000) }),
+	Col("ts_ms", func(r *eventRow) uint64 { return uint64(r.TsMs) }),
+	Col("type", func(r *eventRow) int8 { return int8(r.Type) }),
+	TextCol("visitor_id", func(r *eventRow) Text { return r.VisitorID }),
+	TextCol("customer_id", func(r *eventRow) Text { return r.CustomerID }),
+	TextCol("session_id", func(r *eventRow) Text { return r.SessionID }),
+	Col("stage", func(r *eventRow) int8 { return int8(r.Stage) }),
+	TextCol("url", func(r *eventRow) Text { return r.URL }),
+	TextCol("referrer", func(r *eventRow) Text { return r.Referrer }),
+	TextCol("source", func(r *eventRow) Text { return r.Source }),
+	TextCol("medium", func(r *eventRow) Text { return r.Medium }),
+	TextCol("campaign", func(r *eventRow) Text { return r.Campaign }),
+	TextCol("device", func(r *eventRow) Text { return r.Device }),
+	TextCol("country", func(r *eventRow) Text { return r.Country }),
+	TextCol("order_id", func(r *eventRow) Text { return r.OrderID }),
+	Col("amount", func(r *eventRow) schemas.Amount { return r.Amount }),
+	TextCol("currency", func(r *eventRow) Text { return r.Currency }),
+	Col("rating", func(r *eventRow) OptionalInt8 { return OptionalInt8(r.Rating) }),
+	Col("nps", func(r *eventRow) OptionalInt8 { return OptionalInt8(r.NPS) }),
+	Col("csat", func(r *eventRow) OptionalInt8 { return OptionalInt8(r.CSAT) }),
+	Col("ces", func(r *eventRow) OptionalInt8 { return OptionalInt8(r.CES) }),
+	Col("trial", func(r *eventRow) uint8 { return b2u(r.Trial) }),
+	TextCol("plan", func(r *eventRow) Text { return r.Plan }),
+	Col("session_start", func(r *eventRow) int64 { return FloorDiv(r.SessionStartMs, 1000) }),
+	TextCol("props", func(r *eventRow) Text { return r.Props }),
+	Col("late", func(r *eventRow) uint8 { return b2u(r.Late) }),
+	TextCol("kafka_topic", func(r *eventRow) Text { return r.KafkaTopic }),
+	Col("kafka_partition", func(r *eventRow) int32 { return r.KafkaPartition }),
+	Col("kafka_offset", func(r *eventRow) int64 { return r.KafkaOffset }),
 }}
 
 // Session is a row of the sessions table: one closed session.
