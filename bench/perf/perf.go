@@ -58,6 +58,7 @@ type Config struct {
 	Seed           int64           // generator seed
 	BatchRows      int             // --batch-rows of the measured runs
 	FlushInterval  time.Duration   // --flush-interval of the measured runs
+	MemoryLimit    string          // --memory-limit of the measured runs; "" for run's default
 	ProfileDir     string          // where each measured run writes its CPU profile (GROUP.pprof); "" for none
 	// Cluster, when set, is a ClickHouse cluster on which each measured run
 	// of funnelhouse is repeated (ClusterSystem), right after the one on the
@@ -276,6 +277,9 @@ func (b *bench) funnelhouse(ctx context.Context, t *target, group, cs, tx, dlq s
 		"--clickstream-topic", cs, "--transactions-topic", tx, "--dlq-topic", dlq, "--idle-advance", "200ms", "--metrics-addr", "",
 		"--batch-rows", strconv.Itoa(b.cfg.BatchRows), "--flush-interval", b.cfg.FlushInterval.String())
 	cmd.Args = append(cmd.Args, t.args...)
+	if b.cfg.MemoryLimit != "" {
+		cmd.Args = append(cmd.Args, "--memory-limit", b.cfg.MemoryLimit)
+	}
 	if b.cfg.ProfileDir != "" {
 		cmd.Args = append(cmd.Args, "--cpu-profile", filepath.Join(b.cfg.ProfileDir, group+".pprof"))
 	}

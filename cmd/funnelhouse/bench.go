@@ -49,6 +49,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.BatchRows, "batch-rows", 100_000, "--batch-rows of the measured funnelhouse run")
 	fs.StringVar(&cfg.ProfileDir, "profile", "", "write a CPU profile of each measured funnelhouse run to this `directory` (GROUP.pprof)")
 	durationVar(fs, &cfg.FlushInterval, "flush-interval", time.Second, "--flush-interval of the measured funnelhouse run")
+	fs.StringVar(&cfg.MemoryLimit, "memory-limit", "", "--memory-limit of the measured funnelhouse run (`bytes`, e.g. 512MiB; empty: run's default)")
 	var growth []string
 	fs.Var(listFlag{&growth}, "growth", "run the whole bench once per `size` in this list (events: 1000000, 5M, 20M) instead of --events,\n"+
 		"and print how records/s, CPU, memory and storage grow; --json gets every size's report")
