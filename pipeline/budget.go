@@ -33,7 +33,7 @@ func newBudget(limit int64) budget {
 		partitionRows: b / 64,
 		hotHeld:       clamp(b/64, 1<<20, 8<<20),
 		queued:        clamp(b/64, 1<<20, 32<<20),
-		fetchMax:      int32(clamp(b/16, 4<<20, 16<<20)),
+		fetchMax:      int32(clamp(b/128, 1<<20, 16<<20)),
 		coldRun:       int(clamp(b/256, 256<<10, coldRunBytes)),
 	}
 }
