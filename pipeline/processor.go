@@ -523,8 +523,9 @@ func (p *Processor) processEvent(h *held) {
 		p.appendEvent(h, "", 0, v.stage, Source(e), e.UTMMedium, e.UTMCampaign, false)
 		return
 	}
-	// The id's bytes are borrowed: the row copies them at once.
-	p.appendEvent(h, p.out.Text.String(s.id[:]), s.startMs, v.stage, p.symbols.name(s.source), p.symbols.name(s.medium), p.symbols.name(s.campaign), false)
+	// The id's bytes are borrowed, not copied into the batch's arena: the
+	// event row copies them into its text at once.
+	p.appendEvent(h, unsafe.String(&s.id[0], len(s.id)), s.startMs, v.stage, p.symbols.name(s.source), p.symbols.name(s.medium), p.symbols.name(s.campaign), false)
 }
 
 // overflows rejects an order whose amount would take the revenue of its

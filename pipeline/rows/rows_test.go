@@ -2,6 +2,7 @@ package rows
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -109,12 +110,7 @@ func TestValuesRange(t *testing.T) {
 		}
 		batches = append(batches, b)
 	}
-	col := -1
-	for i, name := range EventsTable.ColumnNames() {
-		if name == "kafka_offset" {
-			col = i
-		}
-	}
+	col := slices.Index(EventsTable.ColumnNames(), "kafka_offset")
 	var buf Buffers
 	for _, block := range []int{1, 2, 3, 4, 11, 20} {
 		var got []int64
