@@ -38,7 +38,7 @@ type Config struct {
 	// shorter replay after a crash.
 	CheckpointInterval time.Duration
 	ShutdownTimeout    time.Duration // give up writing the last rows after this
-	// MemoryLimit is the member's memory budget in bytes (0: none given).
+	// MemoryLimit is the member's memory budget in bytes (0: DefaultMemoryLimit).
 	// Buffered rows, decoded held events and fetched records are each
 	// bounded by a share of it (budget.go), in bytes: a record can carry
 	// 256 KiB. The Go GC's own limit is the caller's to set.

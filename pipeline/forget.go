@@ -260,7 +260,7 @@ func (p *Processor) reloadRows(state []rows.State) error {
 		}
 		switch f := r.Epoch >> forkShift; {
 		case f > fork:
-			return fmt.Errorf("visitor %q has state of a later owner (epoch %d, this owner's %d): the partition has moved", r.Key, r.Epoch, p.epoch)
+			return fmt.Errorf("visitor %q has state of a later owner (epoch %d, this owner's %d): %w", r.Key, r.Epoch, p.epoch, errPartitionMoved)
 		case f < fork:
 			continue // another owner's lineage: a settled row would have been claimed
 		}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -185,6 +186,11 @@ func TestFencedWriterCannotHideForgottenVisitor(t *testing.T) {
 		(&written{state: w.state}).keep(b)
 		if fenced.ForgetCounts().Reloaded == 0 {
 			t.Fatal("the fenced member loaded no forgotten visitor back: the test shows nothing")
+		}
+		// Once the owner has written its claims, the fenced member meets a
+		// later fork and stops, with the error its member exits on.
+		if err := fenced.Err(); ownerCutsFirst != errors.Is(err, errPartitionMoved) {
+			t.Errorf("owner cuts first %v: the fenced member's error is %v", ownerCutsFirst, err)
 		}
 		feed(owner, ownerRows, from, int64(len(records)))
 		owner.SetEnd(schemas.Clickstream, 0)

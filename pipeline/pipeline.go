@@ -241,7 +241,7 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		}
 	default:
 	}
-	if errors.Is(runErr, errPartitionsLost) {
+	if errors.Is(runErr, errPartitionsLost) || errors.Is(runErr, errPartitionMoved) {
 		// franz-go reports the loss before the group error that explains
 		// it (FENCED_INSTANCE_ID): give the error hook a moment.
 		for wait := time.Now().Add(2 * time.Second); pl.fatal.Load() == nil && time.Now().Before(wait); {
@@ -255,8 +255,27 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		runErr = pl.write(nil, true)
 	}
 	pl.stopOwners(nil)
-	cl.Close()
+	pl.closeClient(cl)
 	return runErr
+}
+
+// leaveTimeout bounds leaving the group at shutdown.
+const leaveTimeout = 10 * time.Second
+
+// closeClient leaves the group and closes the client, up to leaveTimeout.
+// franz-go's Close waits for a JoinGroup in flight, which the broker
+// holds until the rebalance completes or times out (a minute by
+// default): a member stopped mid-join would outlive its supervisor's
+// grace period. Everything processed is checkpointed by then, so the
+// member goes without; the group drops it after its session timeout.
+func (pl *Pipeline) closeClient(cl *kgo.Client) {
+	closed := make(chan struct{})
+	go func() { cl.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(leaveTimeout):
+		pl.log.Warn("leaving the consumer group takes too long (a join in flight waits for the rebalance): stopping without it", "waited", leaveTimeout)
+	}
 }
 
 // poll fetches records and hands them to partition owners.

@@ -128,7 +128,7 @@ func NewProcessor(group string, partition int32, topics [2]string, r Rules, now 
 		out:         rows.GetBatch(),
 		hotLimit:    hotHeldLimit,
 	}
-	p.limitMemory(newBudget(0))
+	p.limitMemory(newBudget(standaloneBudget))
 	p.stats.DeadLetters = map[schemas.Reason]uint64{}
 	p.stats.Partitions = 1
 	start := now()

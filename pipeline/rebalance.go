@@ -124,6 +124,10 @@ func (pl *Pipeline) onLost(_ context.Context, _ *kgo.Client, lost map[string][]i
 
 var (
 	errPartitionsLost = errors.New("partitions lost to another member while their checkpoint was being written")
+	// errPartitionMoved: ClickHouse holds state of a later owner of a
+	// partition this member still processes, before the group has told it
+	// of the move. Like a lost checkpoint, the member stops and restarts.
+	errPartitionMoved = errors.New("the partition has moved to another member")
 	errRevokeTimeout  = fmt.Errorf("the checkpoint of revoked partitions took longer than %s, near the rebalance timeout", revokeTimeout)
 )
 

@@ -35,7 +35,9 @@ type LiveConfig struct {
 	Partitions int             // of each run's topics
 	CHPIDFile  string          // pid file of the ClickHouse server, for its CPU seconds; "" for none
 	Seed       int64           // generator seed
-	Progress   io.Writer       // a line per sample
+	// MemoryLimit is the child's --memory-limit; "" for its default.
+	MemoryLimit string
+	Progress    io.Writer // a line per sample
 }
 
 // liveSampleEvery is the time between two samples of a run.
@@ -137,6 +139,9 @@ func (r *liveRun) start(ctx context.Context, cs, tx, dlq string) error {
 	r.cmd = exec.CommandContext(ctx, r.cfg.Bin, "run", "--brokers", strings.Join(r.brokers, ","), "--clickhouse", r.cfg.Endpoint.DSN,
 		"--group", group, "--clickstream-topic", cs, "--transactions-topic", tx, "--dlq-topic", dlq,
 		"--lateness", r.lateness.String(), "--metrics-addr", addr)
+	if r.cfg.MemoryLimit != "" {
+		r.cmd.Args = append(r.cmd.Args, "--memory-limit", r.cfg.MemoryLimit)
+	}
 	r.cmd.Env = childEnv(r.cfg.Endpoint)
 	r.stderr = &tailBuffer{max: 64 << 10}
 	r.cmd.Stderr = r.stderr

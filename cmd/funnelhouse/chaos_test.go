@@ -73,14 +73,16 @@ type chaosWorld struct {
 
 // revive restarts the members that exited on their own, as a process
 // supervisor (Kubernetes, systemd) would: a member exits non-zero when it
-// cannot continue safely, e.g. when its partitions were lost while their
-// checkpoint was being written.
+// cannot continue safely: when its partitions were lost while their
+// checkpoint was being written, or when a visitor it loads back has state
+// of the partition's next owner.
 func (w *chaosWorld) revive() {
 	for i, m := range w.members {
 		select {
 		case err := <-m.exited:
 			out, _ := os.ReadFile(m.log)
-			if bytes.Contains(out, []byte("panic:")) || !bytes.Contains(out, []byte("partitions lost to another member")) && !bytes.Contains(out, []byte("near the rebalance timeout")) {
+			if bytes.Contains(out, []byte("panic:")) || !bytes.Contains(out, []byte("partitions lost to another member")) &&
+				!bytes.Contains(out, []byte("moved to another member")) && !bytes.Contains(out, []byte("near the rebalance timeout")) {
 				w.rig.t.Errorf("member %d exited on its own, not for a lost or revoked checkpoint (%v):\n%s", i+1, err, tail(out, 6000))
 			}
 			w.rig.t.Logf("member %d exited on its own (%v); restarting it", i+1, err)

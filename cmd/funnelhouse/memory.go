@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+
+	"github.com/funnelhouse/funnelhouse/pipeline"
 )
 
 // The memory budget (--memory-limit). Without one, the Go GC lets the heap
@@ -23,8 +25,9 @@ import (
 func gcLimit(budget int64) int64 { return budget - max(budget/10, 48<<20) }
 
 // applyMemoryLimit sets the GC's limit from --memory-limit, else from the
-// cgroup's memory limit, unless GOMEMLIMIT is set (the runtime has applied
-// it). It returns the budget in bytes (0: none) and where it came from.
+// cgroup's memory limit, else from pipeline.DefaultMemoryLimit, unless
+// GOMEMLIMIT is set: the runtime has applied that one, and it is the
+// budget. It returns the budget in bytes and where it came from.
 func applyMemoryLimit(flagValue string) (int64, string, error) {
 	limit, source := int64(0), ""
 	switch {
@@ -35,9 +38,12 @@ func applyMemoryLimit(flagValue string) (int64, string, error) {
 		}
 		limit, source = n, "--memory-limit"
 	case os.Getenv("GOMEMLIMIT") != "":
-		return 0, "GOMEMLIMIT", nil
+		return debug.SetMemoryLimit(-1), "GOMEMLIMIT", nil
 	default:
 		limit, source = cgroupMemoryLimit("/sys/fs/cgroup"), "cgroup"
+		if limit == 0 {
+			limit, source = pipeline.DefaultMemoryLimit, "default"
+		}
 	}
 	if limit > 0 {
 		debug.SetMemoryLimit(gcLimit(limit))

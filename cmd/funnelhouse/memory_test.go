@@ -3,7 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strings"
 	"testing"
+
+	"github.com/funnelhouse/funnelhouse/pipeline"
 )
 
 func TestParseBytes(t *testing.T) {
@@ -41,5 +45,36 @@ func TestCgroupMemoryLimit(t *testing.T) {
 	}
 	if got := cgroupMemoryLimit(t.TempDir()); got != 0 {
 		t.Errorf("no cgroup files: %d, want 0", got)
+	}
+}
+
+// TestMemoryBudgetSources checks where the budget comes from and that the
+// GC's limit follows it.
+func TestMemoryBudgetSources(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+
+	t.Setenv("GOMEMLIMIT", "")
+	limit, source, err := applyMemoryLimit("768MiB")
+	if err != nil || limit != 768<<20 || source != "--memory-limit" || debug.SetMemoryLimit(-1) != gcLimit(768<<20) {
+		t.Errorf("--memory-limit 768MiB: budget %d from %q (%v), GC limit %d; want %d from the flag, GC limit %d",
+			limit, source, err, debug.SetMemoryLimit(-1), 768<<20, gcLimit(768<<20))
+	}
+	if _, _, err := applyMemoryLimit("lots"); err == nil || !strings.Contains(err.Error(), "--memory-limit") {
+		t.Errorf("--memory-limit lots: %v, want an error naming the flag", err)
+	}
+
+	limit, source, _ = applyMemoryLimit("")
+	switch {
+	case source == "cgroup" && limit > 0: // a container's limit wins over the default
+	case source != "default" || limit != pipeline.DefaultMemoryLimit || debug.SetMemoryLimit(-1) != gcLimit(pipeline.DefaultMemoryLimit):
+		t.Errorf("no flag, no cgroup limit: budget %d from %q, GC limit %d; want the default %d, GC limit %d",
+			limit, source, debug.SetMemoryLimit(-1), pipeline.DefaultMemoryLimit, gcLimit(pipeline.DefaultMemoryLimit))
+	}
+
+	debug.SetMemoryLimit(300 << 20) // as the runtime does from GOMEMLIMIT at start
+	t.Setenv("GOMEMLIMIT", "300MiB")
+	if limit, source, _ := applyMemoryLimit(""); limit != 300<<20 || source != "GOMEMLIMIT" {
+		t.Errorf("GOMEMLIMIT=300MiB: budget %d from %q, want %d from GOMEMLIMIT", limit, source, 300<<20)
 	}
 }
