@@ -83,7 +83,7 @@ func newMetrics(reg prometheus.Registerer, pl *Pipeline) (*metrics, error) {
 		func() float64 { return float64(pl.bufferedBytes.Load()) })
 	gaugeFunc(opts("fetch_paused", "1 while fetching waits for buffered rows to drain (rows or bytes over their bound), else 0."),
 		func() float64 { return map[bool]float64{true: 1}[pl.fetchPaused.Load()] })
-	gaugeFunc(opts("memory_budget_bytes", "The memory budget: --memory-limit, GOMEMLIMIT, the cgroup limit, or 512 MiB by default."),
+	gaugeFunc(opts("memory_budget_bytes", "The memory budget: --memory-limit, GOMEMLIMIT, the cgroup limit, or 1 GiB by default."),
 		func() float64 { return float64(pl.budget.limit) })
 	gaugeFunc(prometheus.Opts{Namespace: "funnelhouse", Name: "ready", Help: "1 while /readyz answers ready (partitions assigned, ClickHouse healthy, no fatal error), else 0."},
 		func() float64 { return map[bool]float64{true: 1}[pl.Ready()] })
