@@ -241,7 +241,7 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		}
 	default:
 	}
-	if errors.Is(runErr, errPartitionsLost) || errors.Is(runErr, errPartitionMoved) {
+	if errors.Is(runErr, errPartitionsLost) {
 		// franz-go reports the loss before the group error that explains
 		// it (FENCED_INSTANCE_ID): give the error hook a moment.
 		for wait := time.Now().Add(2 * time.Second); pl.fatal.Load() == nil && time.Now().Before(wait); {
