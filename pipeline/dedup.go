@@ -21,9 +21,8 @@ import (
 // hundreds), and 15-29 bytes per live id (TestDedupMemoryOnLiveTraffic):
 // at 20,000 events/s, about 1.2 GB of ids once 40 minutes of them are
 // live. An id whose span has already expired is not remembered. A 64-bit
-// hash collision within the window would drop
-// an event as a duplicate: about 1 in 10^8 for a million ids in the
-// window.
+// hash collision within the window would drop an event as a duplicate:
+// about 1 in 10^8 for a million ids in the window.
 //
 // The ids are not checkpointed: a restore re-reads each input from the
 // smallest offset of its live ids (replayFrom) and adds them again, which

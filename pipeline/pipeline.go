@@ -266,8 +266,9 @@ const leaveTimeout = 10 * time.Second
 // franz-go's Close waits for a JoinGroup in flight, which the broker
 // holds until the rebalance completes or times out (a minute by
 // default): a member stopped mid-join would outlive its supervisor's
-// grace period. Everything processed is checkpointed by then, so the
-// member goes without; the group drops it after its session timeout.
+// grace period. The final checkpoint, if the member stops cleanly, is
+// written by then, so it goes without; the group drops it after its
+// session timeout.
 func (pl *Pipeline) closeClient(cl *kgo.Client) {
 	closed := make(chan struct{})
 	go func() { cl.Close(); close(closed) }()

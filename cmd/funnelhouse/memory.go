@@ -45,9 +45,7 @@ func applyMemoryLimit(flagValue string) (int64, string, error) {
 			limit, source = pipeline.DefaultMemoryLimit, "default"
 		}
 	}
-	if limit > 0 {
-		debug.SetMemoryLimit(gcLimit(limit))
-	}
+	debug.SetMemoryLimit(gcLimit(limit)) // every source above gives a budget > 0
 	return limit, source, nil
 }
 
