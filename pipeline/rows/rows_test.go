@@ -3,6 +3,7 @@ package rows
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +126,61 @@ func TestValuesRange(t *testing.T) {
 				t.Fatalf("blocks of %d: value %d is %d", block, i, v)
 			}
 		}
+	}
+}
+
+// stringSink is a rows.StringColumn that records what it is given.
+type stringSink struct {
+	rows, bytes int
+	got         []string
+}
+
+func (s *stringSink) Grow(rows, bytes int) { s.rows, s.bytes = s.rows+rows, s.bytes+bytes }
+func (s *stringSink) Append(v string)      { s.got = append(s.got, v) }
+
+// TestAppendTexts checks that the string columns appended range by range
+// across batches give the strings ValuesRange gives, announced exactly by
+// Grow, for a text column of event rows and a string column of sessions;
+// and that a column without a destination is left alone.
+func TestAppendTexts(t *testing.T) {
+	var batches []*Batch
+	var urls, ids []string
+	for i, n := range []int{3, 0, 1, 5, 2} {
+		b := new(Batch)
+		for j := range n {
+			url := strings.Repeat("u", i+j) // "" first: an empty string still takes a row
+			b.Events.Append(&Event{URL: url, EventID: "e"})
+			b.Sessions.Append(&Session{SessionID: url + "s"})
+			urls, ids = append(urls, url), append(ids, url+"s")
+		}
+		batches = append(batches, b)
+	}
+	check := func(table AnyTable, column string, want []string) {
+		t.Helper()
+		col := slices.Index(table.ColumnNames(), column)
+		if !table.IsText(col) {
+			t.Fatalf("%s.%s is not a string column", table.TableName(), column)
+		}
+		for _, block := range []int{1, 2, 4, 11} {
+			var dst stringSink
+			dsts := make([]StringColumn, len(table.ColumnNames()))
+			dsts[col] = &dst
+			for from := 0; from < len(want); from += block {
+				table.AppendTexts(batches, from, from+block, dsts)
+			}
+			bytes := 0
+			for _, s := range want {
+				bytes += len(s)
+			}
+			if !slices.Equal(dst.got, want) || dst.rows != len(want) || dst.bytes != bytes {
+				t.Fatalf("%s.%s in blocks of %d: got %q (grown by %d rows, %d bytes), want %q (%d bytes)",
+					table.TableName(), column, block, dst.got, dst.rows, dst.bytes, want, bytes)
+			}
+		}
+	}
+	check(&EventsTable, "url", urls)
+	check(&SessionsTable, "session_id", ids)
+	if EventsTable.IsText(slices.Index(EventsTable.ColumnNames(), "kafka_offset")) {
+		t.Fatal("kafka_offset is taken as a string column")
 	}
 }

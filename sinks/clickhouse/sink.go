@@ -16,6 +16,7 @@ import (
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
@@ -337,7 +338,6 @@ func rowCount(t rows.AnyTable, batches []*rows.Batch) int {
 }
 
 func (s *Sink) insert(ctx context.Context, t rows.AnyTable, batches []*rows.Batch) error {
-	columns := t.ColumnNames()
 	if s.distributed {
 		ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_distributed_sync": 1}))
 	}
@@ -346,6 +346,8 @@ func (s *Sink) insert(ctx context.Context, t rows.AnyTable, batches []*rows.Batc
 		return err
 	}
 	defer batch.Abort()
+	cols := batch.Columns() // the same columns for every block: Flush resets them
+	texts := textColumns(cols, t)
 	n, block := rowCount(t, batches), insertBlockRows
 	if t.TableName() == rows.StateTable.Name {
 		block = n // all or nothing: see insertBlockRows
@@ -356,13 +358,8 @@ func (s *Sink) insert(ctx context.Context, t rows.AnyTable, batches []*rows.Batc
 				return err
 			}
 		}
-		for i, name := range columns {
-			// The driver copies the values into its own column buffers, so
-			// s.buf is free again for the next column.
-			v := t.ValuesRange(i, batches, from, from+block, &s.buf)
-			if err := batch.Column(i).Append(driverValues(v)); err != nil {
-				return fmt.Errorf("column %s: %w", name, err)
-			}
+		if err := fillBlock(cols, texts, t, batches, from, from+block, &s.buf); err != nil {
+			return err
 		}
 	}
 	s.hook("during-insert:" + t.TableName())
@@ -371,6 +368,36 @@ func (s *Sink) insert(ctx context.Context, t rows.AnyTable, batches []*rows.Batc
 	}
 	s.hook("after-insert:" + t.TableName())
 	return nil
+}
+
+// fillBlock appends t's rows from..to of the batches to the driver's
+// columns cols: text straight into their buffers (stringsOf, texts[i] for
+// column i, nil for the others), the other values as a slice of each
+// column's type, which the driver copies, so that buf is free again for
+// the next column.
+func fillBlock(cols []column.Interface, texts []rows.StringColumn, t rows.AnyTable, batches []*rows.Batch, from, to int, buf *rows.Buffers) error {
+	t.AppendTexts(batches, from, to, texts)
+	for i, c := range cols {
+		if texts[i] != nil {
+			continue
+		}
+		if _, err := c.Append(driverValues(t.ValuesRange(i, batches, from, to, buf))); err != nil {
+			return fmt.Errorf("column %s: %w", c.Name(), err)
+		}
+	}
+	return nil
+}
+
+// textColumns are the ch-go buffers of cols that AppendTexts can fill: a
+// text column of t whose driver column is a String (stringsOf).
+func textColumns(cols []column.Interface, t rows.AnyTable) []rows.StringColumn {
+	texts := make([]rows.StringColumn, len(cols))
+	for i, c := range cols {
+		if str, ok := stringsOf(c); ok && t.IsText(i) {
+			texts[i] = str
+		}
+	}
+	return texts
 }
 
 // insertBlockRows is the most rows the driver holds for one insert of
