@@ -63,7 +63,7 @@ func TextCol[R any](name string, get func(*R) Text) Column[R] {
 	}}
 }
 
-// StringColumn receives a text column's strings, such as a driver's
+// StringColumn receives a string column's strings, such as a driver's
 // column buffer: Grow once with the rows and bytes to come, then Append
 // each string in order.
 type StringColumn interface {
@@ -152,7 +152,8 @@ type AnyTable interface {
 	// AppendTexts fills.
 	IsText(i int) bool
 	// AppendTexts appends each string column i of the rows from..to to
-	// dst[i] where that is not nil, in one pass over the rows.
+	// dst[i] where that is not nil, in two passes over the rows for all
+	// of them.
 	AppendTexts(batches []*Batch, from, to int, dst []StringColumn)
 	reset(b *Batch)
 }
