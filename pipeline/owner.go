@@ -257,7 +257,7 @@ func recordBytes(r *kgo.Record) int64 { return int64(len(r.Key) + len(r.Value)) 
 // Giving up after --idle-advance even with records unread fed the whole
 // transactions topic days ahead of the clickstream whenever a fetch of
 // the clickstream lagged (the bench runs with 200 ms), and holding them
-// cost 15 % of the process's CPU at 5M events (bench/RESULTS.md).
+// cost a quarter of the process's CPU at 5M events (bench/RESULTS.md).
 func (o *owner) waitFor(t int, now time.Time) bool {
 	end := o.ends[t].Load()
 	if end < 0 {
