@@ -186,7 +186,9 @@ func (b *bench) clusterTargets(ctx context.Context) ([]*target, error) {
 			if t.servers, err = clusterServers(c.Dir); err != nil {
 				return nil, err
 			}
+			t.servers.broker = b.brokerPID
 		} else {
+			t.servers.broker = b.brokerPID
 			t.note += "; no --cluster-dir: the cluster's CPU is not measured"
 		}
 		out = append(out, t)

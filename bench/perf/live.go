@@ -200,7 +200,7 @@ func (r *liveRun) measure(ctx context.Context, p *liveProducer, lat *liveLatency
 	res := &LiveResult{Rate: r.rate, Lateness: shortDuration(r.lateness), LatenessS: r.lateness.Seconds(),
 		DurationS: r.cfg.Duration.Seconds(), Partitions: r.cfg.Partitions}
 	pid := r.cmd.Process.Pid
-	base := sampleBase{start: time.Now(), cpu: cpuSeconds(pid), marks: markCPU(r.chPID)}
+	base := sampleBase{start: time.Now(), cpu: cpuSeconds(pid), marks: beginCPU(r.chPID)}
 	done := make(chan error, 1)
 	go func() { done <- p.run(ctx) }()
 	sampleT := time.NewTicker(liveSampleEvery)

@@ -37,7 +37,6 @@ import (
 	"github.com/funnelhouse/funnelhouse/bench/progress"
 	"github.com/funnelhouse/funnelhouse/bench/traffic"
 	"github.com/funnelhouse/funnelhouse/bench/verify"
-	"github.com/funnelhouse/funnelhouse/deploy/kafka"
 	chsink "github.com/funnelhouse/funnelhouse/sinks/clickhouse"
 )
 
@@ -80,9 +79,18 @@ type target struct {
 // bench is one Run's world: the embedded broker and what every
 // measurement shares.
 type bench struct {
-	cfg     Config
-	brokers []string
-	chPID   int
+	cfg       Config
+	brokers   []string
+	chPID     int
+	brokerPID int
+}
+
+// servers are the single ClickHouse server and the broker, whose CPU is
+// reported beside the measured process.
+func (b *bench) servers() servers {
+	s := oneServer(b.chPID)
+	s.broker = b.brokerPID
+	return s
 }
 
 // Run produces cfg.Events generated events once (no malformed records:
@@ -96,12 +104,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	cs, tx, dlq := "bench.clickstream", "bench.transactions", "bench.dlq"
-	broker, err := kafka.Start(ctx, kafka.Config{Listen: "127.0.0.1:0", Partitions: cfg.Partitions, Topics: []string{cs, tx, dlq, "live.clickstream", "live.transactions", "live.dlq"}})
+	broker, err := startBroker(ctx, cfg.Bin, cfg.Partitions, []string{cs, tx, dlq, "live.clickstream", "live.transactions", "live.dlq"})
 	if err != nil {
 		return nil, err
 	}
 	defer broker.Close()
-	b := &bench{cfg: cfg, brokers: broker.Addrs(), chPID: readPID(cfg.CHPIDFile)}
+	b := &bench{cfg: cfg, brokers: broker.Addrs(), chPID: readPID(cfg.CHPIDFile), brokerPID: broker.Pid}
 
 	tc := traffic.Config{Seed: cfg.Seed, Events: cfg.Events}.WithDefaults()
 	tc.BadRate = 0
@@ -117,7 +125,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// funnelhouse, cfg.Runs times from a cold start; with a cluster, each
 	// run on the single server is followed by one on the cluster, so that
 	// both see the same load of this shared machine.
-	targets := []*target{{system: "funnelhouse", endpoint: cfg.Endpoint, servers: oneServer(b.chPID),
+	targets := []*target{{system: "funnelhouse", endpoint: cfg.Endpoint, servers: b.servers(),
 		reset: func(ctx context.Context) error { return e2e.ResetDatabase(ctx, cfg.Endpoint, os.Stdout) },
 		note:  "sessionises, attributes, writes events, sessions, transitions, state; verified exact"}}
 	if cfg.Cluster != nil {
@@ -225,12 +233,13 @@ type runMeasure struct {
 // median CPU of each process.
 func (t *target) result(runs []runMeasure, records, events, rows int64) *Result {
 	r := &Result{System: t.system, Runs: len(runs), Records: records, Rows: rows, Note: t.note, Cluster: t.cluster}
-	var rss, cpu, chCPU, zkCPU, benchCPU []float64
+	var rss, cpu, chCPU, zkCPU, brokerCPU, benchCPU []float64
 	perServer := make([][]float64, len(t.servers.names))
 	for _, m := range runs {
 		r.Seconds = append(r.Seconds, m.seconds)
 		rss, cpu = append(rss, m.rssMiB), append(cpu, m.cpu)
-		chCPU, zkCPU, benchCPU = append(chCPU, m.used.clickhouse), append(zkCPU, m.used.zookeeper), append(benchCPU, m.used.self)
+		chCPU, zkCPU = append(chCPU, m.used.clickhouse), append(zkCPU, m.used.zookeeper)
+		brokerCPU, benchCPU = append(brokerCPU, m.used.broker), append(benchCPU, m.used.self)
 		for i, c := range m.used.perServer {
 			perServer[i] = append(perServer[i], c)
 		}
@@ -240,6 +249,7 @@ func (t *target) result(runs []runMeasure, records, events, rows int64) *Result 
 	r.EventsPerSec = float64(events) / r.MedianSeconds
 	r.PeakRSSMiB = slices.Max(rss)
 	r.CPUSecPerMEv = perMillion(median(cpu), records)
+	r.BrokerCPUSecPerMEv = perMillion(median(brokerCPU), records)
 	r.BenchCPUSecPerMEv = perMillion(median(benchCPU), records)
 	r.CHCPUSecPerMEv = perMillion(median(chCPU), records) // 0 without the servers' pids
 	r.ZooKeeperCPUSecPerMEv = perMillion(median(zkCPU), records)
@@ -271,7 +281,7 @@ func (b *bench) funnelhouse(ctx context.Context, t *target, group, cs, tx, dlq s
 		return m, err
 	}
 	defer w.Close()
-	before := t.servers.mark()
+	before := t.servers.begin()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, b.cfg.Bin, "run", "--brokers", strings.Join(brokers, ","), "--clickhouse", e.DSN, "--group", group,
 		"--clickstream-topic", cs, "--transactions-topic", tx, "--dlq-topic", dlq, "--idle-advance", "200ms", "--metrics-addr", "",
@@ -353,7 +363,7 @@ func lastLines(s string, n int) string {
 // naive measures peer (b), bench/naive, as a child process (`funnelhouse
 // naive-peer`) so that its CPU and memory are its own.
 func (b *bench) naive(ctx context.Context, cs, tx string, expect *verify.Expectation) (*Result, error) {
-	e, brokers, chPID := b.cfg.Endpoint, b.brokers, b.chPID
+	e, brokers := b.cfg.Endpoint, b.brokers
 	conn, db, err := chsink.Connect(ctx, e)
 	if err != nil {
 		return nil, err
@@ -364,7 +374,7 @@ func (b *bench) naive(ctx context.Context, cs, tx string, expect *verify.Expecta
 		return nil, err
 	}
 	base := e.DSN[:strings.LastIndex(e.DSN, "/")]
-	before := markCPU(chPID)
+	before := b.servers().begin()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, b.cfg.Bin, "naive-peer", "--brokers", strings.Join(brokers, ","), "--clickhouse", base+"/"+pdb,
 		"--group", fmt.Sprintf("naive-%d", time.Now().UnixNano()), "--clickstream-topic", cs, "--transactions-topic", tx,
@@ -397,10 +407,10 @@ func (b *bench) naive(ctx context.Context, cs, tx string, expect *verify.Expecta
 		}
 	}
 	secs := time.Since(start).Seconds()
-	used := before.since(oneServer(chPID))
+	used := before.since(b.servers())
 	r := &Result{System: "naive", Runs: 1, Records: expect.Records, Seconds: []float64{secs}, MedianSeconds: secs,
 		RecordsPerSec: float64(expect.Records) / secs, PeakRSSMiB: float64(rss) / (1 << 20), CPUSecPerMEv: perMillion(cpu, expect.Records),
-		CHCPUSecPerMEv: perMillion(used.clickhouse, expect.Records), BenchCPUSecPerMEv: perMillion(used.self, expect.Records),
+		CHCPUSecPerMEv: perMillion(used.clickhouse, expect.Records), BrokerCPUSecPerMEv: perMillion(used.broker, expect.Records), BenchCPUSecPerMEv: perMillion(used.self, expect.Records),
 		Note: "bench/naive: encoding/json, a map per partition, row-by-row batch.Append"}
 	return r, nil
 }
@@ -417,7 +427,7 @@ func (b *bench) kafkaEngine(ctx context.Context, cs, tx string, expect *verify.E
 	if err != nil {
 		return nil, err
 	}
-	before := markCPU(b.chPID)
+	before := b.servers().begin()
 	start := time.Now()
 	if err := peer.Start(ctx); err != nil {
 		return nil, err
@@ -427,12 +437,12 @@ func (b *bench) kafkaEngine(ctx context.Context, cs, tx string, expect *verify.E
 		return nil, err
 	}
 	secs := time.Since(start).Seconds()
-	used := before.since(oneServer(b.chPID))
+	used := before.since(b.servers())
 	if err := peer.Drop(ctx); err != nil {
 		return nil, err
 	}
 	r := &Result{System: "kafka-engine", Runs: 1, Records: expect.Records, Rows: int64(n), Seconds: []float64{secs}, MedianSeconds: secs,
-		RecordsPerSec: float64(n) / secs, CHCPUSecPerMEv: perMillion(used.clickhouse, int64(n)), BenchCPUSecPerMEv: perMillion(used.self, int64(n)),
+		RecordsPerSec: float64(n) / secs, CHCPUSecPerMEv: perMillion(used.clickhouse, int64(n)), BrokerCPUSecPerMEv: perMillion(used.broker, int64(n)), BenchCPUSecPerMEv: perMillion(used.self, int64(n)),
 		Note: "ClickHouse Kafka engine + materialised view, raw ingest, kafka_num_consumers = 1"}
 	if int64(n) != expect.Records {
 		r.Note += fmt.Sprintf("; %d rows for %d records", n, expect.Records)

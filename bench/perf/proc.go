@@ -3,6 +3,7 @@ package perf
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,11 +34,11 @@ func readPID(file string) int {
 
 // cpuMark is the CPU seconds used so far by ClickHouse (0 without its pid;
 // the sum over the servers of a cluster, each also in perServer), by
-// ZooKeeper (a cluster's; 0 without) and by this process, which hosts the
-// embedded broker.
+// ZooKeeper (a cluster's; 0 without), by the broker (0 without its pid)
+// and by this process, the harness.
 type cpuMark struct {
-	clickhouse, zookeeper, self float64
-	perServer                   []float64 // in the order of servers.clickhouse
+	clickhouse, zookeeper, broker, self float64
+	perServer                           []float64 // in the order of servers.clickhouse
 }
 
 // servers are the processes of the ClickHouse a measurement writes to,
@@ -46,6 +47,7 @@ type servers struct {
 	clickhouse []int // pid of each server; none, or 0: not measured
 	names      []string
 	zookeeper  int // a cluster's ZooKeeper; 0 for none
+	broker     int // the broker's; 0 for none
 }
 
 // oneServer is a single ClickHouse server by pid (0: not measured).
@@ -53,8 +55,17 @@ func oneServer(pid int) servers {
 	return servers{clickhouse: []int{pid}, names: []string{"clickhouse"}}
 }
 
+// begin marks the start of a measured window, once this process's own
+// garbage collection has settled: the harness holds the expected
+// computation (GBs at 5M events), and a collection still marking it would
+// take the measured system's cores.
+func (s servers) begin() cpuMark {
+	runtime.GC()
+	return s.mark()
+}
+
 func (s servers) mark() cpuMark {
-	m := cpuMark{zookeeper: cpuSeconds(s.zookeeper), self: cpuSeconds(os.Getpid())}
+	m := cpuMark{zookeeper: cpuSeconds(s.zookeeper), broker: cpuSeconds(s.broker), self: cpuSeconds(os.Getpid())}
 	for _, pid := range s.clickhouse {
 		c := cpuSeconds(pid)
 		m.clickhouse += c
@@ -66,14 +77,15 @@ func (s servers) mark() cpuMark {
 // since is the CPU used from m until now.
 func (m cpuMark) since(s servers) cpuMark {
 	now := s.mark()
-	d := cpuMark{clickhouse: now.clickhouse - m.clickhouse, zookeeper: now.zookeeper - m.zookeeper, self: now.self - m.self}
+	d := cpuMark{clickhouse: now.clickhouse - m.clickhouse, zookeeper: now.zookeeper - m.zookeeper, broker: now.broker - m.broker, self: now.self - m.self}
 	for i := range now.perServer {
 		d.perServer = append(d.perServer, now.perServer[i]-m.perServer[i])
 	}
 	return d
 }
 
-func markCPU(chPID int) cpuMark { return oneServer(chPID).mark() }
+// beginCPU is begin for a single server by pid.
+func beginCPU(chPID int) cpuMark { return oneServer(chPID).begin() }
 
 // perMillion turns seconds over n records into seconds per million records.
 func perMillion(seconds float64, n int64) float64 { return seconds / float64(n) * 1e6 }

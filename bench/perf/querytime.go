@@ -40,7 +40,7 @@ type ViewCheck struct {
 func timeDashboard(ctx context.Context, conn driver.Conn, db string, chPID int) (*Dashboard, error) {
 	perView := map[string][]float64{}
 	var sums []float64
-	before := markCPU(chPID)
+	before := beginCPU(chPID)
 	for range DashboardRounds {
 		sum := 0.0
 		for _, view := range querytime.Views {
@@ -115,13 +115,13 @@ func (b *bench) queryTime(ctx context.Context, cs, tx string, expect *verify.Exp
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}()
-	before := markCPU(b.chPID)
+	before := b.servers().begin()
 	start := time.Now()
 	if err := peer.Start(ctx); err != nil {
 		return nil, err
 	}
 	var lastRow cpuMark // CPU when the last row came: a stall's wait is not ingest
-	n, err := waitIngest(ctx, "query-time", expect.Records, peer.Rows, func() { lastRow = markCPU(b.chPID) })
+	n, err := waitIngest(ctx, "query-time", expect.Records, peer.Rows, func() { lastRow = b.servers().mark() })
 	var stalled *stalledError
 	if errors.As(err, &stalled) {
 		// Measured anyway, up to its last row: the views are then compared
@@ -141,14 +141,14 @@ func (b *bench) queryTime(ctx context.Context, cs, tx string, expect *verify.Exp
 	if err != nil {
 		return nil, err
 	}
-	end, used := time.Now(), before.since(oneServer(b.chPID))
+	end, used := time.Now(), before.since(b.servers())
 	if stalled != nil {
 		end = stalled.last
 		used = cpuMark{clickhouse: lastRow.clickhouse - before.clickhouse, self: lastRow.self - before.self}
 	}
 	secs := end.Sub(start).Seconds()
 	r = &Result{System: "query-time", Runs: 1, Records: expect.Records, Rows: int64(n), Seconds: []float64{secs}, MedianSeconds: secs,
-		RecordsPerSec: float64(n) / secs, CHCPUSecPerMEv: perMillion(used.clickhouse, int64(n)), BenchCPUSecPerMEv: perMillion(used.self, int64(n)),
+		RecordsPerSec: float64(n) / secs, CHCPUSecPerMEv: perMillion(used.clickhouse, int64(n)), BrokerCPUSecPerMEv: perMillion(used.broker, int64(n)), BenchCPUSecPerMEv: perMillion(used.self, int64(n)),
 		Note: "Kafka engine (TabSeparated, one String per record) + materialised views extracting typed columns into one MergeTree; the four core views computed at query time"}
 	if int64(n) != expect.Records {
 		r.Note += fmt.Sprintf("; %d rows for %d records", n, expect.Records)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +45,13 @@ func TestBenchShort(t *testing.T) {
 	for _, name := range []string{"funnelhouse", "kafka-engine", "naive", "query-time"} {
 		if r := systems[name]; r == nil || r.RecordsPerSec <= 0 {
 			t.Errorf("no result for %s: %+v", name, r)
+		}
+	}
+	// The broker runs as a process of its own, so that its CPU is its own
+	// and in the total, and the harness's is not.
+	if r := systems["funnelhouse"]; r != nil {
+		if want := r.CPUSecPerMEv + r.CHCPUSecPerMEv + r.BrokerCPUSecPerMEv; r.BrokerCPUSecPerMEv <= 0 || math.Abs(r.TotalCPUSecPerMEv-want) > 1e-9 {
+			t.Errorf("funnelhouse: broker %v CPU-s/M, total %v; want a broker's CPU, and the total %v with it", r.BrokerCPUSecPerMEv, r.TotalCPUSecPerMEv, want)
 		}
 	}
 	for _, name := range []string{"funnelhouse", "query-time"} {
