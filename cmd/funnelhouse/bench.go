@@ -20,7 +20,8 @@ import (
 )
 
 func benchCmd(ctx context.Context, args []string) error {
-	fs := newFlagSet("bench", "End-to-end events per second, verified. On the embedded broker and the ClickHouse of --clickhouse:\n"+
+	fs := newFlagSet("bench", "End-to-end events per second, verified. On the embedded broker (a `funnelhouse broker` child, whose CPU\n"+
+		"is counted as the broker's) and the ClickHouse of --clickhouse:\n"+
 		"produce --events generated events once, then run `funnelhouse run` (a child process) from a cold start until\n"+
 		"drained, --runs times, each on a fresh database, checking every view against the expected computation;\n"+
 		"time every view on the last run's database (all rows read, median of 5 after a warm-up: view_query_ms);\n"+
