@@ -69,7 +69,7 @@ func (p *Processor) Cut() (*rows.Batch, Offsets) {
 	}
 	p.out.State.Append(&rows.State{Group: p.group, Partition: p.partition, Kind: rows.StateCheckpoint, Epoch: p.epoch, Data: string(data)})
 	b := p.out
-	p.out, p.outBytes = rows.GetBatch(), 0
+	p.out, p.outBytes = rows.GetBatchLike(b), 0
 	return b, Offsets{p.inputs[0].next, p.inputs[1].next}
 }
 
@@ -79,7 +79,7 @@ func (p *Processor) Cut() (*rows.Batch, Offsets) {
 // returned batch.
 func (p *Processor) Flush() *rows.Batch {
 	b := p.out
-	p.out, p.outBytes = rows.GetBatch(), 0
+	p.out, p.outBytes = rows.GetBatchLike(b), 0
 	return b
 }
 

@@ -9,6 +9,7 @@ package rows
 
 import (
 	"math"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 
@@ -60,6 +61,20 @@ func GetBatch() *Batch {
 	default:
 		return new(Batch)
 	}
+}
+
+// GetBatchLike returns an empty batch (GetBatch) with room for as many
+// events, sessions and transitions, and their text, as prev holds: a
+// partition's flushes are alike, and rows grown from empty by doubling are
+// copied about once more and leave as much again for the GC (4.8 % of a
+// member's CPU at 5M events was growslice under the row appends, with
+// fewer empty batches kept than a flush gives back).
+func GetBatchLike(prev *Batch) *Batch {
+	b := GetBatch()
+	b.Events.reserve(&prev.Events.Rows)
+	b.Sessions.reserve(&prev.Sessions)
+	b.Transitions.reserve(&prev.Transitions)
+	return b
 }
 
 // PutBatch gives a batch back once it is written; the caller must not use
@@ -134,6 +149,13 @@ func (r *Rows[R]) str(t Text) string {
 
 // Append adds a copy of row.
 func (r *Rows[R]) Append(row *R) { r.rows = append(r.rows, *row) }
+
+// reserve makes room in the empty r for as many rows and as much text as
+// like holds.
+func (r *Rows[R]) reserve(like *Rows[R]) {
+	r.rows = slices.Grow(r.rows[:0], len(like.rows))
+	r.text = slices.Grow(r.text[:0], len(like.text))
+}
 
 func (r *Rows[R]) capBytes() int64 {
 	var row R

@@ -91,6 +91,34 @@ func TestPutBatch(t *testing.T) {
 	}
 }
 
+// A batch got like another has room for its rows and text, so that the
+// appends of the next flush do not grow it from empty.
+func TestGetBatchLike(t *testing.T) {
+	var prev Batch
+	for i := range 1000 {
+		prev.Events.Append(&Event{EventID: strings.Repeat("e", i%40), URL: "https://example.com/p"})
+		prev.Sessions.Append(&Session{SessionID: "s", EntryURL: "https://example.com/"})
+	}
+	prev.Transitions.Append(&Transition{VisitorID: "v1"})
+	b := GetBatchLike(&prev)
+	if b.Rows() != 0 {
+		t.Fatalf("%d rows in a new batch", b.Rows())
+	}
+	for _, c := range []struct {
+		name               string
+		rows, text         int
+		wantRows, wantText int
+	}{
+		{"events", cap(b.Events.rows), cap(b.Events.text), len(prev.Events.rows), len(prev.Events.text)},
+		{"sessions", cap(b.Sessions.rows), cap(b.Sessions.text), len(prev.Sessions.rows), len(prev.Sessions.text)},
+		{"transitions", cap(b.Transitions.rows), cap(b.Transitions.text), len(prev.Transitions.rows), len(prev.Transitions.text)},
+	} {
+		if c.rows < c.wantRows || c.text < c.wantText {
+			t.Errorf("%s: room for %d rows and %d bytes of text, want %d and %d", c.name, c.rows, c.text, c.wantRows, c.wantText)
+		}
+	}
+}
+
 func TestStageNames(t *testing.T) {
 	if StageNone.String() != "" || StageAwareness.String() != "awareness" || StageReactivated.String() != "reactivated" || NumStages != 8 {
 		t.Errorf("stage names: %q %q %q, %d stages", StageNone, StageAwareness, StageReactivated, NumStages)
