@@ -3,16 +3,15 @@
 // each run verified exact (bench/verify), the query time of every view BI
 // tools read on the last run's database (views.go), append-to-visible
 // latency on live traffic, peak RSS and CPU seconds per million records
-// (of the measured process, of ClickHouse and of the bench process that
-// hosts the broker),
-// and the same records through the peers: ClickHouse's Kafka engine
+// (of the measured process, of ClickHouse and of the broker; the
+// harness's own apart), and the same records through the peers: ClickHouse's Kafka engine
 // (bench/kafkaengine), bench/naive, and the same views computed at query
 // time (bench/querytime), whose dashboard is timed beside funnelhouse's.
 // With a ClickHouse cluster (Config.Cluster), each measured run of
 // funnelhouse is repeated on the cluster, whose CPU is the sum over its
 // servers, ZooKeeper's reported apart.
-// funnelhouse and the naive peer run as child processes of the funnelhouse
-// binary, so that their CPU and memory are their own.
+// The broker, funnelhouse and the naive peer run as child processes of the
+// funnelhouse binary, so that their CPU and memory are their own.
 package perf
 
 import (
@@ -46,7 +45,7 @@ var Peers = []string{"kafka-engine", "naive", "query-time"}
 // Config says what Run measures; bench's flags fill it.
 type Config struct {
 	Endpoint       chsink.Endpoint // each measured run drops and re-creates its database
-	Bin            string          // the funnelhouse binary, started as `run` and `naive-peer`
+	Bin            string          // the funnelhouse binary, started as `broker`, `run` and `naive-peer`
 	Events         int             // approximate number of generated events
 	Runs           int             // measured runs of funnelhouse; the median is reported
 	Partitions     int             // of the topics
