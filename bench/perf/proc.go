@@ -75,11 +75,13 @@ func (s servers) mark() cpuMark {
 }
 
 // since is the CPU used from m until now.
-func (m cpuMark) since(s servers) cpuMark {
-	now := s.mark()
-	d := cpuMark{clickhouse: now.clickhouse - m.clickhouse, zookeeper: now.zookeeper - m.zookeeper, broker: now.broker - m.broker, self: now.self - m.self}
-	for i := range now.perServer {
-		d.perServer = append(d.perServer, now.perServer[i]-m.perServer[i])
+func (m cpuMark) since(s servers) cpuMark { return m.until(s.mark()) }
+
+// until is the CPU used from m until the later mark end.
+func (m cpuMark) until(end cpuMark) cpuMark {
+	d := cpuMark{clickhouse: end.clickhouse - m.clickhouse, zookeeper: end.zookeeper - m.zookeeper, broker: end.broker - m.broker, self: end.self - m.self}
+	for i := range end.perServer {
+		d.perServer = append(d.perServer, end.perServer[i]-m.perServer[i])
 	}
 	return d
 }

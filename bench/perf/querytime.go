@@ -144,7 +144,7 @@ func (b *bench) queryTime(ctx context.Context, cs, tx string, expect *verify.Exp
 	end, used := time.Now(), before.since(b.servers())
 	if stalled != nil {
 		end = stalled.last
-		used = cpuMark{clickhouse: lastRow.clickhouse - before.clickhouse, broker: lastRow.broker - before.broker, self: lastRow.self - before.self}
+		used = before.until(lastRow)
 	}
 	secs := end.Sub(start).Seconds()
 	r = &Result{System: "query-time", Runs: 1, Records: expect.Records, Rows: int64(n), Seconds: []float64{secs}, MedianSeconds: secs,
