@@ -78,3 +78,21 @@ func TestMemoryBudgetSources(t *testing.T) {
 		t.Errorf("GOMEMLIMIT=300MiB: budget %d from %q, want %d from GOMEMLIMIT", limit, source, 300<<20)
 	}
 }
+
+// TestGCPercent checks that a member collects at defaultGCPercent unless
+// GOGC says otherwise.
+func TestGCPercent(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+
+	t.Setenv("GOGC", "")
+	if p, from := applyGCPercent(); p != defaultGCPercent || from != "default" || debug.SetGCPercent(100) != defaultGCPercent {
+		t.Errorf("no GOGC: %d from %q, want %d from the default", p, from, defaultGCPercent)
+	}
+
+	debug.SetGCPercent(80) // as the runtime does from GOGC at start
+	t.Setenv("GOGC", "80")
+	if p, from := applyGCPercent(); p != 80 || from != "GOGC" || debug.SetGCPercent(100) != 80 {
+		t.Errorf("GOGC=80: %d from %q, want 80 from GOGC", p, from)
+	}
+}

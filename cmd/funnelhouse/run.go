@@ -87,7 +87,7 @@ func (f *pipelineFlags) register(fs *flag.FlagSet, withKafka bool) {
 	durationVar(fs, &f.cfg.CheckpointInterval, "checkpoint-interval", d.CheckpointInterval, "write the state and commit offsets this often; after a crash the rows since are written again, replacing themselves (a `duration`: 30m, 2160h, 90d)")
 	fs.StringVar(&f.cfg.SpillDir, "spill-dir", "", "`directory` for held events beyond a few thousand per partition (on real-time traffic, every event of the last --lateness), compressed until the watermark releases them; files are deleted as they are created, so a crash leaves none; use a disk, not a tmpfs; empty: $TMPDIR or /tmp")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9464", "listen address for /metrics, /healthz and /readyz (empty: off)")
-	fs.StringVar(&f.memoryLimit, "memory-limit", "", "the process's memory budget (`bytes`: 1073741824, 1024MiB, 1GiB): rows waiting for ClickHouse are bounded to an eighth of it in bytes (fetching pauses above), decoded held events and fetched records to small shares, and the Go GC collects harder as the heap nears the budget less 10%; empty: GOMEMLIMIT if set, else the cgroup's memory limit, else 1GiB")
+	fs.StringVar(&f.memoryLimit, "memory-limit", "", "the process's memory budget (`bytes`: 1073741824, 1024MiB, 1GiB): rows waiting for ClickHouse are bounded to an eighth of it in bytes (fetching pauses above), decoded held events and fetched records to small shares, and the Go GC collects harder as the heap nears the budget less 10% (and at GOGC=50 unless GOGC is set); empty: GOMEMLIMIT if set, else the cgroup's memory limit, else 1GiB")
 	fs.BoolVar(&f.pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr, unauthenticated (profiles of CPU, memory, goroutines): only where nobody else can reach that address")
 	durationVar(fs, &f.cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "on SIGTERM, give up writing the last rows after this (the successor replays them)")
 	fs.StringVar(&f.clusterInsert, "cluster-insert", chsink.DefaultClusterInsert, "on a database migrated with migrate --cluster: `direct` splits each batch by the sharding key (cityHash64(visitor_id)) and inserts into\n"+
@@ -140,7 +140,8 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 	if err != nil {
 		return err
 	}
-	slog.Info("memory budget", "bytes", limit, "from", source, "gc_limit", debug.SetMemoryLimit(-1))
+	gcPercent, gcFrom := applyGCPercent()
+	slog.Info("memory budget", "bytes", limit, "from", source, "gc_limit", debug.SetMemoryLimit(-1), "gc_percent", gcPercent, "gc_percent_from", gcFrom)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	hook, err := killHook()
