@@ -119,7 +119,8 @@ type Sink struct {
 	batchRows     *prometheus.HistogramVec
 	retries       *prometheus.CounterVec
 
-	buf rows.Buffers // the columns of the insert in flight (Write is not concurrent)
+	buf   rows.Buffers // the columns of the insert in flight (Write is not concurrent)
+	spare spareColumns // the driver's column buffers of the last insert into each table
 }
 
 // Connect opens a native connection to the DSN's server without selecting
@@ -370,6 +371,10 @@ func (s *Sink) insert(ctx context.Context, t rows.AnyTable, batches []*rows.Batc
 	n, block := rowCount(t, batches), insertBlockRows
 	if t.TableName() == rows.StateTable.Name {
 		block = n // all or nothing: see insertBlockRows
+	} else {
+		// Not the state's columns: its inserts are a few, in one block of
+		// every row, whose buffers would be kept at their largest.
+		defer s.spare.lend(t.TableName(), cols)()
 	}
 	for from := 0; from < n; from += block {
 		if from > 0 {
