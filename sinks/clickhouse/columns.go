@@ -28,15 +28,24 @@ type chStrings struct{ col *proto.ColStr }
 // column of the layout above (a Nullable or LowCardinality column, or a
 // driver whose String changed): the caller then appends a []string.
 func stringsOf(c column.Interface) (chStrings, bool) {
-	s, ok := c.(*column.String)
-	if !ok {
+	if _, ok := c.(*column.String); !ok {
 		return chStrings{}, false
 	}
-	f := reflect.ValueOf(s).Elem().FieldByName("col")
-	if !f.IsValid() || f.Type() != reflect.TypeFor[proto.ColStr]() {
+	col := driverColumn(c)
+	if !col.IsValid() || col.Type() != reflect.TypeFor[proto.ColStr]() {
 		return chStrings{}, false
 	}
-	return chStrings{(*proto.ColStr)(unsafe.Pointer(f.UnsafeAddr()))}, true
+	return chStrings{col.Addr().Interface().(*proto.ColStr)}, true
+}
+
+// driverColumn is the ch-go column that clickhouse-go's column c keeps in
+// its field col, settable; not valid when c has no such field.
+func driverColumn(c column.Interface) reflect.Value {
+	p := reflect.ValueOf(c)
+	if p.Kind() != reflect.Pointer || p.IsNil() || p.Elem().Kind() != reflect.Struct {
+		return reflect.Value{}
+	}
+	return settable(p.Elem().FieldByName("col"))
 }
 
 // Grow is rows.StringColumn.Grow.
@@ -106,11 +115,7 @@ func (s *spareColumns) lend(table string, cols []column.Interface) (takeBack fun
 // a pointer to one, as Decimal's). Another layout yields none, and its
 // column simply grows from nothing as before.
 func bufferSlices(c column.Interface) []reflect.Value {
-	p := reflect.ValueOf(c)
-	if p.Kind() != reflect.Pointer || p.IsNil() || p.Elem().Kind() != reflect.Struct {
-		return nil
-	}
-	col := settable(p.Elem().FieldByName("col"))
+	col := driverColumn(c)
 	if col.IsValid() && col.Kind() == reflect.Interface && !col.IsNil() && col.Elem().Kind() == reflect.Pointer {
 		col = settable(col.Elem().Elem())
 	}
