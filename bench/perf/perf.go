@@ -4,9 +4,10 @@
 // tools read on the last run's database (views.go), append-to-visible
 // latency on live traffic, peak RSS and CPU seconds per million records
 // (of the measured process, of ClickHouse and of the broker; the
-// harness's own apart), and the same records through the peers: ClickHouse's Kafka engine
-// (bench/kafkaengine), bench/naive, and the same views computed at query
-// time (bench/querytime), whose dashboard is timed beside funnelhouse's.
+// harness's own apart), and the same records through the peers:
+// ClickHouse's Kafka engine (bench/kafkaengine), bench/naive, and the same
+// views computed at query time (bench/querytime), whose dashboard is timed
+// beside funnelhouse's.
 // With a ClickHouse cluster (Config.Cluster), each measured run of
 // funnelhouse is repeated on the cluster, whose CPU is the sum over its
 // servers, ZooKeeper's reported apart.
