@@ -234,7 +234,8 @@ func pagesDaily(res *Result, events []schemas.Event) []PageRow {
 		if e.Type != schemas.PageView || e.URL == "" {
 			continue
 		}
-		sid := res.EventSessions[EventKey(e.VisitorID, e.EventID)]
+		o, _ := res.Outcome(e.VisitorID, e.EventID)
+		sid := o.Session
 		if sid == "" {
 			continue
 		}

@@ -94,7 +94,7 @@ func TestSessionBridging(t *testing.T) {
 		r := Compute(perm, DefaultConfig())
 		check(t, "sessions", r.Sessions, want)
 		for _, id := range []string{"A", "B", "C"} {
-			check(t, "session of "+id, r.EventSessions[EventKey("v", id)], want[0].SessionID)
+			check(t, "session of "+id, outcome(r, "v", id).Session, want[0].SessionID)
 		}
 	}
 }
@@ -114,7 +114,7 @@ func TestOrderMembership(t *testing.T) {
 		}
 		check(t, "orders", s.Orders, wantOrders)
 		check(t, "revenue", s.Revenue, wantRevenue)
-		check(t, "order's session", r.EventSessions[EventKey("v", "o")], wantSession)
+		check(t, "order's session", outcome(r, "v", "o").Session, wantSession)
 		check(t, "is_bounce", s.IsBounce, false)
 	}
 	f(30*minute-1, true) // end + gap - 1 ms
@@ -139,7 +139,7 @@ func TestRevenueOverflow(t *testing.T) {
 	check(t, "rejected order", r.Rejected[0].EventID, "o2")
 	check(t, "session orders", r.Sessions[0].Orders, uint32(2))
 	check(t, "session revenue", r.Sessions[0].Revenue, schemas.MaxAmount)
-	_, in := r.EventStages[EventKey("v", "o2")]
+	_, in := r.Outcome("v", "o2")
 	check(t, "rejected order in events", in, false)
 	check(t, "v's stages", stages(r, "v", t0), []string{"awareness@0s/a", "acquisition@1m0s/o1", "conversion@1m0s/o1", "retention@3m0s/o3", "churned@2160h3m0s/"})
 	check(t, "revenue_daily orders", r.Revenue[0].Orders, uint64(4))
@@ -190,8 +190,8 @@ func TestGuestCheckout(t *testing.T) {
 	check(t, "transitions", stages(r, "v", t0), []string{
 		"awareness@0s/a", "acquisition@1m0s/o", "conversion@1m0s/o", "churned@2160h2m0s/",
 	})
-	check(t, "stage after signup", r.EventStages[EventKey("v", "s")], StageConversion)
-	check(t, "stage after page_view", r.EventStages[EventKey("v", "a")], StageAwareness)
+	check(t, "stage after signup", outcome(r, "v", "s").Stage, StageConversion)
+	check(t, "stage after page_view", outcome(r, "v", "a").Stage, StageAwareness)
 	check(t, "churn customer_id", r.Transitions[3].CustomerID, "c1")
 }
 
@@ -249,7 +249,7 @@ func TestChurnBoundary(t *testing.T) {
 	check(t, "event at last+90d+1ms", stages(r, "v", t0), []string{
 		"awareness@0s/o", "acquisition@0s/o", "conversion@0s/o", "churned@2160h0m0s/",
 	})
-	check(t, "stage after a churn", r.EventStages[EventKey("v", "x")], StageConversion)
+	check(t, "stage after a churn", outcome(r, "v", "x").Stage, StageConversion)
 
 	// The horizon: deadlines < HorizonMs fire.
 	cfg := DefaultConfig()
@@ -402,4 +402,10 @@ func TestSessionID(t *testing.T) {
 		t.Error("session ids of two visitors are equal")
 	}
 	check(t, "before the KSUID epoch", SessionID("v", "e", ms("2001-01-01T00:00:00Z")), SessionID("v", "e", ms("2014-05-13T16:53:20Z")))
+}
+
+// outcome is r's expected session and stage of an event, zero when none.
+func outcome(r *Result, visitorID, eventID string) EventOutcome {
+	o, _ := r.Outcome(visitorID, eventID)
+	return o
 }

@@ -119,7 +119,7 @@ func TestRealism(t *testing.T) {
 		if e.Type != schemas.OrderCompleted {
 			continue
 		}
-		if res.EventSessions[expected.EventKey(e.VisitorID, e.EventID)] != "" {
+		if o, _ := res.Outcome(e.VisitorID, e.EventID); o.Session != "" {
 			inSession++
 		} else {
 			outside++

@@ -21,7 +21,7 @@ import (
 type Expectation struct {
 	topics     map[string]schemas.Topic
 	dec        *schemas.Decoder
-	seen       map[string]struct{}
+	seen       map[uint64]struct{}      // expected.EventHash of each valid event
 	Events     []schemas.Event          // the valid events, first copy of each, in the order given (less those Compute rejects)
 	Records    int64                    // records given to Add
 	Duplicates int64                    // valid events seen before
@@ -34,7 +34,7 @@ func NewExpectation(clickstream, transactions string, now func() time.Time) *Exp
 	return &Expectation{
 		topics:   map[string]schemas.Topic{clickstream: schemas.Clickstream, transactions: schemas.Transactions},
 		dec:      schemas.NewDecoder(now),
-		seen:     map[string]struct{}{},
+		seen:     map[uint64]struct{}{},
 		Rejected: map[schemas.Reason]int64{},
 	}
 }
@@ -48,7 +48,7 @@ func (x *Expectation) Add(topic string, key, value []byte) {
 		x.Rejected[err.Reason]++
 		return
 	}
-	k := expected.EventKey(e.VisitorID, e.EventID)
+	k := expected.EventHash(e.VisitorID, e.EventID)
 	if _, dup := x.seen[k]; dup {
 		x.Duplicates++
 		return

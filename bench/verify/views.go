@@ -117,7 +117,7 @@ func Events(ctx context.Context, conn driver.Conn, db string, want *expected.Res
 	defer rows.Close()
 	n := 0
 	var diffs []string
-	seen := make(map[string]bool, len(want.EventStages))
+	seen := make([]bool, want.Outcomes.Len())
 	for rows.Next() {
 		var visitor, id, session, stage string
 		var late uint8
@@ -125,13 +125,14 @@ func Events(ctx context.Context, conn driver.Conn, db string, want *expected.Res
 			return err
 		}
 		n++
-		k := expected.EventKey(visitor, id)
-		seen[k] = true
-		wantStage, ok := want.EventStages[k]
-		if !ok {
+		i := want.Outcomes.Index(visitor, id)
+		if i < 0 {
 			diffs = append(diffs, fmt.Sprintf("unexpected event %s/%s", visitor, id))
-		} else if stage != wantStage || session != want.EventSessions[k] || late != 0 {
-			diffs = append(diffs, fmt.Sprintf("event %s/%s: session %q stage %s late %d, want session %q stage %s", visitor, id, session, stage, late, want.EventSessions[k], wantStage))
+			continue
+		}
+		seen[i] = true
+		if w := want.Outcomes.At(i); stage != w.Stage || session != w.Session || late != 0 {
+			diffs = append(diffs, fmt.Sprintf("event %s/%s: session %q stage %s late %d, want session %q stage %s", visitor, id, session, stage, late, w.Session, w.Stage))
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -140,28 +141,29 @@ func Events(ctx context.Context, conn driver.Conn, db string, want *expected.Res
 	if n != events {
 		diffs = append(diffs, fmt.Sprintf("%d events, want %d", n, events))
 	}
-	if len(seen) < len(want.EventStages) {
-		diffs = append(diffs, missingEvents(want, seen)...)
-	}
+	diffs = append(diffs, missingEvents(want, seen)...)
 	if len(diffs) > 0 {
 		return fmt.Errorf("%d problems, first: %s", len(diffs), strings.Join(diffs[:min(5, len(diffs))], "; "))
 	}
 	return nil
 }
 
-// missingEvents names the expected events not seen (up to 5, sorted, so
-// that a failure says which event to look for in the logs).
-func missingEvents(want *expected.Result, seen map[string]bool) []string {
-	var keys []string
-	for k := range want.EventStages {
-		if !seen[k] {
-			keys = append(keys, k)
+// missingEvents names the expected events not seen (up to 5, sorted by
+// session and stage, so that a failure says which session to look for in
+// the logs; only the hashes of the ids are kept).
+func missingEvents(want *expected.Result, seen []bool) []string {
+	var missing []expected.EventOutcome
+	for i, ok := range seen {
+		if !ok {
+			missing = append(missing, want.Outcomes.At(i))
 		}
 	}
-	slices.Sort(keys)
+	slices.SortFunc(missing, func(a, b expected.EventOutcome) int {
+		return cmp.Or(strings.Compare(a.Session, b.Session), strings.Compare(a.Stage, b.Stage))
+	})
 	var out []string
-	for _, k := range keys[:min(5, len(keys))] {
-		out = append(out, fmt.Sprintf("missing event %q (of %d missing): session %q stage %s", k, len(keys), want.EventSessions[k], want.EventStages[k]))
+	for _, o := range missing[:min(5, len(missing))] {
+		out = append(out, fmt.Sprintf("missing an event (of %d missing): session %q stage %s", len(missing), o.Session, o.Stage))
 	}
 	return out
 }
