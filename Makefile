@@ -143,12 +143,13 @@ bench: build
 
 # Cost growth (bench/RESULTS.md "Growth"): the whole bench, every peer
 # included, at GROWTH_SIZES events, one funnelhouse run each; results also
-# in bench/growth.json.
+# in bench/growth.json. The broker keeps the records on disk (.local/broker)
+# rather than in its memory: 20M records would take 6 GB of it.
 GROWTH_SIZES ?= 1M,5M,20M
 bench-growth: build
 	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
 	rc=0; \
-	args="--growth $(GROWTH_SIZES) --runs 1 --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/growth.json"; \
+	args="--growth $(GROWTH_SIZES) --runs 1 --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --broker-data-dir .local/broker --json bench/growth.json"; \
 	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench $$args"; \
 	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench" $$args || rc=$$?; \
 	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop"; \

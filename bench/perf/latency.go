@@ -68,7 +68,7 @@ func (b *bench) latency(ctx context.Context, rep *Report) error {
 	prodDone := make(chan struct{})
 	go func() {
 		defer close(prodDone)
-		for gen.Next(&rec) {
+		for ctx.Err() == nil && gen.Next(&rec) {
 			due := start.Add(time.Duration(float64(sent) / float64(b.cfg.LatencyRate) * float64(time.Second)))
 			if d := time.Until(due); d > 0 {
 				time.Sleep(d)
@@ -93,6 +93,9 @@ func (b *bench) latency(ctx context.Context, rep *Report) error {
 	pending := map[string]probe{}
 	deadline := time.Now().Add(time.Duration(b.cfg.LatencySeconds)*time.Second + 90*time.Second)
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		draining := false
 		select {
 		case <-prodDone:

@@ -52,6 +52,7 @@ type Config struct {
 	Partitions     int             // of the topics
 	Peers          []string        // of Peers, measured on the same records
 	CHPIDFile      string          // pid file of the ClickHouse server, for its CPU seconds; "" for none
+	BrokerDataDir  string          // the broker keeps its records in a new directory under this one; "" keeps them in its memory
 	LatencySeconds int             // seconds of live traffic for the latency; 0 skips it
 	LatencyRate    int             // events per second of the live traffic
 	Seed           int64           // generator seed
@@ -104,7 +105,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	cs, tx, dlq := "bench.clickstream", "bench.transactions", "bench.dlq"
-	broker, err := startBroker(ctx, cfg.Bin, cfg.Partitions, []string{cs, tx, dlq, "live.clickstream", "live.transactions", "live.dlq"})
+	broker, err := startBroker(ctx, cfg.Bin, cfg.Partitions, cfg.BrokerDataDir, []string{cs, tx, dlq, "live.clickstream", "live.transactions", "live.dlq"})
 	if err != nil {
 		return nil, err
 	}

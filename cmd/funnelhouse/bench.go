@@ -45,6 +45,8 @@ func benchCmd(ctx context.Context, args []string) error {
 		"query-time (the Kafka engine's raw events with the four core views computed at query time; its dashboard is timed beside funnelhouse's); empty for none")
 	fs.StringVar(&jsonOut, "json", "", "also write the results as JSON to this `file` (- for stdout)")
 	fs.StringVar(&cfg.CHPIDFile, "clickhouse-pid-file", "", "pid file of the ClickHouse server, to report its CPU seconds (same machine only)")
+	fs.StringVar(&cfg.BrokerDataDir, "broker-data-dir", "", "the embedded broker keeps the records in a new directory under this `directory`, removed at the end,\n"+
+		"instead of its memory (about 300 B a record: use it from 20M events on)")
 	fs.IntVar(&cfg.LatencySeconds, "latency-seconds", 10, "seconds of live traffic for the latency measurement (0: skip)")
 	fs.IntVar(&cfg.LatencyRate, "latency-rate", 20_000, "events per second of the live traffic")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "generator seed")
