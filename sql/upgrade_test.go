@@ -17,26 +17,8 @@ import (
 // table keeps an on-time row over a late copy, and the materialised views
 // that read events fire on the rows written after it.
 func TestEventsRebuiltWithRows(t *testing.T) {
-	base := os.Getenv("FUNNELHOUSE_TEST_CLICKHOUSE")
-	if base == "" {
-		t.Skip("FUNNELHOUSE_TEST_CLICKHOUSE is not set: run `make test`")
-	}
+	conn, db := upgradeDatabase(t)
 	ctx := context.Background()
-	// Not sinks/clickhouse.Connect: that package imports this one.
-	opts, err := ch.ParseDSN(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Auth.Database = ""
-	conn, err := ch.Open(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := fmt.Sprintf("fh_upgrade_%d", os.Getpid())
-	t.Cleanup(func() {
-		_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
-		conn.Close()
-	})
 	migrateBefore(t, conn, db, 6)
 	exec := func(q string) {
 		t.Helper()
@@ -92,6 +74,93 @@ FROM system.numbers LIMIT {n}`
 	if got := query("SELECT toString(sum(orders)) FROM {db}.revenue_daily"); got != "31" {
 		t.Errorf("revenue_daily counts %s orders after a new one, want 31", got)
 	}
+}
+
+// TestStateRebuiltWithRows applies 0011 (pipeline_state rebuilt in
+// 256-row granules) to a database whose pipeline_state holds checkpoints
+// and visitors of two epochs, as an upgrade does: the newest state of
+// every key stays as it was, the table reads by key with the new
+// granules, and nothing is left behind.
+func TestStateRebuiltWithRows(t *testing.T) {
+	conn, db := upgradeDatabase(t)
+	migrateBefore(t, conn, db, 11)
+	ctx := context.Background()
+	exec := func(q string) {
+		t.Helper()
+		if err := conn.Exec(ctx, strings.ReplaceAll(q, "{db}", db)); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+	query := func(q string) string {
+		t.Helper()
+		var s string
+		if err := conn.QueryRow(ctx, strings.ReplaceAll(q, "{db}", db)).Scan(&s); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+		return s
+	}
+	// 3 partitions of 2,000 visitors and a checkpoint, at epochs 1 and 2
+	// (the later one holding other data).
+	for _, epoch := range []string{"1", "2"} {
+		exec(`INSERT INTO {db}.pipeline_state (consumer_group, kafka_partition, kind, key, epoch, data)
+SELECT 'g', toInt32(number % 3), if(number < 3, 'checkpoint', 'visitor'), if(number < 3, '', concat('v', toString(number))),
+       ` + epoch + `, concat('state ', toString(number), ' of epoch ` + epoch + `')
+FROM system.numbers LIMIT 6003`)
+	}
+	state := "SELECT toString(tuple(count(), uniqExact(kafka_partition, kind, key), min(epoch), cityHash64(groupArray(data)))) FROM (SELECT * FROM {db}.pipeline_state FINAL ORDER BY kafka_partition, kind, key)"
+	want := query(state)
+	if !strings.HasPrefix(want, "(6003,6003,2,") {
+		t.Fatalf("before the upgrade: %s", want)
+	}
+
+	applied, err := Migrate(ctx, conn, db)
+	if err != nil || len(applied) == 0 || applied[0] != 11 {
+		t.Fatalf("the upgrade applied %v, %v; want 11 and the later ones", applied, err)
+	}
+	if got := query("SELECT engine_full FROM system.tables WHERE database = '{db}' AND name = 'pipeline_state'"); !strings.Contains(got, "index_granularity = 256") {
+		t.Errorf("pipeline_state after the upgrade: %s", got)
+	}
+	if got := query("SELECT toString(groupArray(name)) FROM system.tables WHERE database = '{db}' AND name LIKE 'pipeline_state_%'"); got != "[]" {
+		t.Errorf("tables left behind: %s", got)
+	}
+	if got := query(state); got != want {
+		t.Errorf("state after the upgrade: %s, want %s", got, want)
+	}
+	// A lookup by key reads a granule per part, not the table.
+	exec("OPTIMIZE TABLE {db}.pipeline_state FINAL")
+	if got := query("SELECT data FROM {db}.pipeline_state FINAL WHERE consumer_group = 'g' AND kafka_partition = 1 AND kind = 'visitor' AND key IN ('v1000')"); got != "state 1000 of epoch 2" {
+		t.Errorf("visitor v1000 after the upgrade: %q", got)
+	}
+	exec("SYSTEM FLUSH LOGS")
+	if got := query("SELECT toString(read_rows) FROM system.query_log WHERE type = 2 AND query LIKE '%key IN (''v1000'')%' AND query NOT LIKE '%query_log%' ORDER BY event_time DESC LIMIT 1"); got != "256" {
+		t.Errorf("a lookup of one key read %s rows, want 256 (one granule)", got)
+	}
+}
+
+// upgradeDatabase connects to the test server and names a database for an
+// upgrade test, dropped at the end.
+func upgradeDatabase(t *testing.T) (driver.Conn, string) {
+	t.Helper()
+	base := os.Getenv("FUNNELHOUSE_TEST_CLICKHOUSE")
+	if base == "" {
+		t.Skip("FUNNELHOUSE_TEST_CLICKHOUSE is not set: run `make test`")
+	}
+	// Not sinks/clickhouse.Connect: that package imports this one.
+	opts, err := ch.ParseDSN(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Auth.Database = ""
+	conn, err := ch.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := fmt.Sprintf("fh_upgrade_%d_%s", os.Getpid(), strings.ToLower(t.Name()))
+	t.Cleanup(func() {
+		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+		conn.Close()
+	})
+	return conn, db
 }
 
 // migrateBefore applies the migrations before version to a new database db
