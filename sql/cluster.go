@@ -115,7 +115,8 @@ var (
 	createViewRe  = regexp.MustCompile(`(?is)^CREATE\s+VIEW\s+IF\s+NOT\s+EXISTS\s+\{db\}\.(\w+)\s+(AS\s.*)$`)
 	dropTableRe   = regexp.MustCompile(`(?is)^DROP\s+TABLE\s+IF\s+EXISTS\s+\{db\}\.(\w+)$`)
 	engineRe      = regexp.MustCompile(`(?s)ENGINE\s*=\s*(\w*)MergeTree(\s*\(([^)]*)\))?`)
-	orderByRe     = regexp.MustCompile(`(?is)\bORDER\s+BY\s+(.+)$`)
+	orderByRe     = regexp.MustCompile(`(?is)\bORDER\s+BY\s+(.+?)(?:\s+SETTINGS\s.*)?$`)
+	rebuiltRe     = regexp.MustCompile(`_\d{4}$`) // t_NNNN: t rebuilt by migration NNNN, swapped in under t
 	visitorColRe  = regexp.MustCompile(`(?m)^\s*visitor_id\s+String\b`)
 	dbTableRe     = regexp.MustCompile(`\{db\}\.(\w+)\b`)
 	inSubqueryRe  = regexp.MustCompile(`(?i)(^|[^\w])IN\s*\(\s*SELECT\b`)
@@ -133,6 +134,10 @@ var (
 //     with this key it goes to one shard in one block, so it stays all or
 //     nothing, and every epoch of a key lands beside the one it replaces.
 //
+// A table rebuilt by migration NNNN as t_NNNN shards as t does: its rows
+// are t's, copied through its Distributed table, and t's Distributed table
+// is created over its local table at the swap (renameForm).
+//
 // Any other table without visitor_id is sharded by its whole sorting key
 // (the state tables of the views: they are written by the materialised
 // views on the local tables, so the key only decides where a direct insert
@@ -146,7 +151,7 @@ func shardingKey(table string, info tableInfo) string {
 	if info.hasVisitor {
 		return "cityHash64(visitor_id)"
 	}
-	if k, ok := shardingKeys[table]; ok {
+	if k, ok := shardingKeys[rebuiltRe.ReplaceAllString(table, "")]; ok {
 		return k
 	}
 	key := strings.TrimSpace(info.orderBy)

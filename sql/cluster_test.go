@@ -67,6 +67,13 @@ func TestClusterForm(t *testing.T) {
 		"CREATE MATERIALIZED VIEW IF NOT EXISTS fh.revenue_items_mv ON CLUSTER c1 TO fh.revenue_items_local AS\nSELECT",
 		"FROM fh.events_0006_local\nWHERE type IN ('order_completed', 'order_refunded')",
 		"DROP TABLE IF EXISTS fh.events_local ON CLUSTER c1",
+		// 0011 rebuilds pipeline_state with small granules: the copy goes
+		// through a Distributed table sharded as pipeline_state is, so
+		// each partition's state stays on the shard the sink reads.
+		"ORDER BY (consumer_group, kafka_partition, kind, key)\nSETTINGS index_granularity = 256",
+		"ENGINE = Distributed(c1, fh, pipeline_state_0011_local, cityHash64(consumer_group, kafka_partition))",
+		"CREATE TABLE IF NOT EXISTS fh.pipeline_state ON CLUSTER c1 AS fh.pipeline_state_0011_local " +
+			"ENGINE = Distributed(c1, fh, pipeline_state_0011_local, cityHash64(consumer_group, kafka_partition))",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the cluster form lacks %q", want)
