@@ -149,7 +149,14 @@ func migrateCluster(t *testing.T, conn driver.Conn, dsn, cluster, db string) ([]
 // eventsLocal is the replicated table under the Distributed events table.
 func eventsLocal(t *testing.T) string {
 	t.Helper()
-	local, err := fhsql.LocalTable("events")
+	return localTable(t, "events")
+}
+
+// localTable is the replicated table under the Distributed table name
+// (pipeline_state_0011_local since 0011).
+func localTable(t *testing.T, name string) string {
+	t.Helper()
+	local, err := fhsql.LocalTable(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +211,7 @@ func TestClusterMigrate(t *testing.T) {
 	// over a Replicated* <name>_local, views and materialised views as they are.
 	want := objects(t, conns[0], db)
 	for _, name := range []string{"events:Distributed", eventsLocal(t) + ":ReplicatedReplacingMergeTree",
-		"pipeline_state:Distributed", "pipeline_state_local:ReplicatedReplacingMergeTree",
+		"pipeline_state:Distributed", localTable(t, "pipeline_state") + ":ReplicatedReplacingMergeTree",
 		"funnel_transitions_local:ReplicatedReplacingMergeTree", "funnel_transitions_mv:MaterializedView",
 		"pages_daily_arrays_local:ReplicatedAggregatingMergeTree",
 		"funnel_daily:View", "revenue_daily:View", "clv_cohort_monthly:View", "schema_migrations:ReplicatedMergeTree"} {
