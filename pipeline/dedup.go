@@ -199,13 +199,20 @@ func (d *dedup) resize(n int, first int64) {
 		if s == 0 || int64(spans[j]) < first {
 			continue
 		}
-		i := home(s, size)
-		for d.keys[i] != 0 {
-			i = next(i, size)
-		}
-		d.keys[i], d.spans[i] = s, spans[j]
-		d.used++
+		d.place(s, spans[j])
 	}
+}
+
+// place puts slot value k (a key with its input bit) of span into the
+// first empty slot of its probe sequence: during a rebuild, when no slot
+// holds an expired id.
+func (d *dedup) place(k uint64, span uint32) {
+	i := home(k, len(d.keys))
+	for d.keys[i] != 0 {
+		i = next(i, len(d.keys))
+	}
+	d.keys[i], d.spans[i] = k, span
+	d.used++
 }
 
 // purge empties the slots of expired ids and moves each live one to the
@@ -228,12 +235,7 @@ func (d *dedup) purge(first int64) {
 		if int64(span) < first {
 			continue
 		}
-		h := home(k, size)
-		for d.keys[h] != 0 {
-			h = next(h, size)
-		}
-		d.keys[h], d.spans[h] = k, span
-		d.used++
+		d.place(k, span)
 	}
 }
 
