@@ -20,20 +20,7 @@ func TestEventsRebuiltWithRows(t *testing.T) {
 	conn, db := upgradeDatabase(t)
 	ctx := context.Background()
 	migrateBefore(t, conn, db, 6)
-	exec := func(q string) {
-		t.Helper()
-		if err := conn.Exec(ctx, strings.ReplaceAll(q, "{db}", db)); err != nil {
-			t.Fatalf("%v\n%s", err, q)
-		}
-	}
-	query := func(q string) string {
-		t.Helper()
-		var s string
-		if err := conn.QueryRow(ctx, strings.ReplaceAll(q, "{db}", db)).Scan(&s); err != nil {
-			t.Fatalf("%v\n%s", err, q)
-		}
-		return s
-	}
+	exec, query := dbStatements(t, conn, db)
 	// 30 orders on time, in sessions.
 	const orders = `INSERT INTO {db}.events (event_id, ts, ts_ms, type, visitor_id, session_id, stage, order_id, amount, currency, late, kafka_offset)
 SELECT concat('o', toString(number)), toDateTime(1735689600 + number * 3600, 'UTC'), toUInt64(1735689600000 + number * 3600000),
@@ -85,20 +72,7 @@ func TestStateRebuiltWithRows(t *testing.T) {
 	conn, db := upgradeDatabase(t)
 	migrateBefore(t, conn, db, 11)
 	ctx := context.Background()
-	exec := func(q string) {
-		t.Helper()
-		if err := conn.Exec(ctx, strings.ReplaceAll(q, "{db}", db)); err != nil {
-			t.Fatalf("%v\n%s", err, q)
-		}
-	}
-	query := func(q string) string {
-		t.Helper()
-		var s string
-		if err := conn.QueryRow(ctx, strings.ReplaceAll(q, "{db}", db)).Scan(&s); err != nil {
-			t.Fatalf("%v\n%s", err, q)
-		}
-		return s
-	}
+	exec, query := dbStatements(t, conn, db)
 	// 3 partitions of 2,000 visitors and a checkpoint, at epochs 1 and 2
 	// (the later one holding other data).
 	for _, epoch := range []string{"1", "2"} {
@@ -161,6 +135,27 @@ func upgradeDatabase(t *testing.T) (driver.Conn, string) {
 		conn.Close()
 	})
 	return conn, db
+}
+
+// dbStatements returns exec, which runs a statement on db ({db} in it),
+// and query, which returns the one value of a query on db; both fail t.
+func dbStatements(t *testing.T, conn driver.Conn, db string) (exec func(string), query func(string) string) {
+	ctx := context.Background()
+	exec = func(q string) {
+		t.Helper()
+		if err := conn.Exec(ctx, strings.ReplaceAll(q, "{db}", db)); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+	query = func(q string) string {
+		t.Helper()
+		var s string
+		if err := conn.QueryRow(ctx, strings.ReplaceAll(q, "{db}", db)).Scan(&s); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+		return s
+	}
+	return exec, query
 }
 
 // migrateBefore applies the migrations before version to a new database db
