@@ -25,6 +25,10 @@ type Column[R any] struct {
 	// text is the accessor of a string column (TextCol, or Col of a
 	// string), nil otherwise.
 	text func(*Rows[R], *R) string
+	// fixed appends the values of the rows from..to of the batches to
+	// dst when dst is a *[]T of the column's type T, or a NullableUInt8
+	// for an OptionalInt8 column, and reports whether it was (Col).
+	fixed func(t *Table[R], batches []*Batch, from, to int, dst any) bool
 }
 
 // Value is the Go type of a column's values, as a sink receives them.
@@ -47,8 +51,50 @@ func Col[R any, T Value](name string, get func(*R) T) Column[R] {
 	}}
 	if str, ok := any(get).(func(*R) string); ok {
 		c.text = func(_ *Rows[R], r *R) string { return str(r) }
+		return c
+	}
+	c.fixed = func(t *Table[R], batches []*Batch, from, to int, dst any) bool {
+		switch dst := dst.(type) {
+		case *[]T:
+			out := *dst
+			t.each(batches, from, to, func(_ *Rows[R], r *R) { out = append(out, get(r)) })
+			*dst = out
+			return true
+		case NullableUInt8:
+			opt, ok := any(get).(func(*R) OptionalInt8)
+			if !ok {
+				return false
+			}
+			vals, nulls := *dst.Values, *dst.Nulls
+			t.each(batches, from, to, func(_ *Rows[R], r *R) {
+				if v := opt(r); int8(v) == schemas.Absent {
+					vals, nulls = append(vals, 0), append(nulls, 1)
+				} else {
+					vals, nulls = append(vals, uint8(v)), append(nulls, 0)
+				}
+			})
+			*dst.Values, *dst.Nulls = vals, nulls
+			return true
+		}
+		return false
 	}
 	return c
+}
+
+// NullableUInt8 is where AppendFixed writes an OptionalInt8 column: its
+// values (0 where absent) and its null flags (1 where absent), as
+// ClickHouse's Nullable(UInt8) keeps them.
+type NullableUInt8 struct{ Values, Nulls *[]uint8 }
+
+// AppendFixed appends column i's values of the rows from..to of the
+// batches to dst, when dst is a *[]T of the column's Value type T (an
+// enum's int8, an Amount's ten-thousandths, …) or a NullableUInt8 for an
+// OptionalInt8 column, and reports whether it was. Like AppendTexts it
+// lets a sink write into its driver's own column buffers, without a slice
+// in between or the driver's conversion of each value.
+func (t *Table[R]) AppendFixed(i int, batches []*Batch, from, to int, dst any) bool {
+	f := t.Columns[i].fixed
+	return f != nil && f(t, batches, from, to, dst)
 }
 
 // TextCol describes a string column whose value in row r is get(r), a Text
@@ -155,6 +201,10 @@ type AnyTable interface {
 	// dst[i] where that is not nil, in two passes over the rows for all
 	// of them.
 	AppendTexts(batches []*Batch, from, to int, dst []StringColumn)
+	// AppendFixed appends column i's values of the rows from..to to dst
+	// when dst is a *[]T of the column's Value type T, or a NullableUInt8
+	// for an OptionalInt8 column, and reports whether it was.
+	AppendFixed(i int, batches []*Batch, from, to int, dst any) bool
 	reset(b *Batch)
 }
 

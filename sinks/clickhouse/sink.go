@@ -367,7 +367,7 @@ func (s *Sink) insert(ctx context.Context, t rows.AnyTable, batches []*rows.Batc
 	}
 	defer batch.Abort()
 	cols := batch.Columns() // the same columns for every block: Flush resets them
-	texts := textColumns(cols, t)
+	texts, fixed := textColumns(cols, t), fixedColumns(cols)
 	n, block := rowCount(t, batches), insertBlockRows
 	if t.TableName() == rows.StateTable.Name {
 		block = n // all or nothing: see insertBlockRows
@@ -382,7 +382,7 @@ func (s *Sink) insert(ctx context.Context, t rows.AnyTable, batches []*rows.Batc
 				return err
 			}
 		}
-		if err := fillBlock(cols, texts, t, batches, from, from+block, &s.buf); err != nil {
+		if err := fillBlock(cols, texts, fixed, t, batches, from, from+block, &s.buf); err != nil {
 			return err
 		}
 	}
@@ -396,20 +396,41 @@ func (s *Sink) insert(ctx context.Context, t rows.AnyTable, batches []*rows.Batc
 
 // fillBlock appends t's rows from..to of the batches to the driver's
 // columns cols: text straight into their buffers (stringsOf, texts[i] for
-// column i, nil for the others), the other values as a slice of each
-// column's type, which the driver copies, so that buf is free again for
-// the next column.
-func fillBlock(cols []column.Interface, texts []rows.StringColumn, t rows.AnyTable, batches []*rows.Batch, from, to int, buf *rows.Buffers) error {
+// column i, nil for the others), numbers and enums too where fixed[i] is
+// one (fixedOf), the other values as a slice of each column's type, which
+// the driver copies, so that buf is free again for the next column.
+func fillBlock(cols []column.Interface, texts []rows.StringColumn, fixed []*fixedColumn, t rows.AnyTable, batches []*rows.Batch, from, to int, buf *rows.Buffers) error {
 	t.AppendTexts(batches, from, to, texts)
 	for i, c := range cols {
 		if texts[i] != nil {
 			continue
+		}
+		if fixed[i] != nil {
+			ok, err := fixed[i].append(t, i, batches, from, to)
+			if err != nil {
+				return err
+			}
+			if ok {
+				continue
+			}
 		}
 		if _, err := c.Append(driverValues(t.ValuesRange(i, batches, from, to, buf))); err != nil {
 			return fmt.Errorf("column %s: %w", c.Name(), err)
 		}
 	}
 	return nil
+}
+
+// fixedColumns are the ch-go columns of cols that AppendFixed can fill
+// (fixedOf), nil for the others.
+func fixedColumns(cols []column.Interface) []*fixedColumn {
+	fixed := make([]*fixedColumn, len(cols))
+	for i, c := range cols {
+		if f, ok := fixedOf(c); ok {
+			fixed[i] = &f
+		}
+	}
+	return fixed
 }
 
 // textColumns are the ch-go buffers of cols that AppendTexts can fill: a
