@@ -16,7 +16,7 @@ const MaxValueBytes = 256 << 10
 // Decoder is not safe for concurrent use; keep one per goroutine (it reuses
 // scratch buffers).
 type Decoder struct {
-	now func() time.Time
+	clock tsLimit
 
 	// Per-Decode state, reset at the start of each call.
 	fieldValues                     // the known top-level fields
@@ -35,7 +35,7 @@ func NewDecoder(now func() time.Time) *Decoder {
 	if now == nil {
 		now = time.Now
 	}
-	return &Decoder{now: now}
+	return &Decoder{clock: tsLimit{now: now}}
 }
 
 // Decode fills *ev from one Kafka record of the given topic; on failure it
@@ -67,7 +67,7 @@ func (d *Decoder) Decode(topic Topic, key, value []byte, ev *Event) *Error {
 		return d.badJSON(value)
 	}
 	d.value = value
-	c, e := d.validate(topic, key, d.now)
+	c, e := d.validate(topic, key, &d.clock)
 	if e == nil {
 		d.buf = d.fill(ev, &c, d.buf, &d.arena)
 	}
@@ -93,7 +93,7 @@ type checked struct {
 
 // validate checks the record key and the known fields, in the order that
 // Decode states.
-func (fv *fieldValues) validate(topic Topic, key []byte, now func() time.Time) (c checked, e *Error) {
+func (fv *fieldValues) validate(topic Topic, key []byte, clock *tsLimit) (c checked, e *Error) {
 	if len(key) == 0 {
 		return c, errorf(ReasonMissingKey, "record key: absent or empty, it must be the visitor_id")
 	}
@@ -103,7 +103,7 @@ func (fv *fieldValues) validate(topic Topic, key []byte, now func() time.Time) (
 	if e := fv.checkIDs(key); e != nil {
 		return c, e
 	}
-	if c.tsMs, e = fv.decodeTs(now); e != nil {
+	if c.tsMs, e = fv.decodeTs(clock); e != nil {
 		return c, e
 	}
 	for _, o := range optStrings {

@@ -43,7 +43,7 @@ func (d *refDecoder) Decode(topic Topic, key, value []byte, ev *Event) *Error {
 		return e
 	}
 	d.extract(o)
-	c, e := d.validate(topic, key, d.now)
+	c, e := d.validate(topic, key, &tsLimit{now: d.now}) // the clock read for every event
 	if e != nil {
 		return e
 	}

@@ -11,9 +11,32 @@ const minTsMs = 946684800000
 // maxFutureMs is how far ahead of the processing clock an event ts may be.
 const maxFutureMs = int64(time.Hour / time.Millisecond)
 
-// decodeTs checks ts against the clock now and returns it in epoch
+// tsLimit is the latest ts the "not more than 1 h after the processing
+// clock" rule admits: the clock as last read plus maxFutureMs. The clock is
+// read again only when a ts passes that limit, or after tsLimitReuse
+// decodes: a ts under a limit read moments ago is under the current one,
+// and reading the clock for every event was 1 % of a member's CPU.
+type tsLimit struct {
+	now   func() time.Time
+	limit int64
+	uses  int // decodes since the clock was read
+}
+
+// tsLimitReuse bounds how long a limit is kept, so that a clock set back
+// is obeyed again within that many events.
+const tsLimitReuse = 1024
+
+// admits reports whether ms is within the limit, and the limit.
+func (l *tsLimit) admits(ms int64) (bool, int64) {
+	if l.uses++; ms > l.limit || l.uses > tsLimitReuse {
+		l.limit, l.uses = l.now().UnixMilli()+maxFutureMs, 0
+	}
+	return ms <= l.limit, l.limit
+}
+
+// decodeTs checks ts against the processing clock and returns it in epoch
 // milliseconds.
-func (fv *fieldValues) decodeTs(now func() time.Time) (int64, *Error) {
+func (fv *fieldValues) decodeTs(clock *tsLimit) (int64, *Error) {
 	if fv.absent(fTs) {
 		return 0, missing(fTs)
 	}
@@ -37,7 +60,7 @@ func (fv *fieldValues) decodeTs(now func() time.Time) (int64, *Error) {
 	if ms < minTsMs {
 		return 0, errorf(ReasonBadTs, "field ts: not before 2000-01-01, got %s", msString(ms))
 	}
-	if limit := now().UnixMilli() + maxFutureMs; ms > limit {
+	if ok, limit := clock.admits(ms); !ok {
 		return 0, errorf(ReasonBadTs, "field ts: more than 1h after the processing clock, got %s, limit %s", msString(ms), msString(limit))
 	}
 	return ms, nil
