@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	runtimepprof "runtime/pprof"
 	"slices"
 	"strings"
@@ -103,6 +105,8 @@ func runCmd(ctx context.Context, args []string) error {
 	f.register(fs, true)
 	check := fs.Bool("check", false, "validate the configuration and connectivity (brokers, topics and partition counts, ClickHouse, migrations), print a verdict and exit")
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (see go tool pprof); --pprof serves /debug/pprof on --metrics-addr for a window")
+	heapProfile := fs.String("heap-profile", "", "write a heap profile to this `file` each time the live heap grows by a tenth past its largest (checked every second),\n"+
+		"so that it shows what the heap held at its largest, where peak RSS comes from (see go tool pprof -sample_index=inuse_space)")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
@@ -116,7 +120,62 @@ func runCmd(ctx context.Context, args []string) error {
 		}
 		defer stop()
 	}
+	if *heapProfile != "" {
+		stop, err := startHeapProfile(*heapProfile, time.Second)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return runPipeline(ctx, &f, nil)
+}
+
+// startHeapProfile writes a heap profile to path each time the live heap
+// (as the last collection left it) has grown by a tenth past the largest
+// seen, checked every interval. The file then holds the heap at (about)
+// its largest: what peak RSS is made of, which a profile taken at exit,
+// after the last flush, does not show.
+func startHeapProfile(path string, interval time.Duration) (stop func(), err error) {
+	if err := writeHeapProfile(path); err != nil {
+		return nil, fmt.Errorf("--heap-profile: %w", err)
+	}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		largest := uint64(0)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			metrics.Read(live)
+			if n := live[0].Value.Uint64(); n > largest+largest/10 {
+				largest = n
+				if err := writeHeapProfile(path); err != nil {
+					slog.Warn("cannot write the heap profile", "file", path, "err", err)
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }, nil
+}
+
+// writeHeapProfile replaces path with the current heap profile.
+func writeHeapProfile(path string) error {
+	tmp := path + ".tmp"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(runtimepprof.Lookup("heap").WriteTo(out, 0), out.Close()); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func startCPUProfile(path string) (stop func(), err error) {

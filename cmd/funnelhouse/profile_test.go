@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// heldForProfile keeps the test's allocation live while the profile is
+// taken.
+var heldForProfile [][]byte
+
+// allocateForHeapProfile allocates n MiB that stay live, under a name the
+// heap profile must show.
+//
+//go:noinline
+func allocateForHeapProfile(n int) {
+	for range n {
+		heldForProfile = append(heldForProfile, make([]byte, 1<<20))
+	}
+}
+
+// The heap profile is written again once the live heap has grown, and
+// shows what made it grow, although the heap is smaller by the time the
+// profiling stops.
+func TestHeapProfileAtTheLargestHeap(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "heap.pprof")
+	stop, err := startHeapProfile(path, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocateForHeapProfile(64)
+	runtime.GC()
+	time.Sleep(200 * time.Millisecond)
+	heldForProfile = nil
+	runtime.GC()
+	time.Sleep(100 * time.Millisecond)
+	stop()
+
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("the heap profile is not a gzipped profile: %v", err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte("allocateForHeapProfile")) {
+		t.Error("the heap profile does not show the allocation that made the heap largest")
+	}
+	if _, err := startHeapProfile(filepath.Join(t.TempDir(), "missing", "heap.pprof"), time.Second); err == nil {
+		t.Error("a heap profile in a missing directory: no error")
+	}
+}
