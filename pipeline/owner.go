@@ -158,6 +158,7 @@ func (o *owner) add(m ownerMsg) {
 	now := o.pl.cfg.Now()
 	o.queue[m.topic] = append(o.queue[m.topic], m.records...)
 	for _, r := range m.records {
+		detach(r)
 		o.queuedBytes[m.topic] += recordBytes(r)
 	}
 	o.lastSeen[m.topic] = now
@@ -243,6 +244,30 @@ func (o *owner) nextInput(now time.Time) int {
 }
 
 func (o *owner) queued(t int) int { return len(o.queue[t]) - o.head[t] }
+
+// detach copies the key and value of a record of an uncompressed batch out
+// of the fetch response they point into, so that a queued record does not
+// keep the whole response alive (up to the budget's fetchMax): a record of
+// a compressed batch points into that batch's decompressed copy instead.
+// A producer sends a batch uncompressed when compressing does not shrink
+// it, e.g. a batch of one small record: at the largest live heap of a 5M
+// bench, 87 MB were fetch responses pinned by a few such records of the
+// input held back in its queue (bench/RESULTS.md, "what the live heap
+// holds at its largest").
+func detach(r *kgo.Record) {
+	if r.Attrs.CompressionType() != 0 || len(r.Key)+len(r.Value) == 0 {
+		return
+	}
+	b := make([]byte, len(r.Key)+len(r.Value))
+	n := copy(b, r.Key)
+	copy(b[n:], r.Value)
+	if r.Key != nil { // a null key stays null, for the dead-letter copy
+		r.Key = b[:n:n]
+	}
+	if r.Value != nil {
+		r.Value = b[n:]
+	}
+}
 
 // recordBytes is what a fetched record pins until it is fed.
 func recordBytes(r *kgo.Record) int64 { return int64(len(r.Key) + len(r.Value)) }
