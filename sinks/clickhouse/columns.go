@@ -113,13 +113,11 @@ func (s *spareColumns) lend(table string, cols []column.Interface) (takeBack fun
 // a pointer to one, as Decimal's). Another layout yields none, and its
 // column simply grows from nothing as before.
 func bufferSlices(c column.Interface) []reflect.Value {
-	col := driverColumn(c)
-	if col.IsValid() && col.Kind() == reflect.Interface && !col.IsNil() && col.Elem().Kind() == reflect.Pointer {
-		col = settable(col.Elem().Elem())
-	}
-	if !col.IsValid() {
+	p := reflect.ValueOf(chColumn(c))
+	if p.Kind() != reflect.Pointer || p.IsNil() {
 		return nil
 	}
+	col := p.Elem()
 	switch col.Kind() {
 	case reflect.Slice:
 		if plain(col.Type().Elem()) {
