@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -105,9 +106,26 @@ FROM system.numbers LIMIT 6003`)
 	if got := query("SELECT data FROM {db}.pipeline_state FINAL WHERE consumer_group = 'g' AND kafka_partition = 1 AND kind = 'visitor' AND key IN ('v1000')"); got != "state 1000 of epoch 2" {
 		t.Errorf("visitor v1000 after the upgrade: %q", got)
 	}
-	exec("SYSTEM FLUSH LOGS")
-	if got := query("SELECT toString(read_rows) FROM system.query_log WHERE type = 2 AND query LIKE '%key IN (''v1000'')%' AND query NOT LIKE '%query_log%' ORDER BY event_time DESC LIMIT 1"); got != "256" {
+	if got := loggedReadRows(t, exec, query, "%{db}.pipeline_state FINAL WHERE%key IN (''v1000'')%"); got != "256" {
 		t.Errorf("a lookup of one key read %s rows, want 256 (one granule)", got)
+	}
+}
+
+// loggedReadRows returns read_rows of the newest finished query like
+// pattern in system.query_log. 18.16's SYSTEM FLUSH LOGS only asks the log
+// thread to flush and does not wait for it, so the row is awaited.
+func loggedReadRows(t *testing.T, exec func(string), query func(string) string, pattern string) string {
+	t.Helper()
+	q := "SELECT toString(groupArray(read_rows)) FROM (SELECT read_rows FROM system.query_log WHERE type = 2 AND query LIKE '" + pattern + "' AND query NOT LIKE '%query_log%' ORDER BY event_time DESC LIMIT 1)"
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		exec("SYSTEM FLUSH LOGS")
+		got := query(q)
+		if got != "[]" {
+			return strings.Trim(got, "[]")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no finished query like %s in system.query_log after 30 s", pattern)
+		}
 	}
 }
 
