@@ -14,7 +14,7 @@ type budget struct {
 	rowBytes      int64 // buffered rows: a flush starts at half, fetching pauses above
 	partitionRows int64 // one partition's buffered rows: its release pauses above
 	hotHeld       int64 // decoded held events per partition; beyond, they spill
-	queued        int64 // records fetched and waiting per partition input
+	queued        int64 // records fetched and waiting per partition input (values only: with its Record and batch, a queued record takes about twice that)
 	fetchMax      int32 // franz-go's FetchMaxBytes (its default, 50 MiB, is a lot to hold twice)
 	coldRun       int   // bytes of raw records after which a cold run is sealed
 }
@@ -44,7 +44,7 @@ func newBudget(limit int64) budget {
 		rowBytes:      b / 8,
 		partitionRows: b / 64,
 		hotHeld:       clamp(b/64, 1<<20, 8<<20),
-		queued:        clamp(b/64, 1<<20, 32<<20),
+		queued:        clamp(b/256, 1<<20, 32<<20),
 		fetchMax:      int32(clamp(b/128, 1<<20, 16<<20)),
 		coldRun:       int(clamp(b/256, 256<<10, coldRunBytes)),
 	}

@@ -100,7 +100,7 @@ func New(cfg Config, sink Sink) (*Pipeline, error) {
 		checkpointNow: make(chan struct{}, 1),
 		budget:        newBudget(cfg.MemoryLimit),
 	}
-	rows.LimitFreeBatches(pl.budget.rowBytes / 4)
+	rows.LimitFreeBatches(pl.budget.rowBytes / 8) // about a flush's event rows: the pool passes them on, it need not hold more
 	var err error
 	pl.metrics, err = newMetrics(cfg.Registerer, pl)
 	if err != nil {

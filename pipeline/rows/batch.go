@@ -8,7 +8,6 @@
 package rows
 
 import (
-	"math"
 	"slices"
 	"sync/atomic"
 	"unsafe"
@@ -64,7 +63,8 @@ func GetBatch() *Batch {
 }
 
 // GetBatchLike returns an empty batch (GetBatch) with room for as many
-// events, sessions and transitions, and their text, as prev holds: a
+// events, sessions and transitions as prev holds (their text grows by
+// chunks, which copies nothing): a
 // partition's flushes are alike, and rows grown from empty by doubling are
 // copied about once more and leave as much again for the GC (4.8 % of a
 // member's CPU at 5M events was growslice under the row appends, with
@@ -119,47 +119,28 @@ func (b *Batch) Reset() {
 // the text their Text fields refer to.
 type Rows[R any] struct {
 	rows []R
-	text []byte
+	text texts
 }
-
-// Text is a string kept in its rows' text: where it starts and its length.
-type Text struct{ off, len uint32 }
 
 // put copies s into the rows' text.
-func (r *Rows[R]) put(s string) Text {
-	if len(s) == 0 {
-		return Text{}
-	}
-	off := len(r.text)
-	if off+len(s) > math.MaxUint32 {
-		panic("BUG: a batch's text is over 4 GiB; the row byte bounds should have flushed it long before")
-	}
-	r.text = append(r.text, s...)
-	return Text{uint32(off), uint32(len(s))}
-}
+func (r *Rows[R]) put(s string) Text { return r.text.put(s) }
 
 // str is the string of t, aliasing the rows' text: valid until reset, which
 // reuses the text.
-func (r *Rows[R]) str(t Text) string {
-	if t.len == 0 {
-		return ""
-	}
-	return unsafe.String(&r.text[t.off], int(t.len))
-}
+func (r *Rows[R]) str(t Text) string { return r.text.str(t) }
 
 // Append adds a copy of row.
 func (r *Rows[R]) Append(row *R) { r.rows = append(r.rows, *row) }
 
-// reserve makes room in the empty r for as many rows and as much text as
-// like holds.
+// reserve makes room in the empty r for as many rows as like holds. Its
+// text needs none: it grows by chunks, copying nothing.
 func (r *Rows[R]) reserve(like *Rows[R]) {
 	r.rows = slices.Grow(r.rows[:0], len(like.rows))
-	r.text = slices.Grow(r.text[:0], len(like.text))
 }
 
 func (r *Rows[R]) capBytes() int64 {
 	var row R
-	return int64(cap(r.rows))*int64(unsafe.Sizeof(row)) + int64(cap(r.text))
+	return int64(cap(r.rows))*int64(unsafe.Sizeof(row)) + r.text.capBytes()
 }
 
 // Len is the number of rows.
@@ -174,7 +155,7 @@ func (r *Rows[R]) All() []R { return r.rows }
 func (r *Rows[R]) reset() {
 	clear(r.rows)
 	r.rows = r.rows[:0]
-	r.text = r.text[:0]
+	r.text.reset()
 }
 
 // FloorDiv is a / b rounded toward minus infinity, so that a time before

@@ -86,13 +86,13 @@ func TestPutBatch(t *testing.T) {
 	if s := b.State.All()[:1][0]; s.Data != "" {
 		t.Errorf("a free batch still references %q", s.Data)
 	}
-	if n := len(b.Events.text); n != 0 {
+	if n := b.Events.text.bytes; n != 0 {
 		t.Errorf("a free batch's event text holds %d bytes", n)
 	}
 }
 
-// A batch got like another has room for its rows and text, so that the
-// appends of the next flush do not grow it from empty.
+// A batch got like another has room for its rows, so that the appends of
+// the next flush do not grow them from empty.
 func TestGetBatchLike(t *testing.T) {
 	var prev Batch
 	for i := range 1000 {
@@ -105,16 +105,57 @@ func TestGetBatchLike(t *testing.T) {
 		t.Fatalf("%d rows in a new batch", b.Rows())
 	}
 	for _, c := range []struct {
-		name               string
-		rows, text         int
-		wantRows, wantText int
+		name           string
+		rows, wantRows int
 	}{
-		{"events", cap(b.Events.rows), cap(b.Events.text), len(prev.Events.rows), len(prev.Events.text)},
-		{"sessions", cap(b.Sessions.rows), cap(b.Sessions.text), len(prev.Sessions.rows), len(prev.Sessions.text)},
-		{"transitions", cap(b.Transitions.rows), cap(b.Transitions.text), len(prev.Transitions.rows), len(prev.Transitions.text)},
+		{"events", cap(b.Events.rows), len(prev.Events.rows)},
+		{"sessions", cap(b.Sessions.rows), len(prev.Sessions.rows)},
+		{"transitions", cap(b.Transitions.rows), len(prev.Transitions.rows)},
 	} {
-		if c.rows < c.wantRows || c.text < c.wantText {
-			t.Errorf("%s: room for %d rows and %d bytes of text, want %d and %d", c.name, c.rows, c.text, c.wantRows, c.wantText)
+		if c.rows < c.wantRows {
+			t.Errorf("%s: room for %d rows, want %d", c.name, c.rows, c.wantRows)
+		}
+	}
+}
+
+// The text keeps every string put into it, across chunks and past a
+// string longer than a chunk, without moving what it holds; reset reuses
+// the chunks.
+func TestTextChunks(t *testing.T) {
+	var x texts
+	long := strings.Repeat("L", textChunkMax+3)
+	for round := range 2 {
+		var (
+			want []string
+			got  []Text
+			seen []string // strings read back when put, read again at the end
+		)
+		for i := range 40_000 {
+			s := strings.Repeat(string(rune('a'+i%26)), 1+i%97)
+			if i == 20_000 {
+				s = long
+			}
+			want = append(want, s)
+			got = append(got, x.put(s))
+			seen = append(seen, x.str(got[i]))
+		}
+		if x.put("") != (Text{}) || x.str(Text{}) != "" {
+			t.Errorf("round %d: the empty string is not the zero Text", round)
+		}
+		bytes := 0
+		for i, s := range want {
+			bytes += len(s)
+			if x.str(got[i]) != s || seen[i] != s {
+				t.Fatalf("round %d: string %d reads %.20q (and %.20q when put), want %.20q", round, i, x.str(got[i]), seen[i], s)
+			}
+		}
+		if x.bytes != bytes || x.used < 3 {
+			t.Errorf("round %d: %d bytes in %d chunks, want %d bytes in several", round, x.bytes, x.used, bytes)
+		}
+		kept := x.capBytes()
+		x.reset()
+		if x.bytes != 0 || x.used != 0 || x.capBytes() != kept {
+			t.Errorf("round %d: after reset %d bytes in %d chunks, %d kept of %d", round, x.bytes, x.used, x.capBytes(), kept)
 		}
 	}
 }

@@ -64,7 +64,7 @@ type EventRows struct{ Rows[eventRow] }
 // Append adds a copy of e, its strings copied into the rows' text, and
 // returns the bytes it took.
 func (r *EventRows) Append(e *Event) int64 {
-	text := len(r.text)
+	text := r.text.bytes
 	r.rows = append(r.rows, eventRow{
 		EventID: r.put(e.EventID), VisitorID: r.put(e.VisitorID), CustomerID: r.put(e.CustomerID),
 		SessionID: r.put(e.SessionID), URL: r.put(e.URL), Referrer: r.put(e.Referrer),
@@ -75,7 +75,7 @@ func (r *EventRows) Append(e *Event) int64 {
 		KafkaPartition: e.KafkaPartition, Type: e.Type, Stage: e.Stage,
 		Rating: e.Rating, NPS: e.NPS, CSAT: e.CSAT, CES: e.CES, Trial: e.Trial, Late: e.Late,
 	})
-	return int64(unsafe.Sizeof(eventRow{})) + int64(len(r.text)-text)
+	return int64(unsafe.Sizeof(eventRow{})) + int64(r.text.bytes-text)
 }
 
 // All returns copies of the rows, for tests and inspection: their strings

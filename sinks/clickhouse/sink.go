@@ -451,6 +451,9 @@ func textColumns(cols []column.Interface, t rows.AnyTable) []rows.StringColumn {
 // min_insert_block_size_rows (1,048,576), so the parts are as few as with
 // one block. The driver's copy of a flush is then a block, not the whole
 // flush, and its buffers are reused from block to block instead of grown.
+// Those buffers are kept from one insert to the next (spareColumns): at
+// 65,536 rows a block they held 39 MB of a member's live heap at 5M
+// events, at 16,384 about a quarter, for the same CPU (bench/RESULTS.md).
 //
 // Not pipeline_state: blocks of an INSERT are not all or nothing. When the
 // client goes away mid-INSERT, ClickHouse 18.16 writes the blocks it has
@@ -460,7 +463,7 @@ func textColumns(cols []column.Interface, t rows.AnyTable) []rows.StringColumn {
 // the checkpoint the next restore took. The other tables replace a
 // replayed row; the state insert stays one block, written whole or not at
 // all.
-const insertBlockRows = 65536
+const insertBlockRows = 16384
 
 // insertQuery is the INSERT statement of t's columns into db.table (t's
 // own table, or its local table on a shard).
