@@ -116,18 +116,11 @@ func (b *Batch) Reset() {
 }
 
 // Rows are the rows of one table in a batch, in the order appended, and
-// the text their Text fields refer to.
+// the text their strings are kept in (events only).
 type Rows[R any] struct {
 	rows []R
 	text texts
 }
-
-// put copies s into the rows' text.
-func (r *Rows[R]) put(s string) Text { return r.text.put(s) }
-
-// str is the string of t, aliasing the rows' text: valid until reset, which
-// reuses the text.
-func (r *Rows[R]) str(t Text) string { return r.text.str(t) }
 
 // Append adds a copy of row.
 func (r *Rows[R]) Append(row *R) { r.rows = append(r.rows, *row) }

@@ -118,8 +118,8 @@ func TestGetBatchLike(t *testing.T) {
 	}
 }
 
-// The text keeps every string put into it, across chunks and past a
-// string longer than a chunk, without moving what it holds; reset reuses
+// The text keeps everything written into it, across chunks and past a
+// piece longer than a chunk, without moving what it holds; reset reuses
 // the chunks.
 func TestTextChunks(t *testing.T) {
 	var x texts
@@ -127,26 +127,30 @@ func TestTextChunks(t *testing.T) {
 	for round := range 2 {
 		var (
 			want []string
-			got  []Text
-			seen []string // strings read back when put, read again at the end
+			offs []uint32
+			seen []string // read back when written, read again at the end
 		)
 		for i := range 40_000 {
 			s := strings.Repeat(string(rune('a'+i%26)), 1+i%97)
 			if i == 20_000 {
 				s = long
 			}
-			want = append(want, s)
-			got = append(got, x.put(s))
-			seen = append(seen, x.str(got[i]))
+			off, dst := x.alloc(len(s))
+			copy(dst, s)
+			want, offs = append(want, s), append(offs, off)
+			seen = append(seen, x.at(off, 0, len(s)))
 		}
-		if x.put("") != (Text{}) || x.str(Text{}) != "" {
-			t.Errorf("round %d: the empty string is not the zero Text", round)
+		if off, dst := x.alloc(0); off != 0 || dst != nil || x.at(0, 0, 0) != "" {
+			t.Errorf("round %d: nothing is not at 0", round)
 		}
 		bytes := 0
 		for i, s := range want {
 			bytes += len(s)
-			if x.str(got[i]) != s || seen[i] != s {
-				t.Fatalf("round %d: string %d reads %.20q (and %.20q when put), want %.20q", round, i, x.str(got[i]), seen[i], s)
+			if got := x.at(offs[i], 0, len(s)); got != s || seen[i] != s {
+				t.Fatalf("round %d: piece %d reads %.20q (and %.20q when written), want %.20q", round, i, got, seen[i], s)
+			}
+			if got := x.at(offs[i], 1, len(s)); got != s[1:] {
+				t.Fatalf("round %d: piece %d from 1 reads %.20q", round, i, got)
 			}
 		}
 		if x.bytes != bytes || x.used < 3 {
@@ -156,6 +160,40 @@ func TestTextChunks(t *testing.T) {
 		x.reset()
 		if x.bytes != 0 || x.used != 0 || x.capBytes() != kept {
 			t.Errorf("round %d: after reset %d bytes in %d chunks, %d kept of %d", round, x.bytes, x.used, x.capBytes(), kept)
+		}
+	}
+}
+
+// An event's strings come back as they went in, each in its column, the
+// empty ones and long props included.
+func TestEventStrings(t *testing.T) {
+	var b Batch
+	events := []Event{
+		{},
+		{EventID: "e1", VisitorID: "v1", URL: "https://example.com/a?b#c", KafkaTopic: "clickstream", Props: `{"k":1}`},
+		{EventID: "e2", Props: strings.Repeat("p", 256<<10), Plan: "pro", Currency: "EUR", Referrer: "r"},
+		{EventID: "e3", VisitorID: "v3", CustomerID: "c3", SessionID: "s3", URL: "u", Referrer: "r3", Source: "s", Medium: "m",
+			Campaign: "c", Device: "d", Country: "FR", OrderID: "o3", Currency: "USD", Plan: "basic", KafkaTopic: "transactions"},
+	}
+	for i := range events {
+		b.Events.Append(&events[i])
+	}
+	got := b.Events.All()
+	for i := range events {
+		if got[i] != events[i] {
+			t.Errorf("event %d: got %+.60v, want %+.60v", i, got[i], events[i])
+		}
+	}
+	// Each column reads its own string.
+	names := EventsTable.ColumnNames()
+	for i, name := range names {
+		if !EventsTable.IsText(i) {
+			continue
+		}
+		vals := EventsTable.Values(i, []*Batch{&b}, new(Buffers)).([]string)
+		if name == "currency" && (vals[2] != "EUR" || vals[3] != "USD") || name == "kafka_topic" && vals[1] != "clickstream" ||
+			name == "order_id" && vals[3] != "o3" || name == "props" && len(vals[2]) != 256<<10 {
+			t.Errorf("column %s reads %.30q", name, vals)
 		}
 	}
 }

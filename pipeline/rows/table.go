@@ -22,7 +22,7 @@ type Column[R any] struct {
 	// values gathers the column's values of the table's rows from..to
 	// of the batches (an accessor func(*R) T, typed at Col).
 	values func(t *Table[R], batches []*Batch, from, to int, buf *Buffers) any
-	// text is the accessor of a string column (TextCol, or Col of a
+	// text is the accessor of a string column (textCol, or Col of a
 	// string), nil otherwise.
 	text func(*Rows[R], *R) string
 	// fixed appends the values of the rows from..to of the batches to
@@ -97,13 +97,12 @@ func (t *Table[R]) AppendFixed(i int, batches []*Batch, from, to int, dst any) b
 	return f != nil && f(t, batches, from, to, dst)
 }
 
-// TextCol describes a string column whose value in row r is get(r), a Text
-// of the rows' text. The strings returned alias that text: they are valid
-// until the batch is reset.
-func TextCol[R any](name string, get func(*R) Text) Column[R] {
-	return Column[R]{Name: name, text: func(rs *Rows[R], r *R) string { return rs.str(get(r)) }, values: func(t *Table[R], batches []*Batch, from, to int, buf *Buffers) any {
+// textCol describes a string column whose value in row r is get(rows, r),
+// a string kept in the rows' text: valid until the batch is reset.
+func textCol[R any](name string, get func(*Rows[R], *R) string) Column[R] {
+	return Column[R]{Name: name, text: get, values: func(t *Table[R], batches []*Batch, from, to int, buf *Buffers) any {
 		out := (*buffer[string](buf))[:0]
-		t.each(batches, from, to, func(rs *Rows[R], r *R) { out = append(out, rs.str(get(r))) })
+		t.each(batches, from, to, func(rs *Rows[R], r *R) { out = append(out, get(rs, r)) })
 		*buffer[string](buf) = out
 		return out
 	}}
@@ -117,7 +116,7 @@ type StringColumn interface {
 	Append(s string)
 }
 
-// IsText reports whether column i is a string column (TextCol, or Col of
+// IsText reports whether column i is a string column (textCol, or Col of
 // a string).
 func (t *Table[R]) IsText(i int) bool { return t.Columns[i].text != nil }
 

@@ -1,6 +1,7 @@
 package rows
 
 import (
+	"math"
 	"strings"
 	"time"
 	"unsafe"
@@ -40,22 +41,54 @@ type Event struct {
 	KafkaOffset    int64
 }
 
-// eventRow is an Event as a batch keeps it: its strings are Texts in the
-// rows' text, so that the row holds no pointer. A flush buffers hundreds of
-// thousands of event rows; with sixteen strings each, the garbage collector
-// would scan them all at every cycle, and every append would pass through
-// its write barrier.
+// eventRow is an Event as a batch keeps it: its strings lie one after the
+// other in the rows' text, so that the row holds no pointer and no
+// per-string reference. A flush buffers hundreds of thousands of event
+// rows; with sixteen strings each, the garbage collector would scan them
+// all at every cycle, and every append would pass through its write
+// barrier. A reference (offset and length) per string took 128 of the
+// row's 176 bytes; ends takes 30.
 type eventRow struct {
-	EventID, VisitorID, CustomerID, SessionID, URL, Referrer Text
-	Source, Medium, Campaign, Device, Country, OrderID       Text
-	Currency, Plan, Props, KafkaTopic                        Text
-	TsMs, SessionStartMs, KafkaOffset                        int64
-	Amount                                                   schemas.Amount
-	KafkaPartition                                           int32
-	Type                                                     schemas.Type
-	Stage                                                    Stage
-	Rating, NPS, CSAT, CES                                   int8
-	Trial, Late                                              bool
+	text                              uint32             // where the strings start in the rows' text (texts.alloc)
+	ends                              [eventProps]uint16 // where each string but props ends, from text
+	propsLen                          uint32             // props, the last, may be long
+	TsMs, SessionStartMs, KafkaOffset int64
+	Amount                            schemas.Amount
+	KafkaPartition                    int32
+	Type                              schemas.Type
+	Stage                             Stage
+	Rating, NPS, CSAT, CES            int8
+	Trial, Late                       bool
+}
+
+// eventText numbers an event row's strings in the order the text keeps
+// them.
+type eventText uint8
+
+const (
+	eventID eventText = iota
+	eventVisitorID
+	eventCustomerID
+	eventSessionID
+	eventURL
+	eventReferrer
+	eventSource
+	eventMedium
+	eventCampaign
+	eventDevice
+	eventCountry
+	eventOrderID
+	eventCurrency
+	eventPlan
+	eventKafkaTopic
+	eventProps // last: the only one whose length may pass 65,535
+	numEventTexts
+)
+
+// texts are e's strings in eventText order.
+func (e *Event) texts() [numEventTexts]string {
+	return [numEventTexts]string{e.EventID, e.VisitorID, e.CustomerID, e.SessionID, e.URL, e.Referrer,
+		e.Source, e.Medium, e.Campaign, e.Device, e.Country, e.OrderID, e.Currency, e.Plan, e.KafkaTopic, e.Props}
 }
 
 // EventRows are the event rows of a batch.
@@ -64,18 +97,45 @@ type EventRows struct{ Rows[eventRow] }
 // Append adds a copy of e, its strings copied into the rows' text, and
 // returns the bytes it took.
 func (r *EventRows) Append(e *Event) int64 {
-	text := r.text.bytes
-	r.rows = append(r.rows, eventRow{
-		EventID: r.put(e.EventID), VisitorID: r.put(e.VisitorID), CustomerID: r.put(e.CustomerID),
-		SessionID: r.put(e.SessionID), URL: r.put(e.URL), Referrer: r.put(e.Referrer),
-		Source: r.put(e.Source), Medium: r.put(e.Medium), Campaign: r.put(e.Campaign),
-		Device: r.put(e.Device), Country: r.put(e.Country), OrderID: r.put(e.OrderID),
-		Currency: r.put(e.Currency), Plan: r.put(e.Plan), Props: r.put(e.Props), KafkaTopic: r.put(e.KafkaTopic),
+	strs := e.texts()
+	n := 0
+	for _, s := range strs {
+		n += len(s)
+	}
+	if n-len(e.Props) > math.MaxUint16 {
+		// The decoder bounds each of them to 2 KiB at most.
+		panic("BUG: an event's strings besides props take more than 64 KiB")
+	}
+	row := eventRow{
 		TsMs: e.TsMs, SessionStartMs: e.SessionStartMs, KafkaOffset: e.KafkaOffset, Amount: e.Amount,
 		KafkaPartition: e.KafkaPartition, Type: e.Type, Stage: e.Stage,
 		Rating: e.Rating, NPS: e.NPS, CSAT: e.CSAT, CES: e.CES, Trial: e.Trial, Late: e.Late,
-	})
-	return int64(unsafe.Sizeof(eventRow{})) + int64(r.text.bytes-text)
+		propsLen: uint32(len(e.Props)),
+	}
+	var dst []byte
+	row.text, dst = r.text.alloc(n)
+	end := 0
+	for i, s := range strs[:eventProps] {
+		end += copy(dst[end:], s)
+		row.ends[i] = uint16(end)
+	}
+	copy(dst[end:], e.Props)
+	r.rows = append(r.rows, row)
+	return int64(unsafe.Sizeof(eventRow{})) + int64(n)
+}
+
+// eventStr is string i of row, aliasing the rows' text: valid until reset.
+func eventStr(r *Rows[eventRow], row *eventRow, i eventText) string {
+	start, end := 0, int(row.propsLen)
+	if i > 0 {
+		start = int(row.ends[i-1])
+	}
+	if i < eventProps {
+		end = int(row.ends[i])
+	} else {
+		end += start
+	}
+	return r.text.at(row.text, start, end)
 }
 
 // All returns copies of the rows, for tests and inspection: their strings
@@ -84,12 +144,16 @@ func (r *EventRows) All() []Event {
 	out := make([]Event, len(r.rows))
 	for i := range r.rows {
 		e := &r.rows[i]
+		var strs [numEventTexts]string
+		for j := range strs {
+			strs[j] = strings.Clone(eventStr(&r.Rows, e, eventText(j)))
+		}
 		out[i] = Event{
-			EventID: r.copy(e.EventID), VisitorID: r.copy(e.VisitorID), CustomerID: r.copy(e.CustomerID),
-			SessionID: r.copy(e.SessionID), URL: r.copy(e.URL), Referrer: r.copy(e.Referrer),
-			Source: r.copy(e.Source), Medium: r.copy(e.Medium), Campaign: r.copy(e.Campaign),
-			Device: r.copy(e.Device), Country: r.copy(e.Country), OrderID: r.copy(e.OrderID),
-			Currency: r.copy(e.Currency), Plan: r.copy(e.Plan), Props: r.copy(e.Props), KafkaTopic: r.copy(e.KafkaTopic),
+			EventID: strs[eventID], VisitorID: strs[eventVisitorID], CustomerID: strs[eventCustomerID],
+			SessionID: strs[eventSessionID], URL: strs[eventURL], Referrer: strs[eventReferrer],
+			Source: strs[eventSource], Medium: strs[eventMedium], Campaign: strs[eventCampaign],
+			Device: strs[eventDevice], Country: strs[eventCountry], OrderID: strs[eventOrderID],
+			Currency: strs[eventCurrency], Plan: strs[eventPlan], Props: strs[eventProps], KafkaTopic: strs[eventKafkaTopic],
 			TsMs: e.TsMs, SessionStartMs: e.SessionStartMs, KafkaOffset: e.KafkaOffset, Amount: e.Amount,
 			KafkaPartition: e.KafkaPartition, Type: e.Type, Stage: e.Stage,
 			Rating: e.Rating, NPS: e.NPS, CSAT: e.CSAT, CES: e.CES, Trial: e.Trial, Late: e.Late,
@@ -98,38 +162,41 @@ func (r *EventRows) All() []Event {
 	return out
 }
 
-func (r *EventRows) copy(t Text) string { return strings.Clone(r.str(t)) }
+// eventCol describes the string column of an event's string i.
+func eventCol(name string, i eventText) Column[eventRow] {
+	return textCol(name, func(rs *Rows[eventRow], r *eventRow) string { return eventStr(rs, r, i) })
+}
 
 // EventsTable describes the events table.
 var EventsTable = Table[eventRow]{Name: "events", rows: func(b *Batch) *Rows[eventRow] { return &b.Events.Rows }, Columns: []Column[eventRow]{
-	TextCol("event_id", func(r *eventRow) Text { return r.EventID }),
+	eventCol("event_id", eventID),
 	Col("ts", func(r *eventRow) int64 { return FloorDiv(r.TsMs, 1000) }),
 	Col("ts_ms", func(r *eventRow) uint64 { return uint64(r.TsMs) }),
 	Col("type", func(r *eventRow) int8 { return int8(r.Type) }),
-	TextCol("visitor_id", func(r *eventRow) Text { return r.VisitorID }),
-	TextCol("customer_id", func(r *eventRow) Text { return r.CustomerID }),
-	TextCol("session_id", func(r *eventRow) Text { return r.SessionID }),
+	eventCol("visitor_id", eventVisitorID),
+	eventCol("customer_id", eventCustomerID),
+	eventCol("session_id", eventSessionID),
 	Col("stage", func(r *eventRow) int8 { return int8(r.Stage) }),
-	TextCol("url", func(r *eventRow) Text { return r.URL }),
-	TextCol("referrer", func(r *eventRow) Text { return r.Referrer }),
-	TextCol("source", func(r *eventRow) Text { return r.Source }),
-	TextCol("medium", func(r *eventRow) Text { return r.Medium }),
-	TextCol("campaign", func(r *eventRow) Text { return r.Campaign }),
-	TextCol("device", func(r *eventRow) Text { return r.Device }),
-	TextCol("country", func(r *eventRow) Text { return r.Country }),
-	TextCol("order_id", func(r *eventRow) Text { return r.OrderID }),
+	eventCol("url", eventURL),
+	eventCol("referrer", eventReferrer),
+	eventCol("source", eventSource),
+	eventCol("medium", eventMedium),
+	eventCol("campaign", eventCampaign),
+	eventCol("device", eventDevice),
+	eventCol("country", eventCountry),
+	eventCol("order_id", eventOrderID),
 	Col("amount", func(r *eventRow) schemas.Amount { return r.Amount }),
-	TextCol("currency", func(r *eventRow) Text { return r.Currency }),
+	eventCol("currency", eventCurrency),
 	Col("rating", func(r *eventRow) OptionalInt8 { return OptionalInt8(r.Rating) }),
 	Col("nps", func(r *eventRow) OptionalInt8 { return OptionalInt8(r.NPS) }),
 	Col("csat", func(r *eventRow) OptionalInt8 { return OptionalInt8(r.CSAT) }),
 	Col("ces", func(r *eventRow) OptionalInt8 { return OptionalInt8(r.CES) }),
 	Col("trial", func(r *eventRow) uint8 { return b2u(r.Trial) }),
-	TextCol("plan", func(r *eventRow) Text { return r.Plan }),
+	eventCol("plan", eventPlan),
 	Col("session_start", func(r *eventRow) int64 { return FloorDiv(r.SessionStartMs, 1000) }),
-	TextCol("props", func(r *eventRow) Text { return r.Props }),
+	eventCol("props", eventProps),
 	Col("late", func(r *eventRow) uint8 { return b2u(r.Late) }),
-	TextCol("kafka_topic", func(r *eventRow) Text { return r.KafkaTopic }),
+	eventCol("kafka_topic", eventKafkaTopic),
 	Col("kafka_partition", func(r *eventRow) int32 { return r.KafkaPartition }),
 	Col("kafka_offset", func(r *eventRow) int64 { return r.KafkaOffset }),
 }}

@@ -17,10 +17,6 @@ type texts struct {
 	bytes  int // text held, over the chunks in use
 }
 
-// Text is a string kept in its rows' text: its chunk (above
-// textChunkBits of off), where it starts in the chunk, and its length.
-type Text struct{ off, len uint32 }
-
 const (
 	textChunkBits = 20
 	textChunkMax  = 1 << textChunkBits // a chunk's capacity, unless one string is longer
@@ -28,19 +24,20 @@ const (
 	maxTextChunks = 1 << (32 - textChunkBits)
 )
 
-// put copies s into the text.
-func (x *texts) put(s string) Text {
-	if len(s) == 0 {
-		return Text{}
+// alloc returns n bytes of the text to fill, and where they start: their
+// chunk's index above textChunkBits, their position in it below.
+func (x *texts) alloc(n int) (uint32, []byte) {
+	if n == 0 {
+		return 0, nil
 	}
-	if x.used == 0 || cap(x.chunks[x.used-1])-len(x.chunks[x.used-1]) < len(s) {
-		x.next(len(s))
+	if x.used == 0 || cap(x.chunks[x.used-1])-len(x.chunks[x.used-1]) < n {
+		x.next(n)
 	}
 	c := &x.chunks[x.used-1]
 	pos := len(*c)
-	*c = append(*c, s...) // within capacity: the chunk does not move
-	x.bytes += len(s)
-	return Text{off: uint32(x.used-1)<<textChunkBits | uint32(pos), len: uint32(len(s))}
+	*c = (*c)[:pos+n] // within capacity: the chunk does not move
+	x.bytes += n
+	return uint32(x.used-1)<<textChunkBits | uint32(pos), (*c)[pos : pos+n]
 }
 
 // next starts a chunk with room for need bytes: a kept one if it has the
@@ -63,14 +60,14 @@ func (x *texts) next(need int) {
 	x.used++
 }
 
-// str is the string of t, aliasing the text: valid until reset, which
-// reuses the chunks.
-func (x *texts) str(t Text) string {
-	if t.len == 0 {
+// at is the bytes start..end of those alloc returned at off, as a string
+// aliasing the text: valid until reset, which reuses the chunks.
+func (x *texts) at(off uint32, start, end int) string {
+	if start == end {
 		return ""
 	}
-	c := x.chunks[t.off>>textChunkBits]
-	return unsafe.String(&c[t.off&(textChunkMax-1)], int(t.len))
+	c := x.chunks[off>>textChunkBits]
+	return unsafe.String(&c[int(off&(textChunkMax-1))+start], end-start)
 }
 
 // reset empties the text and keeps its chunks.
