@@ -164,6 +164,22 @@ func TestTextChunks(t *testing.T) {
 	}
 }
 
+// A chunk made for a string longer than textChunkMax, kept by reset and
+// filled again, takes no more than textChunkMax: a position past it would
+// read as another chunk's.
+func TestTextChunkKeptFromALongString(t *testing.T) {
+	var x texts
+	x.alloc(textChunkMax + 10)
+	x.reset()
+	off, dst := x.alloc(textChunkMax)
+	copy(dst, strings.Repeat("a", textChunkMax))
+	off2, dst2 := x.alloc(5)
+	copy(dst2, "bbbbb")
+	if got := x.at(off2, 0, 5); got != "bbbbb" || off2>>textChunkBits == off>>textChunkBits {
+		t.Errorf("5 bytes after a full chunk: at %#x (the full one at %#x), read %q", off2, off, got)
+	}
+}
+
 // An event's strings come back as they went in, each in its column, the
 // empty ones and long props included.
 func TestEventStrings(t *testing.T) {

@@ -126,14 +126,13 @@ func (r *EventRows) Append(e *Event) int64 {
 
 // eventStr is string i of row, aliasing the rows' text: valid until reset.
 func eventStr(r *Rows[eventRow], row *eventRow, i eventText) string {
-	start, end := 0, int(row.propsLen)
+	start := 0
 	if i > 0 {
 		start = int(row.ends[i-1])
 	}
+	end := start + int(row.propsLen)
 	if i < eventProps {
 		end = int(row.ends[i])
-	} else {
-		end += start
 	}
 	return r.text.at(row.text, start, end)
 }

@@ -7,7 +7,8 @@ import (
 
 // texts is the text of a table's rows in a batch: chunks filled in order,
 // which never move once allocated. One growing slice was copied at every
-// doubling (growslice under put was 2.4 % of a member's CPU at 5M events)
+// doubling (growslice under the text appends was 2.4 % of a member's CPU
+// at 5M events)
 // and left up to half its capacity unused; a batch got ready for the
 // next flush reserved the whole previous text in advance as well. Chunks
 // grow from 16 KiB to 1 MiB, so a table with little text keeps little.
@@ -30,7 +31,9 @@ func (x *texts) alloc(n int) (uint32, []byte) {
 	if n == 0 {
 		return 0, nil
 	}
-	if x.used == 0 || cap(x.chunks[x.used-1])-len(x.chunks[x.used-1]) < n {
+	// A position must stay below textChunkMax, even in a kept chunk made
+	// larger for one long string: beyond, it would spill into the index.
+	if x.used == 0 || min(cap(x.chunks[x.used-1]), textChunkMax)-len(x.chunks[x.used-1]) < n {
 		x.next(n)
 	}
 	c := &x.chunks[x.used-1]
