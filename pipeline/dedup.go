@@ -13,14 +13,17 @@ import (
 // whose ts + gap the watermark has not passed (SPEC §2: at least the gap
 // plus the lateness). On real-time traffic that is 40 minutes of events by
 // default, 48M at 20,000 events/s, so the ids are kept compactly: one
-// open-addressing table of bare hashes, each tagged with its span of
-// event time (a quarter of gap + lateness). A span expires whole once the
+// open-addressing table of bare hashes, each tagged in 16 bits with its
+// span of event time (an eighth of gap + lateness, so that an id outlives
+// the window by at most an eighth of it). A span expires whole once the
 // watermark is gap past it; its slots are then free for new ids, and the
-// table is rebuilt from the live ones when it fills. One probe sequence
-// per lookup, however many spans are live (historical replays keep
-// hundreds), and 15-29 bytes per live id (TestDedupMemoryOnLiveTraffic):
-// at 20,000 events/s, about 1.2 GB of ids once 40 minutes of them are
-// live. An id whose span has already expired is not remembered. A 64-bit
+// table is rebuilt from the live ones when it is 85 % full. One probe
+// sequence per lookup, however many spans are live (historical replays
+// keep hundreds), and at most 15 bytes per id of the window
+// (TestDedupMemoryOnLiveTraffic; 25 with 32-bit spans, quarter spans and
+// rebuilds to half full): at 20,000 events/s, about 700 MB of ids once 40
+// minutes of them are live. BenchmarkDedupLive: as fast per id as
+// before. An id whose span has already expired is not remembered. A 64-bit
 // hash collision within the window would drop an event as a duplicate:
 // about 1 in 10^8 for a million ids in the window.
 //
@@ -35,11 +38,16 @@ type dedup struct {
 	gap, span int64 // ms
 
 	// A slot is the hash with its lowest bit replaced by the input of the
-	// first copy (0: empty), and its span relative to spanBase.
-	keys  []uint64
-	spans []uint32
-	used  int        // slots holding an id, live or expired
-	live  []liveSpan // by span, oldest first
+	// first copy (0: empty), and its span's tag: the span relative to base,
+	// pinned at maxTag when it is further (see tagOf).
+	keys []uint64
+	tags []uint16
+	base int64 // a span at or before every tagged one
+	// pinnedFrom is a span at or before every pinned id's, MaxInt64 when
+	// none is: once no live span is at or after it, they have all expired.
+	pinnedFrom int64
+	used       int        // slots holding an id, live or expired
+	live       []liveSpan // by span, oldest first
 
 	// dups are the duplicates of each input not yet behind its replay
 	// start, in offset order; watched counts those of each hash whose
@@ -59,8 +67,8 @@ type liveSpan struct {
 }
 
 func newDedup(r Rules) dedup {
-	span := max((r.SessionGap+r.Lateness).Milliseconds()/4, 1000)
-	return dedup{gap: r.SessionGap.Milliseconds(), span: span, watched: map[uint64]int{}}
+	span := max((r.SessionGap+r.Lateness).Milliseconds()/8, 1000)
+	return dedup{gap: r.SessionGap.Milliseconds(), span: span, pinnedFrom: math.MaxInt64, watched: map[uint64]int{}}
 }
 
 // dupRef is a duplicate record; skip says that a replay cannot find it by
@@ -81,12 +89,35 @@ func idKey(visitorID, eventID string) uint64 {
 	return k
 }
 
-// spanBase is the span of the earliest valid ts (2000-01-01, SPEC §2):
-// spans are stored relative to it, in 32 bits.
+// spanBase is the span of the earliest valid ts (2000-01-01, SPEC §2).
 const spanBaseMs = 946684800000
 
 // spanOf is the span of an event of ts.
 func (d *dedup) spanOf(ts int64) int64 { return rows.FloorDiv(ts-spanBaseMs, d.span) }
+
+// maxTag pins a span too far past base to be tagged (possible only while
+// the watermark trails the newest ids by 65,535 spans, 227 days with the
+// defaults): such an id does not expire by its tag, but at the first
+// rebuild after every span it could be in has expired. It is kept longer
+// than the window, never shorter.
+const maxTag = math.MaxUint16
+
+// tagOf is the tag of span, which is at or after base.
+func (d *dedup) tagOf(span int64) uint16 { return uint16(min(span-d.base, maxTag)) }
+
+// expired reports whether a slot of tag holds an id of a span before first.
+func (d *dedup) expired(tag uint16, first int64) bool {
+	return tag != maxTag && d.base+int64(tag) < first
+}
+
+// gone reports whether a rebuild drops a slot of tag, tagged from base old:
+// its span is before first, or it is pinned and every pinned id expired.
+func (d *dedup) gone(tag uint16, old, first int64) bool {
+	if tag == maxTag {
+		return len(d.live) == 0 || d.live[len(d.live)-1].span < d.pinnedFrom
+	}
+	return old+int64(tag) < first
+}
 
 // firstLive is the oldest span not yet expired at watermark: one whose
 // events may have ts + gap ≥ watermark.
@@ -101,7 +132,7 @@ func (d *dedup) firstLive(watermark int64) int64 {
 // go: the first empty or expired one on its probe sequence.
 func (d *dedup) lookup(k uint64, first int64) (found, free int) {
 	if len(d.keys) == 0 {
-		d.resize(64, first)
+		d.rebuild(64, first, math.MaxInt64)
 	}
 	free = -1
 	for i := home(k, len(d.keys)); ; i = next(i, len(d.keys)) {
@@ -112,7 +143,7 @@ func (d *dedup) lookup(k uint64, first int64) (found, free int) {
 			}
 			return -1, free
 		}
-		if int64(d.spans[i]) < first {
+		if d.expired(d.tags[i], first) {
 			if free < 0 {
 				free = i
 			}
@@ -143,25 +174,29 @@ func (d *dedup) add(t schemas.Topic, visitorID, eventID string, ts, offset, wate
 	if span < first {
 		return true // already forgotten, as it would be at the next expire
 	}
+	if span < d.base || span-d.base >= maxTag && d.baseFor(first, span)-d.base >= maxTag/2 {
+		d.rebuild(len(d.keys)/2, first, span) // a new base, in place
+		_, free = d.lookup(k, first)
+	}
 	d.insert(free, k, t, span, offset, first)
 	return true
 }
 
 // insert puts key k of input t into slot i (from lookup), and rebuilds the
-// table if that made it more than 80 % full.
+// table if that made it more than 85 % full.
 func (d *dedup) insert(i int, k uint64, t schemas.Topic, span, offset, first int64) {
 	if d.keys[i] == 0 {
 		d.used++
 	}
-	if span < 0 || span > math.MaxUint32 {
-		panic("BUG: event ts outside the decoder's range")
+	d.keys[i], d.tags[i] = k|uint64(t), d.tagOf(span)
+	if d.tags[i] == maxTag {
+		d.pinnedFrom = min(d.pinnedFrom, d.base+maxTag)
 	}
-	d.keys[i], d.spans[i] = k|uint64(t), uint32(span)
 	ls := d.liveSpan(span)
 	ls.n++
 	ls.minOffset[t] = min(ls.minOffset[t], offset)
-	if d.used*5 > len(d.keys)*4 {
-		d.resize(d.ids(), first)
+	if d.used*100 > len(d.keys)*85 {
+		d.rebuild(d.ids(), first, math.MaxInt64)
 	}
 }
 
@@ -178,65 +213,104 @@ func (d *dedup) liveSpan(span int64) *liveSpan {
 	return &d.live[i]
 }
 
-// resize rebuilds the table half full with room for n ids, keeping only
-// the live ones. Its size is exactly 2n, not the next power of two, which
-// would cost up to twice the memory: 48M ids at 20,000 events/s on
-// real-time traffic. When that size is about the table's own (at most
-// an eighth more: the live ids of steady traffic rise and fall as spans
-// expire), the table is purged in place instead: a new table beside the
-// old one doubled the partition's ids for the rebuild (100 MB more per
-// partition at 20,000 events/s over 12), and rehashed them all again each
-// time the live ids peaked a little higher than before.
-func (d *dedup) resize(n int, first int64) {
-	size := max(64, 2*n)
+// rebuild empties the slots of expired ids and re-tags the live ones from
+// a new base: first, or the lowest span (low or a live one) when there is
+// no watermark yet. It makes a new table two-thirds full with room for n
+// ids, of exactly 1.5n slots, not the next power of two, which would cost
+// up to twice the memory: 48M ids at 20,000 events/s on real-time traffic.
+// Linear probing stays as fast up to 85 % full (BenchmarkDedupLive); at
+// 90 % it was a fifth slower per id for 4 % less memory. When
+// that size is about the table's own (at most an eighth more: the live
+// ids of steady traffic rise and fall as spans expire), the table is
+// purged in place instead: a new table beside the old one doubled the
+// partition's ids for the rebuild (100 MB more per partition at 20,000
+// events/s over 12), and rehashed them all again each time the live ids
+// peaked a little higher than before.
+func (d *dedup) rebuild(n int, first, low int64) {
+	base := d.baseFor(first, low)
+	size := max(64, n*3/2)
 	if size <= len(d.keys)*9/8 && 2*size > len(d.keys) {
-		d.purge(first)
+		d.purge(first, base)
 		return
 	}
-	keys, spans := d.keys, d.spans
-	d.keys, d.spans, d.used = make([]uint64, size), make([]uint32, size), 0
+	keys, tags, old := d.keys, d.tags, d.base
+	d.keys, d.tags, d.used, d.base = make([]uint64, size), make([]uint16, size), 0, base
 	for j, s := range keys {
-		if s == 0 || int64(spans[j]) < first {
+		if s == 0 || d.gone(tags[j], old, first) {
 			continue
 		}
-		d.place(s, spans[j])
+		d.place(s, d.retag(tags[j], old))
+	}
+	d.unpin(old, first)
+}
+
+// unpin forgets pinnedFrom once a rebuild has dropped the pinned ids.
+func (d *dedup) unpin(old, first int64) {
+	if d.gone(maxTag, old, first) {
+		d.pinnedFrom = math.MaxInt64
 	}
 }
 
-// place puts slot value k (a key with its input bit) of span into the
+// baseFor is the base of a rebuild: first, or when there is no watermark
+// yet the oldest live span; low if lower.
+func (d *dedup) baseFor(first, low int64) int64 {
+	base := first
+	if first == math.MinInt64 {
+		base = low
+		if len(d.live) > 0 {
+			base = d.live[0].span
+		}
+	}
+	return min(base, low)
+}
+
+// retag is the tag, from base, of a slot's tag from old.
+func (d *dedup) retag(tag uint16, old int64) uint16 {
+	if tag == maxTag {
+		return maxTag // its span is unknown: it stays pinned
+	}
+	span := old + int64(tag)
+	if span-d.base >= maxTag {
+		d.pinnedFrom = min(d.pinnedFrom, d.base+maxTag)
+	}
+	return d.tagOf(span)
+}
+
+// place puts slot value k (a key with its input bit) of tag into the
 // first empty slot of its probe sequence: during a rebuild, when no slot
 // holds an expired id.
-func (d *dedup) place(k uint64, span uint32) {
+func (d *dedup) place(k uint64, tag uint16) {
 	i := home(k, len(d.keys))
 	for d.keys[i] != 0 {
 		i = next(i, len(d.keys))
 	}
-	d.keys[i], d.spans[i] = k, span
+	d.keys[i], d.tags[i] = k, tag
 	d.used++
 }
 
-// purge empties the slots of expired ids and moves each live one to the
-// first empty slot of its probe sequence, in place. It goes once round
-// the table from a slot that was empty before: no probe sequence crosses
-// such a slot (slots only fill between rebuilds), so each id's sequence
-// from its home up to it is already purged when it moves, and it moves
-// back along that sequence, where lookups still find it.
-func (d *dedup) purge(first int64) {
-	size := len(d.keys)
-	start := slices.Index(d.keys, 0) // there is one: rebuilt at 80 % full
-	d.used = 0
+// purge empties the slots of expired ids and moves each live one, re-tagged
+// from base, to the first empty slot of its probe sequence, in place. It
+// goes once round the table from a slot that was empty before: no probe
+// sequence crosses such a slot (slots only fill between rebuilds), so each
+// id's sequence from its home up to it is already purged when it moves,
+// and it moves back along that sequence, where lookups still find it.
+func (d *dedup) purge(first, base int64) {
+	size, old := len(d.keys), d.base
+	start := slices.Index(d.keys, 0) // there is one: rebuilt at 85 % full
+	d.used, d.base = 0, base
 	for j := 1; j < size; j++ {
 		i := (start + j) % size
-		k, span := d.keys[i], d.spans[i]
+		k, tag := d.keys[i], d.tags[i]
 		if k == 0 {
 			continue
 		}
 		d.keys[i] = 0
-		if int64(span) < first {
+		if d.gone(tag, old, first) {
 			continue
 		}
-		d.place(k, span)
+		d.place(k, d.retag(tag, old))
 	}
+	d.unpin(old, first)
 }
 
 // expire forgets the spans whose events all have ts + gap before the
@@ -269,8 +343,11 @@ func next(i, size int) int {
 
 // slotOf returns the slot of key k in span, or -1.
 func (d *dedup) slotOf(k uint64, span int64) int {
+	if span < d.base {
+		return -1 // dropped when base passed it
+	}
 	for i := home(k, len(d.keys)); d.keys[i] != 0; i = next(i, len(d.keys)) {
-		if d.keys[i]&^1 == k && int64(d.spans[i]) == span {
+		if d.keys[i]&^1 == k && d.tags[i] == d.tagOf(span) {
 			return i
 		}
 	}
@@ -291,6 +368,9 @@ func (d *dedup) unwatch(t int, k uint64) {
 		}
 	}
 }
+
+// tableBytes is the memory of the table.
+func (d *dedup) tableBytes() int { return 8*len(d.keys) + 2*len(d.tags) }
 
 // ids is the number of ids remembered.
 func (d *dedup) ids() (n int) {
