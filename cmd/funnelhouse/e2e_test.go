@@ -334,7 +334,7 @@ func checkMetrics(t *testing.T, addr string, x *verify.Expectation, sessions uin
 			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)
 		}
 	}
-	for _, name := range []string{"funnelhouse_sink_insert_duration_seconds_count", "funnelhouse_pipeline_checkpoint_duration_seconds_count", "funnelhouse_pipeline_stage_transitions_total"} {
+	for _, name := range []string{"funnelhouse_sink_insert_duration_seconds_count", "funnelhouse_pipeline_checkpoint_duration_seconds_count", "funnelhouse_pipeline_stage_transitions_total", "funnelhouse_gc_limit_bytes"} {
 		if sums[name] == 0 {
 			t.Errorf("%s is missing or zero", name)
 		}

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/funnelhouse/funnelhouse/pipeline"
 )
@@ -94,5 +99,56 @@ func TestGCPercent(t *testing.T) {
 	t.Setenv("GOGC", "80")
 	if p, from := applyGCPercent(); p != 80 || from != "GOGC" || debug.SetGCPercent(100) != 80 {
 		t.Errorf("GOGC=80: %d from %q, want 80 from GOGC", p, from)
+	}
+}
+
+// TestGCLimitFollowsLiveHeap: a live heap over the budget's GC limit
+// raises the limit to the live heap and an eighth, with the gauges saying
+// so, and the limit comes back to the budget's once the heap is freed.
+// Without it the GC would collect without pause (bench/RESULTS.md).
+func TestGCLimitFollowsLiveHeap(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	const budget = 32 << 20
+	debug.SetMemoryLimit(budget)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	followLiveHeap(ctx, budget, reg)
+	gauge := func(name string) float64 {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() == name {
+				return f.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no gauge %s", name)
+		return 0
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 10 s: %s; GC limit %d", what, debug.SetMemoryLimit(-1))
+			}
+		}
+	}
+	live := make([]byte, 128<<20)
+	for i := range live {
+		live[i] = 1 // touched: the live heap counts it either way
+	}
+	runtime.GC()
+	waitFor("the limit is not above the live heap", func() bool { return debug.SetMemoryLimit(-1) >= 128<<20+16<<20 })
+	if gauge("funnelhouse_memory_over_budget") != 1 || gauge("funnelhouse_gc_limit_bytes") < 144<<20 {
+		t.Errorf("over budget %v, gc limit %v: want 1 and at least 144 MiB", gauge("funnelhouse_memory_over_budget"), gauge("funnelhouse_gc_limit_bytes"))
+	}
+	runtime.KeepAlive(live)
+	live = nil
+	runtime.GC()
+	waitFor("the limit is not back to the budget's", func() bool { return debug.SetMemoryLimit(-1) == budget })
+	if gauge("funnelhouse_memory_over_budget") != 0 {
+		t.Error("still over budget once the heap was freed")
 	}
 }

@@ -203,6 +203,7 @@ func runPipeline(ctx context.Context, f *pipelineFlags, onReady func(*pipeline.P
 	slog.Info("memory budget", "bytes", limit, "from", source, "gc_limit", debug.SetMemoryLimit(-1), "gc_percent", gcPercent, "gc_percent_from", gcFrom)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	followLiveHeap(ctx, debug.SetMemoryLimit(-1), reg)
 	hook, err := killHook()
 	if err != nil {
 		return err
