@@ -228,6 +228,9 @@ func (d *dedup) liveSpan(span int64) *liveSpan {
 // peaked a little higher than before.
 func (d *dedup) rebuild(n int, first, low int64) {
 	base := d.baseFor(first, low)
+	if d.pinnedFrom != math.MaxInt64 {
+		n = max(n, d.kept(first)) // pinned ids are not in d.ids()
+	}
 	size := max(64, n*3/2)
 	if size <= len(d.keys)*9/8 && 2*size > len(d.keys) {
 		d.purge(first, base)
@@ -242,6 +245,16 @@ func (d *dedup) rebuild(n int, first, low int64) {
 		d.place(s, d.retag(tags[j], old))
 	}
 	d.unpin(old, first)
+}
+
+// kept is the number of ids a rebuild at first keeps.
+func (d *dedup) kept(first int64) (n int) {
+	for i, k := range d.keys {
+		if k != 0 && !d.gone(d.tags[i], d.base, first) {
+			n++
+		}
+	}
+	return n
 }
 
 // unpin forgets pinnedFrom once a rebuild has dropped the pinned ids.

@@ -221,3 +221,38 @@ func TestDedupTagsOverAYear(t *testing.T) {
 		t.Fatalf("pinned %v, %d spans: the check tells nothing", d.pinnedFrom != math.MaxInt64, d.spanOf(start+int64(n)*step)-d.spanOf(start))
 	}
 }
+
+// TestDedupManyPinned: pinned ids whose spans have expired are kept while
+// a later pinned span is live, and are not counted as live ids; a rebuild
+// must size its table for them too (it would loop forever on a full table
+// otherwise), and drops them all once the last pinned span expires.
+func TestDedupManyPinned(t *testing.T) {
+	rules := DefaultRules()
+	d := newDedup(rules)
+	now := int64(1_796_000_000_000)
+	none := int64(math.MinInt64)
+	d.add(schemas.Clickstream, "v", "a", now, 0, none)
+	const n = 3000
+	tsOf := func(i int) int64 { return now + 365*24*time.Hour.Milliseconds() + int64(i)*10*time.Minute.Milliseconds() }
+	for i := range n {
+		d.add(schemas.Clickstream, "v", fmt.Sprint(i), tsOf(i), int64(1+i), none)
+	}
+	watermark := tsOf(n-5) + rules.SessionGap.Milliseconds()
+	d.expire(watermark)
+	first := d.firstLive(watermark)
+	if d.ids() >= 10 {
+		t.Fatalf("%d live ids, want the last few: the check tells nothing", d.ids())
+	}
+	d.rebuild(d.ids(), first, math.MaxInt64)
+	for i := range n {
+		if d.add(schemas.Clickstream, "v", fmt.Sprint(i), tsOf(i), int64(n+i), watermark) {
+			t.Fatalf("pinned id %d forgotten while a later pinned span is live", i)
+		}
+	}
+	watermark = tsOf(n) + rules.SessionGap.Milliseconds()
+	d.expire(watermark)
+	d.rebuild(d.ids(), d.firstLive(watermark), math.MaxInt64)
+	if d.pinnedFrom != math.MaxInt64 || d.used != 0 {
+		t.Errorf("after every pinned span expired and a rebuild: pinnedFrom %d, %d slots used; want none", d.pinnedFrom, d.used)
+	}
+}
