@@ -114,9 +114,15 @@ func (d *dedup) expired(tag uint16, first int64) bool {
 // its span is before first, or it is pinned and every pinned id expired.
 func (d *dedup) gone(tag uint16, old, first int64) bool {
 	if tag == maxTag {
-		return len(d.live) == 0 || d.live[len(d.live)-1].span < d.pinnedFrom
+		return d.pinnedExpired()
 	}
 	return old+int64(tag) < first
+}
+
+// pinnedExpired reports whether every pinned id's span has expired: no live
+// span is at or after pinnedFrom.
+func (d *dedup) pinnedExpired() bool {
+	return len(d.live) == 0 || d.live[len(d.live)-1].span < d.pinnedFrom
 }
 
 // firstLive is the oldest span not yet expired at watermark: one whose
@@ -244,7 +250,7 @@ func (d *dedup) rebuild(n int, first, low int64) {
 		}
 		d.place(s, d.retag(tags[j], old))
 	}
-	d.unpin(old, first)
+	d.unpin()
 }
 
 // kept is the number of ids a rebuild at first keeps.
@@ -258,8 +264,8 @@ func (d *dedup) kept(first int64) (n int) {
 }
 
 // unpin forgets pinnedFrom once a rebuild has dropped the pinned ids.
-func (d *dedup) unpin(old, first int64) {
-	if d.gone(maxTag, old, first) {
+func (d *dedup) unpin() {
+	if d.pinnedExpired() {
 		d.pinnedFrom = math.MaxInt64
 	}
 }
@@ -323,7 +329,7 @@ func (d *dedup) purge(first, base int64) {
 		}
 		d.place(k, d.retag(tag, old))
 	}
-	d.unpin(old, first)
+	d.unpin()
 }
 
 // expire forgets the spans whose events all have ts + gap before the

@@ -233,7 +233,9 @@ func TestDedupManyPinned(t *testing.T) {
 	none := int64(math.MinInt64)
 	d.add(schemas.Clickstream, "v", "a", now, 0, none)
 	const n = 3000
-	tsOf := func(i int) int64 { return now + 365*24*time.Hour.Milliseconds() + int64(i)*10*time.Minute.Milliseconds() }
+	tsOf := func(i int) int64 {
+		return now + 365*24*time.Hour.Milliseconds() + int64(i)*10*time.Minute.Milliseconds()
+	}
 	for i := range n {
 		d.add(schemas.Clickstream, "v", fmt.Sprint(i), tsOf(i), int64(1+i), none)
 	}

@@ -92,16 +92,16 @@ const liveHeapHeadroom = 8
 // state, 0.34 with this. So the limit rises with the live heap, with an
 // eighth of it as headroom, and comes back to the budget's when the live
 // heap shrinks; a warning says when it rises, and the gauges show it.
-func followLiveHeap(ctx context.Context, gcLimit int64, reg prometheus.Registerer) {
+func followLiveHeap(ctx context.Context, budgetLimit int64, reg prometheus.Registerer) {
 	var limit atomic.Int64
-	limit.Store(gcLimit)
+	limit.Store(budgetLimit)
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "funnelhouse", Name: "gc_limit_bytes",
 			Help: "The Go GC's memory limit in force: the budget's, or above it while the live heap outgrows it (funnelhouse_memory_over_budget)."},
 			func() float64 { return float64(limit.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "funnelhouse", Name: "memory_over_budget",
 			Help: "1 while the live heap outgrows the memory budget, so that the GC's limit follows it instead of collecting without pause; else 0. Raise --memory-limit or spread the partitions over more members."},
-			func() float64 { return map[bool]float64{true: 1}[limit.Load() > gcLimit] }),
+			func() float64 { return map[bool]float64{true: 1}[limit.Load() > budgetLimit] }),
 	)
 	go func() {
 		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
@@ -115,18 +115,18 @@ func followLiveHeap(ctx context.Context, gcLimit int64, reg prometheus.Registere
 			}
 			metrics.Read(sample)
 			live := int64(sample[0].Value.Uint64())
-			want := max(gcLimit, live+live/liveHeapHeadroom)
+			want := max(budgetLimit, live+live/liveHeapHeadroom)
 			old := limit.Load()
-			if want == old || want > gcLimit && old > gcLimit && abs(want-old) < old/32 {
+			if want == old || want > budgetLimit && old > budgetLimit && abs(want-old) < old/32 {
 				continue // a change under 3 %: not worth a new limit
 			}
 			debug.SetMemoryLimit(want)
 			limit.Store(want)
 			switch {
-			case old == gcLimit:
+			case old == budgetLimit:
 				slog.Warn("the live heap outgrows the memory budget: the GC's limit follows it; raise --memory-limit or spread the partitions over more members",
-					"live_heap_bytes", live, "gc_limit_bytes", want, "budget_gc_limit_bytes", gcLimit)
-			case want == gcLimit:
+					"live_heap_bytes", live, "gc_limit_bytes", want, "budget_gc_limit_bytes", budgetLimit)
+			case want == budgetLimit:
 				slog.Info("the live heap is back within the memory budget", "live_heap_bytes", live, "gc_limit_bytes", want)
 			}
 		}
