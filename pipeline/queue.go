@@ -17,25 +17,61 @@ type held struct {
 }
 
 // pendingQueue holds events in processing order. The events live by value
-// in a slab whose free slots are reused; the heap orders small keys that
-// name their slots. So holding an event allocates nothing once the slab
-// has grown.
+// in a slab whose free slots are reused; small keys that name their slots
+// keep the order. So holding an event allocates nothing once the slab has
+// grown.
+//
+// Each input delivers its events mostly in ts order, so a key that does not
+// sort before the last one of its input is appended to that input's run,
+// a FIFO: O(1) in and out, with no sifting. Only the keys that arrive out
+// of order go to the heap. The first event is the least of the runs' heads
+// and the heap's top.
 type pendingQueue struct {
 	slab  []held
 	free  []uint32
+	runs  [2]keyRun // by input topic
 	heap  []pendingKey
 	bytes int64 // sum of the held events' sizes
 }
 
 // pendingKey holds the sort fields of a held event that fit inline (see
-// less), so that sifting touches the slab only on a tie.
+// keyLess), so that ordering touches the slab only on a tie.
 type pendingKey struct {
 	ts    int64
 	slot  uint32
 	topic schemas.Topic
 }
 
-func (q *pendingQueue) len() int { return len(q.heap) }
+// keyRun is a FIFO of keys in processing order: keys[head:] are held.
+type keyRun struct {
+	keys []pendingKey
+	head int
+}
+
+func (r *keyRun) len() int            { return len(r.keys) - r.head }
+func (r *keyRun) first() *pendingKey  { return &r.keys[r.head] }
+func (r *keyRun) last() *pendingKey   { return &r.keys[len(r.keys)-1] }
+func (r *keyRun) append(k pendingKey) { r.keys = append(r.keys, k) }
+func (r *keyRun) each(f func(uint32)) {
+	for _, k := range r.keys[r.head:] {
+		f(k.slot)
+	}
+}
+
+// pop removes the first key. The spent prefix is dropped once it is as
+// long as what is left, so that a run that never empties stays bounded.
+func (r *keyRun) pop() {
+	r.head++
+	switch n := r.len(); {
+	case n == 0:
+		r.keys, r.head = r.keys[:0], 0
+	case r.head >= 1024 && r.head >= n:
+		r.keys = r.keys[:copy(r.keys, r.keys[r.head:])]
+		r.head = 0
+	}
+}
+
+func (q *pendingQueue) len() int { return q.runs[0].len() + q.runs[1].len() + len(q.heap) }
 
 // slot returns a free slot for an event, to fill before push.
 func (q *pendingQueue) slot() (uint32, *held) {
@@ -55,10 +91,9 @@ func (q *pendingQueue) release(i uint32) {
 	q.free = append(q.free, i)
 }
 
-// less is the processing order of docs/semantics.md: ts, then clickstream
-// before transactions, then event_id.
-func (q *pendingQueue) less(i, j int) bool {
-	a, b := &q.heap[i], &q.heap[j]
+// keyLess is the processing order of docs/semantics.md: ts, then
+// clickstream before transactions, then event_id.
+func (q *pendingQueue) keyLess(a, b *pendingKey) bool {
 	if a.ts != b.ts {
 		return a.ts < b.ts
 	}
@@ -68,29 +103,68 @@ func (q *pendingQueue) less(i, j int) bool {
 	return q.slab[a.slot].ev.EventID < q.slab[b.slot].ev.EventID
 }
 
+func (q *pendingQueue) less(i, j int) bool { return q.keyLess(&q.heap[i], &q.heap[j]) }
+
 func (q *pendingQueue) push(i uint32) {
 	h := &q.slab[i]
 	q.bytes += h.size
-	q.heap = append(q.heap, pendingKey{h.ev.TsMs, i, h.topic})
+	k := pendingKey{h.ev.TsMs, i, h.topic}
+	if r := &q.runs[h.topic]; r.len() == 0 || !q.keyLess(&k, r.last()) {
+		r.append(k)
+		return
+	}
+	q.heap = append(q.heap, k)
 	siftUp(len(q.heap)-1, q.less, q.swap)
+}
+
+// Where the first key is.
+const (
+	inHeap = -1
+	inNone = -2
+)
+
+// firstKey returns where the first key in processing order is: a run's
+// topic, inHeap or inNone.
+func (q *pendingQueue) firstKey() int {
+	at := inNone
+	var best *pendingKey
+	if len(q.heap) > 0 {
+		at, best = inHeap, &q.heap[0]
+	}
+	for t := range q.runs {
+		if r := &q.runs[t]; r.len() > 0 && (best == nil || q.keyLess(r.first(), best)) {
+			at, best = t, r.first()
+		}
+	}
+	return at
 }
 
 // peek returns the first event in processing order, or nil.
 func (q *pendingQueue) peek() *held {
-	if len(q.heap) == 0 {
+	switch at := q.firstKey(); at {
+	case inNone:
 		return nil
+	case inHeap:
+		return &q.slab[q.heap[0].slot]
+	default:
+		return &q.slab[q.runs[at].first().slot]
 	}
-	return &q.slab[q.heap[0].slot]
 }
 
 // pop removes the first event and returns its slot; the caller releases it.
 func (q *pendingQueue) pop() uint32 {
-	i := q.heap[0].slot
+	var i uint32
+	if at := q.firstKey(); at >= 0 {
+		i = q.runs[at].first().slot
+		q.runs[at].pop()
+	} else {
+		i = q.heap[0].slot
+		last := len(q.heap) - 1
+		q.heap[0] = q.heap[last]
+		q.heap = q.heap[:last]
+		siftDown(0, len(q.heap), q.less, q.swap)
+	}
 	q.bytes -= q.slab[i].size
-	last := len(q.heap) - 1
-	q.heap[0] = q.heap[last]
-	q.heap = q.heap[:last]
-	siftDown(0, len(q.heap), q.less, q.swap)
 	return i
 }
 
@@ -98,8 +172,11 @@ func (q *pendingQueue) swap(i, j int) { q.heap[i], q.heap[j] = q.heap[j], q.heap
 
 // each calls f for every held event, in no particular order.
 func (q *pendingQueue) each(f func(*held)) {
+	visit := func(slot uint32) { f(&q.slab[slot]) }
+	q.runs[0].each(visit)
+	q.runs[1].each(visit)
 	for _, k := range q.heap {
-		f(&q.slab[k.slot])
+		visit(k.slot)
 	}
 }
 
