@@ -125,6 +125,17 @@ func heapInUse() uint64 {
 // sessions open; then, after the sessions close, per dormant visitor. The
 // difference is the open session's share.
 func BenchmarkSessionBytes(b *testing.B) {
+	// Real pages are longer than a test's "/": 50 shared landing pages, or
+	// one URL per visitor (a query string each), the worst case for sharing.
+	b.Run("shared-urls", func(b *testing.B) {
+		benchSessionBytes(b, func(i int) string { return fmt.Sprintf("https://shop.example.com/landing/%d", i%50) })
+	})
+	b.Run("distinct-urls", func(b *testing.B) {
+		benchSessionBytes(b, func(i int) string { return fmt.Sprintf("https://shop.example.com/p/%d?ref=mail", i) })
+	})
+}
+
+func benchSessionBytes(b *testing.B, url func(i int) string) {
 	const n = 100_000
 	base := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	records := make([]benchRecord, 0, n+1)
@@ -134,8 +145,8 @@ func BenchmarkSessionBytes(b *testing.B) {
 		if i == n { // a later event moves the watermark past the others
 			ts = base.Add(11 * time.Minute)
 		}
-		value := fmt.Sprintf(`{"event_id":"%s","type":"page_view","ts":"%s","visitor_id":"%s","url":"/landing/%d","utm_source":"google","utm_medium":"cpc"}`,
-			ksuidLike(i), ts.Format(time.RFC3339Nano), visitor, i%50)
+		value := fmt.Sprintf(`{"event_id":"%s","type":"page_view","ts":"%s","visitor_id":"%s","url":"%s","utm_source":"google","utm_medium":"cpc"}`,
+			ksuidLike(i), ts.Format(time.RFC3339Nano), visitor, url(i))
 		records = append(records, benchRecord{schemas.Clickstream, []byte(visitor), []byte(value)})
 	}
 	for i := 0; i < b.N; i++ {

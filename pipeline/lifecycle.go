@@ -1,8 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
-
 	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 	"github.com/funnelhouse/funnelhouse/schemas"
 )
@@ -139,11 +137,10 @@ func (p *Processor) closeSession(v *visitor) {
 	s := p.sessions.at(i)
 	v.session = 0
 	text := &p.out.Text
-	entry := text.String(s.entryURL())
-	exit := entry
-	if !bytes.Equal(s.exitURL(), s.entryURL()) {
-		exit = text.String(s.exitURL())
-	}
+	// The URLs need no copy: the table's strings outlive their references.
+	entry, exit := p.urls.name(s.entry), p.urls.name(s.exit)
+	p.urls.unref(s.entry)
+	p.urls.unref(s.exit)
 	p.out.Sessions.Append(&rows.Session{
 		SessionID: text.String(s.id[:]), VisitorID: p.visitors.strs.get(v.id), CustomerID: p.visitors.strs.get(s.customerID),
 		StartMs: s.startMs, EndMs: s.endMs, Events: s.events, PageViews: s.pageViews,

@@ -75,6 +75,7 @@ type Processor struct {
 	spilling         bool     // new held events go cold (see hold)
 	visitors         visitorTable
 	symbols          symbols
+	urls             urlTable // of the open sessions
 	sessions         slab[session]
 	freeSessions     []uint32
 	dirty            []uint32 // visitors changed since the last checkpoint
@@ -124,6 +125,7 @@ func NewProcessor(group string, partition int32, topics [2]string, r Rules, now 
 		decoder:     schemas.NewDecoder(now),
 		watermark:   math.MinInt64,
 		symbols:     newSymbols(),
+		urls:        newURLTable(),
 		seen:        newDedup(r),
 		out:         rows.GetBatch(),
 		hotLimit:    hotHeldLimit,
@@ -617,7 +619,7 @@ func (p *Processor) sessionOf(vi uint32, v *visitor, h *held) *session {
 		panic("BUG: session deadline did not fire before a later event")
 	}
 	if s != nil {
-		s.extend(e, v.customerID)
+		p.extendSession(s, e, v.customerID)
 		return s
 	}
 	s = p.startSession(v, e)

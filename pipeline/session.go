@@ -13,26 +13,23 @@ import (
 )
 
 // session is a visitor's open session (SPEC §4). Sessions live by value in
-// the Processor's slab and are reused once closed, URL buffer included, so
-// that opening one allocates nothing in the steady state.
+// the Processor's slab and are reused once closed. They hold no pointer:
+// the garbage collector never scans them, and opening one allocates
+// nothing in the steady state.
 type session struct {
 	id                       [ksuidLen]byte // KSUID text
 	firstIsPageView          bool
-	first                    bool   // the visitor's first session
-	entryLen                 uint16 // urls[:entryLen] is the entry URL, the rest the exit URL
+	first                    bool // the visitor's first session
 	startMs, endMs           int64
 	events, pageViews        uint32
 	orders                   uint32
 	source, medium, campaign symbol
+	entry, exit              urlRef
 	customerID               strRef
 	revenue                  schemas.Amount
-	urls                     []byte
 }
 
 const ksuidLen = 27
-
-func (s *session) entryURL() []byte { return s.urls[:s.entryLen] }
-func (s *session) exitURL() []byte  { return s.urls[s.entryLen:] }
 
 // startSession opens a session for v at clickstream event e.
 func (p *Processor) startSession(v *visitor, e *schemas.Event) *session {
@@ -44,15 +41,15 @@ func (p *Processor) startSession(v *visitor, e *schemas.Event) *session {
 		i, _ = p.sessions.add()
 	}
 	s := p.sessions.at(i)
-	urls := append(s.urls[:0], e.URL...)
+	entry := p.urls.ref(e.URL)
 	*s = session{
 		startMs:         e.TsMs,
 		endMs:           e.TsMs,
 		events:          1,
 		pageViews:       b2u(e.Type == schemas.PageView),
 		firstIsPageView: e.Type == schemas.PageView,
-		entryLen:        uint16(len(e.URL)), // url is at most 2048 bytes
-		urls:            append(urls, e.URL...),
+		entry:           entry,
+		exit:            p.urls.hold(entry),
 		source:          p.symbols.intern(Source(e)),
 		medium:          p.symbols.intern(e.UTMMedium),
 		campaign:        p.symbols.intern(e.UTMCampaign),
@@ -65,13 +62,85 @@ func (p *Processor) startSession(v *visitor, e *schemas.Event) *session {
 	return s
 }
 
-func (s *session) extend(e *schemas.Event, customerID strRef) {
+func (p *Processor) extendSession(s *session, e *schemas.Event, customerID strRef) {
 	s.endMs = e.TsMs
 	s.events++
 	s.pageViews += b2u(e.Type == schemas.PageView)
-	s.urls = append(s.urls[:s.entryLen], e.URL...)
+	if e.URL != p.urls.name(s.exit) {
+		exit := s.exit
+		s.exit = p.urls.ref(e.URL)
+		p.urls.unref(exit)
+	}
 	s.customerID = customerID
 }
+
+// urlRef is an interned URL in a urlTable. 0 is "".
+type urlRef uint32
+
+// urlTable interns the entry and exit URLs of open sessions, counting the
+// sessions that refer to each, so that a session holds two 4-byte
+// references instead of a URL buffer, and a page that many sessions are
+// on is kept once. A URL is dropped with its last reference: the table
+// holds the pages of the open sessions, not every URL ever seen, however
+// many distinct URLs the traffic carries.
+type urlTable struct {
+	names []string
+	refs  []uint32 // by urlRef; refs[0] is unused
+	ids   map[string]urlRef
+	free  []urlRef
+}
+
+func newURLTable() urlTable {
+	return urlTable{names: []string{""}, refs: []uint32{0}, ids: map[string]urlRef{}}
+}
+
+// ref returns url's reference, counting one more holder of it.
+func (t *urlTable) ref(url string) urlRef {
+	if url == "" {
+		return 0
+	}
+	if r, ok := t.ids[url]; ok {
+		t.refs[r]++
+		return r
+	}
+	c := strings.Clone(url) // url may live in an event's chunk
+	var r urlRef
+	if n := len(t.free); n > 0 {
+		r, t.free = t.free[n-1], t.free[:n-1]
+		t.names[r], t.refs[r] = c, 1
+	} else {
+		r = urlRef(len(t.names))
+		t.names, t.refs = append(t.names, c), append(t.refs, 1)
+	}
+	t.ids[c] = r
+	return r
+}
+
+// hold counts one more holder of r and returns it.
+func (t *urlTable) hold(r urlRef) urlRef {
+	if r != 0 {
+		t.refs[r]++
+	}
+	return r
+}
+
+// unref drops one holder of r, and the URL with its last holder.
+func (t *urlTable) unref(r urlRef) {
+	if r == 0 {
+		return
+	}
+	if t.refs[r]--; t.refs[r] == 0 {
+		delete(t.ids, t.names[r])
+		t.names[r] = ""
+		t.free = append(t.free, r)
+	}
+}
+
+// name is r's URL. The string stays valid after r is dropped.
+func (t *urlTable) name(r urlRef) string { return t.names[r] }
+
+// len is the number of distinct URLs held.
+func (t *urlTable) len() int { return len(t.ids) }
 
 // covers reports whether a transaction at ts belongs to the session:
 // start <= ts < end + gap.

@@ -333,8 +333,8 @@ func (p *Processor) encodeVisitor(b []byte, v *visitor) []byte {
 	s := p.sessions.at(v.session - 1)
 	b = append(b, 1, boolByte(s.firstIsPageView)|boolByte(s.first)<<1)
 	b = appendString(b, s.id[:])
-	b = appendString(b, s.entryURL())
-	b = appendString(b, s.exitURL())
+	b = appendString(b, p.urls.name(s.entry))
+	b = appendString(b, p.urls.name(s.exit))
 	for _, sym := range []symbol{s.source, s.medium, s.campaign} {
 		b = appendString(b, p.symbols.name(sym))
 	}
@@ -376,9 +376,8 @@ func (p *Processor) restoreVisitor(id string, data []byte) error {
 		if copy(s.id[:], r.string()) != ksuidLen && r.err == nil {
 			return errors.New("session id is not a KSUID")
 		}
-		s.urls = append(s.urls[:0], r.string()...)
-		s.entryLen = uint16(len(s.urls))
-		s.urls = append(s.urls, r.string()...)
+		s.entry = p.urls.ref(r.string())
+		s.exit = p.urls.ref(r.string())
 		s.source = p.symbols.intern(r.string())
 		s.medium = p.symbols.intern(r.string())
 		s.campaign = p.symbols.intern(r.string())
