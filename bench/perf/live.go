@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,7 +38,10 @@ type LiveConfig struct {
 	Seed       int64           // generator seed
 	// MemoryLimit is the child's --memory-limit; "" for its default.
 	MemoryLimit string
-	Progress    io.Writer // a line per sample
+	// ProfileDir is where each run's child writes its CPU profile
+	// (GROUP.pprof) and its largest heap (GROUP.heap.pprof); "" for none.
+	ProfileDir string
+	Progress   io.Writer // a line per sample
 }
 
 // liveSampleEvery is the time between two samples of a run.
@@ -141,6 +145,10 @@ func (r *liveRun) start(ctx context.Context, cs, tx, dlq string) error {
 		"--lateness", r.lateness.String(), "--metrics-addr", addr)
 	if r.cfg.MemoryLimit != "" {
 		r.cmd.Args = append(r.cmd.Args, "--memory-limit", r.cfg.MemoryLimit)
+	}
+	if r.cfg.ProfileDir != "" {
+		r.cmd.Args = append(r.cmd.Args, "--cpu-profile", filepath.Join(r.cfg.ProfileDir, group+".pprof"),
+			"--heap-profile", filepath.Join(r.cfg.ProfileDir, group+".heap.pprof"))
 	}
 	r.cmd.Env = childEnv(r.cfg.Endpoint)
 	r.stderr = &tailBuffer{max: 64 << 10}

@@ -40,7 +40,7 @@ func (f *liveFlags) register(fs *flag.FlagSet) {
 
 // config turns the flags into a perf.LiveConfig, naming the flag at fault.
 func (f *liveFlags) config(fs *flag.FlagSet, cfg perf.Config) (perf.LiveConfig, error) {
-	lc := perf.LiveConfig{Duration: f.duration, Partitions: cfg.Partitions, CHPIDFile: cfg.CHPIDFile, Seed: cfg.Seed, MemoryLimit: cfg.MemoryLimit, Progress: os.Stdout}
+	lc := perf.LiveConfig{Duration: f.duration, Partitions: cfg.Partitions, CHPIDFile: cfg.CHPIDFile, Seed: cfg.Seed, MemoryLimit: cfg.MemoryLimit, ProfileDir: cfg.ProfileDir, Progress: os.Stdout}
 	if !given(fs, "partitions") {
 		lc.Partitions = liveDefaultPartitions
 	}
