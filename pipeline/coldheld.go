@@ -45,10 +45,19 @@ type coldHeld struct {
 	// memory, compressed.
 	spillErr error
 
-	scratch    []byte // compressed output, before it is copied to its size
-	rawScratch []byte // a sorted run before it is compressed
-	readBuf    []byte // a spilled run read back, compressed
+	scratch    []byte       // compressed output, before it is copied to its size
+	rawScratch []byte       // a sorted run before it is compressed
+	recs       []coldRecord // the open run's records while they are sorted
+	readBuf    []byte       // a spilled run read back, compressed
+	// spare holds the decompressed buffers of runs read to their end, for
+	// the next runs to open: on real-time traffic every held event goes
+	// through one, and a new zeroed buffer per run cost more than the copy.
+	spare [][]byte
 }
+
+// maxSpare bounds the spare run buffers: a few runs are read at once
+// where their events interleave in ts.
+const maxSpare = 4
 
 // coldKey is the processing order of a record: ts, topic, event_id.
 type coldKey struct {
@@ -79,6 +88,7 @@ type coldRun struct {
 	data    []byte   // compressed (nil once spilled), or raw once opened
 	spilled spillRef // where the compressed run is on disk, if it is
 	opened  bool
+	buf     []byte     // the opened run's whole buffer, spare once read
 	head    coldRecord // the next record, valid once opened (and its key before)
 	left    int
 }
@@ -139,7 +149,8 @@ func (c *coldHeld) seal(compress bool) {
 	if len(o.ends) == 0 {
 		return
 	}
-	recs := make([]coldRecord, len(o.ends))
+	recs := slices.Grow(c.recs[:0], len(o.ends))[:len(o.ends)]
+	c.recs = recs
 	start := 0
 	for i, end := range o.ends {
 		readColdRecord(o.buf[start:end], &recs[i])
@@ -148,13 +159,16 @@ func (c *coldHeld) seal(compress bool) {
 	slices.SortFunc(recs, func(a, b coldRecord) int { return a.key.compare(&b.key) })
 	raw := c.rawScratch[:0]
 	if !compress {
-		raw = make([]byte, 0, len(o.buf)) // kept as the run's data
+		raw = c.buffer(len(o.buf))[:0] // kept as the run's data
 	}
 	for i := range recs {
 		r := &recs[i]
 		raw = appendColdRecord(raw, r.key.topic, r.offset, r.key.ts, r.key.id, r.rkey, r.rval)
 	}
 	run := &coldRun{data: raw, opened: true, left: len(recs)}
+	if !compress {
+		run.buf = raw
+	}
 	if compress {
 		c.rawScratch = raw
 		c.scratch = s2.Encode(c.scratch[:cap(c.scratch)], raw)
@@ -170,6 +184,7 @@ func (c *coldHeld) seal(compress bool) {
 	} else {
 		run.data = readColdRecord(run.data, &run.head)
 	}
+	clear(recs) // they alias o.buf
 	o.buf, o.ends = o.buf[:0], o.ends[:0]
 	if cap(o.buf) > 4<<20 {
 		o.buf = nil // a run of huge records is not worth keeping
@@ -205,6 +220,8 @@ func (c *coldHeld) pop() (coldRecord, error) {
 	r := run.head
 	c.n--
 	if run.left--; run.left == 0 {
+		// r aliases run.buf, which only a later pop or peek reuses.
+		c.recycle(run.buf)
 		last := len(c.runs) - 1
 		c.runSwap(0, last)
 		c.runs[last] = nil
@@ -230,16 +247,41 @@ func (c *coldHeld) open1(run *coldRun) error {
 	if err != nil {
 		panic("BUG: corrupt held run: " + err.Error())
 	}
-	raw, err := s2.Decode(make([]byte, n), compressed)
+	raw, err := s2.Decode(c.buffer(n), compressed)
 	if err != nil {
 		panic("BUG: corrupt held run: " + err.Error())
 	}
+	run.buf = raw
 	run.data, run.opened = readColdRecord(raw, &run.head), true
 	return nil
+}
+
+// buffer returns n bytes for a run's records, spare or new.
+func (c *coldHeld) buffer(n int) []byte {
+	for i, b := range c.spare {
+		if cap(b) >= n {
+			last := len(c.spare) - 1
+			c.spare[i], c.spare[last] = c.spare[last], nil
+			c.spare = c.spare[:last]
+			return b[:n]
+		}
+	}
+	return make([]byte, n, n+n/8) // room for a slightly larger next run
+}
+
+// recycle keeps the buffer of a run read to its end for the next ones,
+// unless enough are kept or it is a huge run's.
+func (c *coldHeld) recycle(b []byte) {
+	if b == nil || cap(b) > 2*coldRunBytes {
+		return
+	}
+	if len(c.spare) < maxSpare {
+		c.spare = append(c.spare, b)
+	}
 }
 
 // close releases the spill files; the held events are dropped.
 func (c *coldHeld) close() {
 	c.spill.close(c.runs)
-	c.runs, c.n = nil, 0
+	c.runs, c.n, c.spare = nil, 0, nil
 }
