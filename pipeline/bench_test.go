@@ -192,17 +192,7 @@ func BenchmarkHeldLive(b *testing.B) {
 		p.SpillTo(b.TempDir())
 		p.SetEnd(schemas.Clickstream, 1<<62)
 		p.SetEnd(schemas.Transactions, 1<<62)
-		var next [2]int64
-		for i, r := range records {
-			clock = r.at
-			p.Add(r.topic, r.key, r.value, next[r.topic], clock)
-			next[r.topic]++
-			if i%256 == 255 {
-				p.Advance(clock)
-				p.out.Reset()
-				p.TakeRejected()
-			}
-		}
+		feedLive(p, &clock, records, 256, func() { p.out.Reset(); p.TakeRejected() })
 		if p.Err() != nil {
 			b.Fatal(p.Err())
 		}

@@ -52,11 +52,6 @@ func (r *keyRun) len() int            { return len(r.keys) - r.head }
 func (r *keyRun) first() *pendingKey  { return &r.keys[r.head] }
 func (r *keyRun) last() *pendingKey   { return &r.keys[len(r.keys)-1] }
 func (r *keyRun) append(k pendingKey) { r.keys = append(r.keys, k) }
-func (r *keyRun) each(f func(uint32)) {
-	for _, k := range r.keys[r.head:] {
-		f(k.slot)
-	}
-}
 
 // pop removes the first key. The spent prefix is dropped once it is as
 // long as what is left, so that a run that never empties stays bounded.
@@ -169,16 +164,6 @@ func (q *pendingQueue) pop() uint32 {
 }
 
 func (q *pendingQueue) swap(i, j int) { q.heap[i], q.heap[j] = q.heap[j], q.heap[i] }
-
-// each calls f for every held event, in no particular order.
-func (q *pendingQueue) each(f func(*held)) {
-	visit := func(slot uint32) { f(&q.slab[slot]) }
-	q.runs[0].each(visit)
-	q.runs[1].each(visit)
-	for _, k := range q.heap {
-		visit(k.slot)
-	}
-}
 
 // deadline is a visitor's timer: a session close or a churn. Entries are
 // lazy: a visitor has at most one entry per queue, and when it pops early

@@ -292,6 +292,22 @@ func TestColdHeldEventsKeepOrder(t *testing.T) {
 	}
 }
 
+// feedLive adds records to p in order, numbering each input's offsets as
+// Kafka would, with *clock at each record's arrival, and calls Advance and
+// then advanced every n records.
+func feedLive(p *Processor, clock *time.Time, records []liveRecord, n int, advanced func()) {
+	var next [2]int64
+	for i, r := range records {
+		*clock = r.at
+		p.Add(r.topic, r.key, r.value, next[r.topic], *clock)
+		next[r.topic]++
+		if i%n == n-1 {
+			p.Advance(*clock)
+			advanced()
+		}
+	}
+}
+
 // TestHeldEventMemory measures the heap that real-time traffic's held
 // events take (with their ids for deduplication): after 10 minutes of
 // 1,667 events/s (20k/s over 12 partitions), every event of the last 10
@@ -300,7 +316,6 @@ func TestColdHeldEventsKeepOrder(t *testing.T) {
 func TestHeldEventMemory(t *testing.T) {
 	records := liveTraffic(1667, 10*time.Minute)
 	var clock time.Time
-	var next [2]int64
 	heap := func() uint64 {
 		runtime.GC()
 		var ms runtime.MemStats
@@ -311,14 +326,7 @@ func TestHeldEventMemory(t *testing.T) {
 	p := NewProcessor("mem", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), func() time.Time { return clock })
 	p.SpillTo(t.TempDir())
 	defer p.Close()
-	for i, r := range records {
-		clock = r.at
-		p.Add(r.topic, r.key, r.value, next[r.topic], clock)
-		next[r.topic]++
-		if i%64 == 63 {
-			p.Advance(clock)
-		}
-	}
+	feedLive(p, &clock, records, 64, func() {})
 	p.Advance(clock)
 	used := heap() - before
 	perHeld := float64(used) / float64(p.Held())
