@@ -62,7 +62,9 @@ func (pl *Pipeline) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[
 			return
 		}
 		// Logged before the owner runs: from then on proc is its alone.
-		pl.log.Info("partition assigned", "partition", p, "visitors", proc.Visitors(), "visitors_forgotten", proc.ForgottenIDs(), "epoch", proc.Epoch(), "restore", time.Since(start).Round(time.Millisecond))
+		// The offsets say which records the restore re-reads (see replay.go).
+		pl.log.Info("partition assigned", "partition", p, "visitors", proc.Visitors(), "visitors_forgotten", proc.ForgottenIDs(), "epoch", proc.Epoch(),
+			"read_from", off, "next", Offsets{proc.Next(0), proc.Next(1)}, "watermark", proc.Watermark(), "restore", time.Since(start).Round(time.Millisecond))
 		o := newOwner(pl, p, proc, off, quit)
 		pl.mu.Lock()
 		pl.owners[p] = o
@@ -165,7 +167,7 @@ func (pl *Pipeline) stopOwnersLocked(partitions []int32) {
 		pl.metrics.forget(o.partition, pl.topics)
 		c := o.proc.ForgetCounts()
 		pl.log.Info("partition released", "partition", o.partition, "visitors", o.proc.Visitors(),
-			"visitors_forgotten", c.Forgotten, "visitors_reloaded", c.Reloaded, "visitor_lookups", c.Lookups)
+			"epoch", o.proc.Epoch(), "next", Offsets{o.proc.Next(0), o.proc.Next(1)}, "visitors_forgotten", c.Forgotten, "visitors_reloaded", c.Reloaded, "visitor_lookups", c.Lookups)
 	}
 	pl.mu.Lock()
 	if len(pl.owners) == 0 {

@@ -6,7 +6,9 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/funnelhouse/funnelhouse/bench/expected"
 	"github.com/funnelhouse/funnelhouse/pipeline"
+	"github.com/funnelhouse/funnelhouse/schemas"
 )
 
 // StoredCounts sums the counters of every partition's newest checkpoint of
@@ -62,4 +64,30 @@ func Accounting(ctx context.Context, conn driver.Conn, db, group string, x *Expe
 		return fmt.Errorf("%d dead letters and %d duplicates counted, want %d and %d", dead, s.Duplicates, x.RejectedTotal(), x.Duplicates)
 	}
 	return nil
+}
+
+// MissingEvents returns the events of want that have no row in events:
+// what a failed accounting check lost, named so that its records can be
+// found (Views names only their expected session and stage).
+func MissingEvents(ctx context.Context, conn driver.Conn, db string, want []schemas.Event) ([]schemas.Event, error) {
+	rows, err := conn.Query(ctx, "SELECT DISTINCT visitor_id, event_id FROM "+db+".events")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	have := map[uint64]bool{}
+	for rows.Next() {
+		var visitor, id string
+		if err := rows.Scan(&visitor, &id); err != nil {
+			return nil, err
+		}
+		have[expected.EventHash(visitor, id)] = true
+	}
+	var missing []schemas.Event
+	for _, e := range want {
+		if !have[expected.EventHash(e.VisitorID, e.EventID)] {
+			missing = append(missing, e)
+		}
+	}
+	return missing, rows.Err()
 }

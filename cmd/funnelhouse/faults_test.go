@@ -283,7 +283,51 @@ func (r *faultRig) verify() {
 	if err := verify.Accounting(ctx, r.conn, r.db, r.group, r.expect); err != nil {
 		r.t.Error(err)
 	}
+	if r.t.Failed() {
+		r.describeMissing()
+	}
 	checkDeadLetters(r.t, []string{r.brokerAddr}, r.dlq, r.malformed)
+}
+
+// describeMissing logs each expected event without a row with the record
+// it came from, so that the members' logs (read_from, next) tell whether
+// a restore was meant to re-read it.
+func (r *faultRig) describeMissing() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	missing, err := verify.MissingEvents(ctx, r.conn, r.db, r.expect.Events)
+	if err != nil || len(missing) == 0 || len(missing) > 10 {
+		r.t.Logf("%d events without a row (%v)", len(missing), err)
+		return
+	}
+	topics := map[schemas.Topic]string{schemas.Clickstream: r.cs, schemas.Transactions: r.tx}
+	for _, e := range missing {
+		where := findRecord(ctx, r.brokerAddr, topics[e.Type.Topic()], e.EventID)
+		r.t.Logf("no row for %s event %s of visitor %s at ts %d (%s), customer %q: record %s",
+			e.Type, e.EventID, e.VisitorID, e.TsMs, time.UnixMilli(e.TsMs).UTC().Format(time.RFC3339Nano), e.CustomerID, where)
+	}
+}
+
+// findRecord returns the partition and offset of the record of topic
+// whose value holds eventID.
+func findRecord(ctx context.Context, broker, topic, eventID string) string {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return err.Error()
+	}
+	defer cl.Close()
+	for ctx.Err() == nil {
+		var found string
+		cl.PollFetches(ctx).EachRecord(func(rec *kgo.Record) {
+			if found == "" && bytes.Contains(rec.Value, []byte(eventID)) {
+				found = fmt.Sprintf("%s[%d] at offset %d", rec.Topic, rec.Partition, rec.Offset)
+			}
+		})
+		if found != "" {
+			return found
+		}
+	}
+	return "not found: " + ctx.Err().Error()
 }
 
 // TestCrashRecovery kills `funnelhouse run` with SIGKILL at six points of a
