@@ -21,8 +21,14 @@ type benchRecord struct {
 // with out-of-order delivery and duplicates, no malformed records).
 func benchRecords(b testing.TB, n int) []benchRecord {
 	b.Helper()
+	return generatedRecords(b, n, 0)
+}
+
+// generatedRecords is benchRecords with a share of malformed records.
+func generatedRecords(b testing.TB, n int, badRate float64) []benchRecord {
+	b.Helper()
 	cfg := traffic.Config{Seed: 1, Events: n}.WithDefaults()
-	cfg.BadRate = 0
+	cfg.BadRate = badRate
 	gen, err := traffic.New(cfg)
 	if err != nil {
 		b.Fatal(err)

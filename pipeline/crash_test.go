@@ -16,12 +16,13 @@ import (
 // TestRestoreAnywhere crashes a partition at random moments, some while
 // it still re-reads its replay range, others right after a checkpoint is
 // stored, with held events spilled, releases paused by the row bound and
-// visitors forgotten and loaded back. Records are fed as the owner feeds
+// visitors forgotten and loaded back, over traffic with duplicates and
+// malformed records. Records are fed as the owner feeds
 // them: after a restore, the replay range of the clickstream whole, then
 // that of the transactions. The rows and counters must equal those of a
 // run without crashes.
 func TestRestoreAnywhere(t *testing.T) {
-	records := benchRecords(t, 40_000)
+	records := generatedRecords(t, 40_000, 0.002)
 	want, wantStats := runWithRestarts(t, records, nil)
 	seeds := uint64(12)
 	if n, err := strconv.Atoi(os.Getenv("FUNNELHOUSE_CRASH_SEEDS")); err == nil {
