@@ -23,18 +23,21 @@ import (
 // filter costs one lookup that finds nothing.
 //
 // Which rows are a forgotten visitor's state: only those of the current
-// fork. A restore claims the settled visitor rows it reads, of whatever
+// fork. A restore claims the settled visitor rows of its checkpoint's
 // fork, by writing them again with its first checkpoint's epoch (until
 // that checkpoint is stored, a visitor coming back is taken from the
-// claims in memory). Rows of earlier forks are then either superseded by a
-// claim or another owner's lineage: those a member fenced while it still
-// writes (two members sharing an instance id) wrote after the restored
-// checkpoint. Without the claim, such a member could load a forgotten
-// visitor in its older fork and write it again, hiding the settled row
-// from this owner, which would take the visitor for a new one. A claim has
-// a higher epoch than any row of an earlier fork, so it always wins. Its
-// cost: every restore writes the partition's settled visitors once more,
-// about as much as it has just read.
+// claims in memory). That fork holds every visitor of the lineage: its own
+// first checkpoint wrote them all. Rows of other forks are another owner's
+// lineage: those a member fenced while it still writes (two members
+// sharing an instance id, or a member that lost the partition right after
+// its restore) wrote after the restored checkpoint; claiming a settled one
+// would take that member's events for this lineage's. Without the claim,
+// such a member could load a forgotten visitor in its older fork and
+// write it again, hiding the settled row from this owner, which would take
+// the visitor for a new one. A claim has a higher epoch than any row of an
+// earlier fork, so it always wins. Its cost: every restore writes the
+// partition's settled visitors once more, about as much as it has just
+// read.
 
 // forgottenSet is a scalable Bloom filter of forgotten visitor ids: a new
 // filter, twice as large, once the last is full. About 2 bytes per id.

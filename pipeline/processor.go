@@ -103,6 +103,7 @@ type Processor struct {
 	rejected []Rejected // records rejected at their release, for TakeRejected
 
 	epoch      uint64
+	generation int32 // of the group assignment (SetGeneration)
 	out        *rows.Batch
 	outBytes   int64 // estimated bytes of the event rows in out
 	encodeBuf  []byte

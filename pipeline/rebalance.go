@@ -30,7 +30,7 @@ func partitionsOf(assigned map[string][]int32) []int32 {
 
 // onAssigned restores each newly assigned partition from its checkpoint
 // and starts its owner.
-func (pl *Pipeline) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (pl *Pipeline) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	for _, p := range partitionsOf(assigned) {
 		pl.mu.Lock()
 		exists := pl.owners[p] != nil
@@ -40,6 +40,8 @@ func (pl *Pipeline) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[
 		}
 		start := time.Now()
 		proc := NewProcessor(pl.cfg.Group, p, pl.topics, pl.cfg.Rules, pl.cfg.Now)
+		_, generation := cl.GroupMetadata()
+		proc.SetGeneration(generation)
 		proc.SpillTo(pl.cfg.SpillDir)
 		proc.limitMemory(pl.budget)
 		quit := make(chan struct{})

@@ -441,3 +441,71 @@ func compareLineage(t *testing.T, name string, lines, want map[string]bool, gotS
 		t.Errorf("%s: counters %+v, want %+v", name, gotStats, wantStats)
 	}
 }
+
+// TestTwoOwnersOfOneCheckpoint: owner A restores the partition and loses
+// it before its first checkpoint; B, assigned in a later generation,
+// restores the same checkpoint. A goes on as a zombie and writes two
+// checkpoints (a higher sequence number than B's), before or after B's
+// first. A restore after that must follow B's lineage only. With the same
+// fork for both, it took A's checkpoint with B's visitor rows and broke
+// ("BUG: session deadline did not fire before a later event").
+func TestTwoOwnersOfOneCheckpoint(t *testing.T) {
+	records := benchRecords(t, 40_000)
+	want, wantStats := runWithRestarts(t, records, nil)
+	for _, zombieFirst := range []bool{false, true} {
+		w := newWritten()
+		restore := func(generation int32) (*Processor, Offsets) {
+			p := NewProcessor("r", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), func() time.Time { return benchClock })
+			p.SetEnd(schemas.Clickstream, math.MaxInt64)
+			p.SetEnd(schemas.Transactions, math.MaxInt64)
+			p.SetGeneration(generation)
+			from, err := p.Restore(w.saved())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p, from
+		}
+		feed := func(p *Processor, from Offsets, to int) {
+			for i := max(int(min(from[0], from[1])), 0); i < to; i++ {
+				if r := records[i]; int64(i) >= from[r.topic] {
+					p.Add(r.topic, r.key, r.value, int64(i), benchClock)
+				}
+				if i%256 == 255 {
+					p.Advance(benchClock)
+				}
+			}
+			p.Advance(benchClock)
+		}
+		first, from := restore(1)
+		feed(first, from, 10_000)
+		b, _ := first.Cut()
+		w.keep(b)
+		a, fromA := restore(2)
+		bOwner, fromB := restore(3)
+		if a.Epoch()>>forkShift >= bOwner.Epoch()>>forkShift {
+			t.Fatalf("fork of the zombie %d, of the later owner %d", a.Epoch()>>forkShift, bOwner.Epoch()>>forkShift)
+		}
+		feed(a, fromA, 30_000)
+		feed(bOwner, fromB, 20_000)
+		za1, _ := a.Cut()
+		za2, _ := a.Cut()
+		bb, _ := bOwner.Cut()
+		if zombieFirst {
+			w.keep(za1)
+			w.keep(za2)
+			w.keep(bb)
+		} else {
+			w.keep(bb)
+			w.keep(za1)
+			w.keep(za2)
+		}
+		c, fromC := restore(4)
+		feed(c, fromC, len(records))
+		c.SetEnd(schemas.Clickstream, 0)
+		c.SetEnd(schemas.Transactions, 0)
+		c.Advance(benchClock.Add(time.Hour))
+		b, _ = c.Cut()
+		w.keep(b)
+		compareLineage(t, fmt.Sprintf("zombie's writes first: %v", zombieFirst), lineSet(w.lines), lineSet(want), c.Stats().clone(), wantStats)
+	}
+}

@@ -92,10 +92,28 @@ func (p *Processor) Flush() *rows.Batch {
 // visitors the new owner has not written, are ignored by every later
 // restore. Without it, a restore could mix the two owners' lineages and
 // apply events twice.
-const forkShift = 32
+//
+// A fork number is the count of restores in its lineage (high 20 bits)
+// and the consumer group generation of the assignment that restored it
+// (low forkGenBits, modulo): a zombie may have restored the very
+// checkpoint its successor restores (it lost the partition before its
+// first checkpoint), and the later assignment's fork must still be the
+// higher (TestTwoOwnersOfOneCheckpoint). The generation wraps after 4,096
+// rebalances; only a zombie and its successor restoring one checkpoint
+// across that wrap would be ordered wrongly.
+const (
+	forkShift   = 32
+	forkGenBits = 12
+)
 
 // Epoch is the number of the last checkpoint cut or restored.
 func (p *Processor) Epoch() uint64 { return p.epoch }
+
+// SetGeneration gives the consumer group generation of the assignment
+// that made this processor the partition's owner; call it before Restore.
+// It orders the forks of two owners that restore the same checkpoint (see
+// forkGenBits).
+func (p *Processor) SetGeneration(gen int32) { p.generation = gen }
 
 // Restore loads the newest checkpoint's rows into an empty processor and
 // returns the offsets to resume reading from (-1: no checkpoint for that
@@ -127,16 +145,17 @@ func (p *Processor) Restore(state []rows.State) (Offsets, error) {
 		if r.Kind != rows.StateVisitor {
 			continue
 		}
+		if r.Epoch>>forkShift != fork {
+			continue // of another owner's lineage (see forkShift)
+		}
 		settled, err := p.settledRow([]byte(r.Data), p.watermark)
 		switch {
 		case err != nil:
 			return off, fmt.Errorf("cannot restore visitor %q of partition %d: %w", r.Key, p.partition, err)
-		case settled: // forgotten, of this fork or an earlier one (see forget.go)
+		case settled: // forgotten (see forget.go)
 			p.forgotten.add(r.Key)
 			p.claims.add(r.Key, r.Data)
 			continue
-		case r.Epoch>>forkShift != fork:
-			continue // of another owner's lineage (see forkShift)
 		}
 		if err := p.restoreVisitor(r.Key, []byte(r.Data)); err != nil {
 			return off, fmt.Errorf("cannot restore visitor %q of partition %d: %w", r.Key, p.partition, err)
@@ -154,7 +173,9 @@ func (p *Processor) Restore(state []rows.State) (Offsets, error) {
 // fork starts this owner's lineage: epochs above any of the restored
 // fork's, and a first checkpoint that writes every visitor.
 func (p *Processor) fork() {
-	p.epoch = (p.epoch>>forkShift + 1) << forkShift
+	restores := p.epoch >> forkShift >> forkGenBits
+	gen := uint64(p.generation) & (1<<forkGenBits - 1)
+	p.epoch = ((restores+1)<<forkGenBits | gen) << forkShift
 	p.dirty = p.dirty[:0]
 	p.visitors.each(p.touch)
 }
