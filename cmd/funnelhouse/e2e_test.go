@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -161,6 +162,23 @@ func newTestRun(t *testing.T, name string, partitions int, tc traffic.Config) *e
 // malformed records: same keys and values, each with its reason header.
 // Dead letters are written at least once: a repeat after a crash carries
 // the same source topic, partition and offset headers and counts once.
+// tablesWritten reports whether events, sessions and lifecycle_transitions
+// hold as many rows as the expected computation, and says what they hold.
+// Events count too: an event that adds to no session and changes no stage
+// (a refund outside every session) may still wait for the watermark once
+// every session and transition is written, and a member stopped then keeps
+// it held in its checkpoint, counted and without a row (docs/operations.md,
+// "a test stopped its members too early").
+func tablesWritten(conn driver.Conn, db string, want *expected.Result, events int) (string, bool) {
+	ctx := context.Background()
+	var n [3]uint64
+	for i, table := range []string{"events", "sessions", "lifecycle_transitions"} {
+		_ = conn.QueryRow(ctx, "SELECT count() FROM "+db+"."+table+" FINAL").Scan(&n[i])
+	}
+	return fmt.Sprintf("%d/%d events, %d/%d sessions, %d/%d transitions", n[0], events, n[1], len(want.Sessions), n[2], len(want.Transitions)),
+		n == [3]uint64{uint64(events), uint64(len(want.Sessions)), uint64(len(want.Transitions))}
+}
+
 func checkDeadLetters(t *testing.T, brokers []string, topic string, want []traffic.Record) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -287,15 +305,12 @@ func TestKcatInterop(t *testing.T) {
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		n, _ := w.Records(context.Background())
-		var sessions, transitions uint64
-		_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".sessions FINAL").Scan(&sessions)
-		_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".lifecycle_transitions FINAL").Scan(&transitions)
-		if n >= expect.Records && sessions == uint64(len(want.Sessions)) && transitions == uint64(len(want.Transitions)) {
+		rows, written := tablesWritten(conn, db, want, len(expect.Events))
+		if n >= expect.Records && written {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not drained after 3 min: %d/%d records committed, %d/%d sessions, %d/%d transitions",
-				n, expect.Records, sessions, len(want.Sessions), transitions, len(want.Transitions))
+			t.Fatalf("not drained after 3 min: %d/%d records committed, %s", n, expect.Records, rows)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

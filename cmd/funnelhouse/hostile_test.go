@@ -382,11 +382,9 @@ func TestDuplicateAfterTheHorizon(t *testing.T) {
 		return scrape(t, metricsAddr)["funnelhouse_pipeline_late_events_total"] == 1
 	})
 	want := expect.Compute(expected.Config{SessionGap: 30 * time.Minute, ChurnAfter: 90 * 24 * time.Hour, HorizonMs: time.Now().Add(-10 * time.Minute).UnixMilli()})
-	waitFor(t, "the session and transitions written", 30*time.Second, func() bool {
-		var sessions, transitions uint64
-		_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".sessions FINAL").Scan(&sessions)
-		_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".lifecycle_transitions FINAL").Scan(&transitions)
-		return sessions == uint64(len(want.Sessions)) && transitions == uint64(len(want.Transitions))
+	waitFor(t, "the events, session and transitions written", 30*time.Second, func() bool {
+		_, written := tablesWritten(conn, db, want, len(expect.Events))
+		return written
 	})
 	if session, late := orderRow(); session == "" || late != 0 {
 		t.Errorf("events keeps session %q, late %d for the order: the late copy replaced it", session, late)
