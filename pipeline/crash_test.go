@@ -17,10 +17,10 @@ import (
 // it still re-reads its replay range, others right after a checkpoint is
 // stored, with held events spilled, releases paused by the row bound and
 // visitors forgotten and loaded back, over traffic with duplicates and
-// malformed records. Records are fed as the owner feeds
-// them: after a restore, the replay range of the clickstream whole, then
-// that of the transactions. The rows and counters must equal those of a
-// run without crashes.
+// malformed records. Records are fed as the owner feeds them: after a
+// restore, the replay range of the clickstream whole, then that of the
+// transactions. The rows and counters must equal those of a run without
+// crashes.
 func TestRestoreAnywhere(t *testing.T) {
 	records := generatedRecords(t, 40_000, 0.002)
 	want, wantStats := runWithRestarts(t, records, nil)
@@ -43,7 +43,14 @@ func TestRestoreAnywhere(t *testing.T) {
 	}
 }
 
-var crashStored, crashLost = 2, 3
+// The odds, per record fed, out of crashOdds: a crash right after a
+// stored checkpoint, a crash losing what was not cut, a checkpoint.
+const (
+	crashOdds     = 20_000
+	crashStored   = 2
+	crashLost     = crashStored + 1
+	checkpointCut = crashLost + 22
+)
 
 // runWithCrashes is runWithRestarts with crashes drawn from rng.
 func runWithCrashes(t *testing.T, records []benchRecord, rng *rand.Rand) ([]string, Stats, int) {
@@ -63,21 +70,20 @@ func runWithCrashes(t *testing.T, records []benchRecord, rng *rand.Rand) ([]stri
 	p, crashes, steps := start(), 0, 0
 	// feed gives the record of index i to p, and crashes (returning true)
 	// at random: after a stored checkpoint, or losing what was not cut.
-	var feed func(i int) bool
-	feed = func(i int) bool {
+	feed := func(i int) bool {
 		r := records[i]
 		p.Add(r.topic, r.key, r.value, int64(i), benchClock)
 		if steps++; steps%256 == 0 || p.ReleasePaused() {
 			p.Advance(benchClock)
 		}
-		switch n := rng.IntN(20000); {
-		case n < crashStored: // crash with the last checkpoint stored
+		switch n := rng.IntN(crashOdds); {
+		case n < crashStored:
 			b, _ := p.Cut()
 			w.keep(b)
 			return true
-		case n < crashLost: // crash losing everything since the last checkpoint
+		case n < crashLost:
 			return true
-		case n < 25:
+		case n < checkpointCut:
 			b, _ := p.Cut()
 			w.keep(b)
 		}
