@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -57,9 +56,7 @@ func runWithCrashes(t *testing.T, records []benchRecord, rng *rand.Rand) ([]stri
 	now := func() time.Time { return benchClock }
 	w := newWritten()
 	start := func() *Processor {
-		p := NewProcessor("r", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), now)
-		p.SetEnd(schemas.Clickstream, math.MaxInt64)
-		p.SetEnd(schemas.Transactions, math.MaxInt64)
+		p := unendingProcessor("r", now)
 		p.hotLimit = 1 + rng.IntN(64)
 		p.maxRowBytes = int64(1+rng.IntN(8)) << 14
 		p.cold.runBytes = 1 << 12

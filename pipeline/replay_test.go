@@ -455,9 +455,7 @@ func TestTwoOwnersOfOneCheckpoint(t *testing.T) {
 	for _, zombieFirst := range []bool{false, true} {
 		w := newWritten()
 		restore := func(generation int32) (*Processor, Offsets) {
-			p := NewProcessor("r", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), func() time.Time { return benchClock })
-			p.SetEnd(schemas.Clickstream, math.MaxInt64)
-			p.SetEnd(schemas.Transactions, math.MaxInt64)
+			p := unendingProcessor("r", func() time.Time { return benchClock })
 			p.SetGeneration(generation)
 			from, err := p.Restore(w.saved())
 			if err != nil {

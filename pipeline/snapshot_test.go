@@ -52,9 +52,7 @@ func runWithRestartsSetup(t *testing.T, records []benchRecord, restartAt []int, 
 	now := func() time.Time { return benchClock }
 	w := newWritten()
 	start := func() *Processor {
-		p := NewProcessor("r", 0, [2]string{"clickstream", "transactions"}, DefaultRules(), now)
-		p.SetEnd(schemas.Clickstream, math.MaxInt64)
-		p.SetEnd(schemas.Transactions, math.MaxInt64)
+		p := unendingProcessor("r", now)
 		setup(p, w)
 		return p
 	}
@@ -91,6 +89,15 @@ func runWithRestartsSetup(t *testing.T, records []benchRecord, restartAt []int, 
 	b, _ := p.Cut()
 	w.keep(b)
 	return w.sortedLines(), p.Stats().clone(), p
+}
+
+// unendingProcessor is a processor of partition 0 whose inputs never
+// catch up, so that it never goes idle.
+func unendingProcessor(group string, now func() time.Time) *Processor {
+	p := NewProcessor(group, 0, [2]string{"clickstream", "transactions"}, DefaultRules(), now)
+	p.SetEnd(schemas.Clickstream, math.MaxInt64)
+	p.SetEnd(schemas.Transactions, math.MaxInt64)
+	return p
 }
 
 // written is what a test run wrote: its table rows, a line each, and its
