@@ -1668,12 +1668,13 @@ SELECT concat('v', toString(number)), concat('c', toString(number)), 'reactivate
        toDate(toDateTime(1740996000 + number * 21600)), ['google', 'direct', 'newsletter'][number % 3 + 1], concat('e', toString(number), '-7')
 FROM system.numbers WHERE number < 200 AND number % 16 = 4 LIMIT 13;
 INSERT INTO {db}.sessions (session_id, visitor_id, start, "end", start_ms, end_ms, events, page_views, source, is_bounce,
-       medium, entry_url, exit_url, orders, cohort_day, first_session)
+       medium, entry_url, exit_url, orders, cohort_day, first_session, first_of_day)
 SELECT concat('s', toString(number)), concat('v', toString(number % 200)), toDateTime(1740996000 + number * 14400), toDateTime(1740996000 + number * 14400 + 600),
        (1740996000 + number * 14400) * 1000, (1740996000 + number * 14400 + 600) * 1000, if(number % 5 = 0, 1, 4), if(number % 5 = 0, 1, 3),
        ['google', 'direct', 'newsletter'][number % 3 + 1], if(number % 5 = 0, 1, 0),
        ['cpc', '', 'email'][number % 3 + 1], concat('https://shop.example/p', toString(number % 4), '?utm_source=x'), concat('https://shop.example/p', toString(number % 3)),
-       toUInt32(number % 7 = 0), toDate(toDateTime(1740996000 + (number % 200) * 14400)), toUInt8(number < 200)
+       toUInt32(number % 7 = 0), toDate(toDateTime(1740996000 + (number % 200) * 14400)), toUInt8(number < 200),
+       1 -- a visitor's two sessions are 800 hours apart: each is its first that day
 FROM system.numbers LIMIT 300;
 INSERT INTO {db}.events (event_id, ts, ts_ms, type, visitor_id, session_id, url, session_start)
 SELECT concat('pv', toString(number)), toDateTime(1740996000 + (number % 300) * 14400), (1740996000 + (number % 300) * 14400) * 1000, 'page_view',

@@ -334,7 +334,7 @@ func (c *claims) cut(write func(id, data string)) {
 // watermark.
 func (p *Processor) settledRow(data []byte, watermark int64) (bool, error) {
 	r := reader{b: data}
-	if ver := r.byte(); ver != 1 && ver != snapshotVersion {
+	if ver := r.byte(); !knownVisitorVersion(ver) {
 		return false, fmt.Errorf("unknown visitor state version %d", ver)
 	}
 	r.string() // customer_id

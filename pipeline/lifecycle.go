@@ -147,7 +147,7 @@ func (p *Processor) closeSession(v *visitor) {
 		EntryURL: entry, ExitURL: exit,
 		Source: p.symbols.name(s.source), Medium: p.symbols.name(s.medium), Campaign: p.symbols.name(s.campaign),
 		IsBounce: s.isBounce(), Orders: s.orders, Revenue: s.revenue,
-		CohortDayMs: v.cohortDayMs(), FirstSession: s.first,
+		CohortDayMs: v.cohortDayMs(), FirstSession: s.first, FirstOfDay: s.firstOfDay,
 	})
 	p.stats.SessionsClosed++
 	p.freeSessions = append(p.freeSessions, i)

@@ -623,7 +623,7 @@ func (p *Processor) sessionOf(vi uint32, v *visitor, h *held) *session {
 		p.extendSession(s, e, v.customerID)
 		return s
 	}
-	s = p.startSession(v, e)
+	s = p.startSession(vi, v, e)
 	p.queueSessionClose(vi, v)
 	return s
 }

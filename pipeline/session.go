@@ -3,6 +3,7 @@ package pipeline
 import (
 	"encoding/binary"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ type session struct {
 	id                       [ksuidLen]byte // KSUID text
 	firstIsPageView          bool
 	first                    bool // the visitor's first session
+	firstOfDay               bool // the visitor's first that day with its source and medium (see dayKeys)
 	startMs, endMs           int64
 	events, pageViews        uint32
 	orders                   uint32
@@ -32,7 +34,7 @@ type session struct {
 const ksuidLen = 27
 
 // startSession opens a session for v at clickstream event e.
-func (p *Processor) startSession(v *visitor, e *schemas.Event) *session {
+func (p *Processor) startSession(vi uint32, v *visitor, e *schemas.Event) *session {
 	var i uint32
 	if n := len(p.freeSessions); n > 0 {
 		i = p.freeSessions[n-1]
@@ -42,6 +44,7 @@ func (p *Processor) startSession(v *visitor, e *schemas.Event) *session {
 	}
 	s := p.sessions.at(i)
 	entry := p.urls.ref(e.URL)
+	source := Source(e)
 	*s = session{
 		startMs:         e.TsMs,
 		endMs:           e.TsMs,
@@ -50,17 +53,112 @@ func (p *Processor) startSession(v *visitor, e *schemas.Event) *session {
 		firstIsPageView: e.Type == schemas.PageView,
 		entry:           entry,
 		exit:            p.urls.hold(entry),
-		source:          p.symbols.intern(Source(e)),
+		source:          p.symbols.intern(source),
 		medium:          p.symbols.intern(e.UTMMedium),
 		campaign:        p.symbols.intern(e.UTMCampaign),
 		customerID:      v.customerID,
 		first:           !v.is(hadSession),
+		firstOfDay:      p.visitors.days.mark(vi, dayPair(dayOf(e.TsMs), source, e.UTMMedium)),
 	}
 	v.set(hadSession, true)
 	SessionIDTo(s.id[:0], e.VisitorID, e.EventID, e.TsMs)
 	v.session = i + 1
 	return s
 }
+
+// dayKeys remembers, per visitor, the (source, medium) pairs of the
+// sessions it started on the UTC day of its latest session start, so that
+// exactly one session per visitor, day, source and medium is marked
+// first_of_day, and traffic_daily counts its visitors as a sum of marks
+// rather than distinct visitor ids at query time. A visitor's sessions
+// start in ts order, so a session on a later day starts the set afresh;
+// entries of days no session can start on any more are pruned, so only
+// the visitors active in the last day or two have one.
+//
+// A pair is kept as a dayPair: the day in the top 16 bits, the low 48 bits
+// of pairHash(source, medium) below (two pairs of one visitor and day are
+// told apart unless their hashes agree on 48 bits). The first map's values
+// hold no pointer: the garbage collector does not scan it.
+type dayKeys struct {
+	first map[uint32]uint64   // by visitor slot: the day's first pair
+	more  map[uint32][]uint64 // the day's later pairs, for the few visitors with several
+	// pruned: the days before it are pruned already.
+	pruned uint16
+}
+
+func dayPair(day uint16, source, medium string) uint64 {
+	return uint64(day)<<48 | pairHash(source, medium)&(1<<48-1)
+}
+
+func pairDay(pair uint64) uint16 { return uint16(pair >> 48) }
+
+// mark records a session of visitor vi with pair (a dayPair) and reports
+// whether it is the visitor's first with that pair that day.
+func (d *dayKeys) mark(vi uint32, pair uint64) bool {
+	if d.first == nil {
+		d.first, d.more = map[uint32]uint64{}, map[uint32][]uint64{}
+	}
+	first, ok := d.first[vi]
+	if !ok || pairDay(first) != pairDay(pair) {
+		d.first[vi] = pair
+		delete(d.more, vi)
+		return true
+	}
+	if first == pair {
+		return false
+	}
+	more := d.more[vi]
+	if slices.Contains(more, pair) {
+		return false
+	}
+	d.more[vi] = append(more, pair)
+	return true
+}
+
+// drop forgets visitor vi's pairs (its slot is freed).
+func (d *dayKeys) drop(vi uint32) {
+	delete(d.first, vi)
+	delete(d.more, vi)
+}
+
+// prune drops the pairs of days before day.
+func (d *dayKeys) prune(day uint16) {
+	if day <= d.pruned {
+		return
+	}
+	d.pruned = day
+	for vi, first := range d.first {
+		if pairDay(first) < day {
+			d.drop(vi)
+		}
+	}
+}
+
+// appendTo encodes visitor vi's pairs of the day: their count, then each.
+func (d *dayKeys) appendTo(b []byte, vi uint32) []byte {
+	first, ok := d.first[vi]
+	if !ok {
+		return append(b, 0)
+	}
+	more := d.more[vi]
+	b = binary.AppendUvarint(b, uint64(1+len(more)))
+	b = binary.LittleEndian.AppendUint64(b, first)
+	for _, m := range more {
+		b = binary.LittleEndian.AppendUint64(b, m)
+	}
+	return b
+}
+
+// read restores visitor vi's pairs as appendTo wrote them.
+func (d *dayKeys) read(r *reader, vi uint32) {
+	n := r.uvarint()
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		d.mark(vi, r.uint64())
+	}
+}
+
+// dayOf is the UTC day of ms, in days since 1970-01-01.
+func dayOf(ms int64) uint16 { return uint16(rows.FloorDiv(ms, dayMs)) }
 
 func (p *Processor) extendSession(s *session, e *schemas.Event, customerID strRef) {
 	s.endMs = e.TsMs

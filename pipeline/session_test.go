@@ -1,10 +1,13 @@
 package pipeline
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/funnelhouse/funnelhouse/pipeline/rows"
 	"github.com/funnelhouse/funnelhouse/schemas"
 )
 
@@ -109,4 +112,100 @@ func FuzzPlainHost(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSessionFirstOfDay: one session per visitor, UTC day, source and
+// medium is marked first_of_day, whatever the order of the day's sources,
+// and the same after a restart between two sessions of the day (the
+// visitor's pairs of the day are in its state row).
+func TestSessionFirstOfDay(t *testing.T) {
+	day := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	type visit struct {
+		visitor        string
+		at             time.Duration // after day's start
+		source, medium string        // utm_source and utm_medium; "" for none
+		first          bool
+	}
+	visits := []visit{
+		{"v", 10 * time.Minute, "google", "cpc", true},
+		{"w", 20 * time.Minute, "google", "cpc", true}, // another visitor
+		{"v", 2 * time.Hour, "", "", true},
+		{"v", 4 * time.Hour, "google", "cpc", false},
+		{"v", 6 * time.Hour, "google", "email", true}, // the medium differs
+		{"v", 8 * time.Hour, "", "", false},
+		{"v", 10 * time.Hour, "google", "email", false},
+		{"v", 24*time.Hour + 5*time.Minute, "google", "cpc", true}, // the next day
+		{"v", 26 * time.Hour, "google", "cpc", false},
+		{"w", 26 * time.Hour, "newsletter", "", true},
+	}
+	// Each visit beside an order of another visitor at the same ts: the
+	// watermark follows the slower input.
+	var records []benchRecord
+	for i, v := range visits {
+		ts := day.Add(v.at).Format(time.RFC3339)
+		utm := ""
+		if v.source != "" {
+			utm = fmt.Sprintf(`,"utm_source":%q,"utm_medium":%q`, v.source, v.medium)
+		}
+		view := fmt.Sprintf(`{"event_id":"e%d","type":"page_view","ts":%q,"visitor_id":%q,"url":"https://shop.example.com/"%s}`, i, ts, v.visitor, utm)
+		order := fmt.Sprintf(`{"event_id":"o%d","type":"order_completed","ts":%q,"visitor_id":"z","order_id":"%d","amount":9.5,"currency":"EUR"}`, i, ts, i)
+		records = append(records, benchRecord{schemas.Clickstream, []byte(v.visitor), []byte(view)},
+			benchRecord{schemas.Transactions, []byte("z"), []byte(order)})
+	}
+	want := sessionsWithRestart(t, records, -1)
+	if len(want) != len(visits) {
+		t.Fatalf("%d sessions, want %d", len(want), len(visits))
+	}
+	for i, v := range visits {
+		if s := want[i]; s.VisitorID != v.visitor || s.FirstOfDay != v.first {
+			t.Errorf("session of %s at %s from %q/%q: first_of_day %v, want %v", s.VisitorID, v.at, s.Source, s.Medium, s.FirstOfDay, v.first)
+		}
+	}
+	for restartAt := range records {
+		if got := sessionsWithRestart(t, records, restartAt); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("restarted after record %d:\n%v\nwithout:\n%v", restartAt, got, want)
+		}
+	}
+}
+
+// sessionsWithRestart processes records (offset = index), advancing after
+// each, restarts from a checkpoint after the record at restartAt (none if
+// negative), and returns the sessions rows by start.
+func sessionsWithRestart(t *testing.T, records []benchRecord, restartAt int) []rows.Session {
+	t.Helper()
+	now := func() time.Time { return benchClock }
+	w := newWritten()
+	var sessions []rows.Session
+	keep := func(b *rows.Batch) {
+		sessions = append(sessions, b.Sessions.All()...)
+		w.keep(b)
+	}
+	p := unendingProcessor("f", now)
+	from := Offsets{-1, -1}
+	for i := 0; i < len(records); i++ {
+		if r := records[i]; int64(i) >= from[r.topic] {
+			if err := p.Add(r.topic, r.key, r.value, int64(i), benchClock); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.Advance(benchClock)
+		if i == restartAt {
+			restartAt = -1
+			b, _ := p.Cut()
+			keep(b)
+			p = unendingProcessor("f", now)
+			off, err := p.Restore(w.saved())
+			if err != nil {
+				t.Fatal(err)
+			}
+			from, i = off, -1 // each input from its offset
+		}
+	}
+	p.SetEnd(schemas.Clickstream, 0)
+	p.SetEnd(schemas.Transactions, 0)
+	p.Advance(benchClock.Add(time.Hour)) // idle inputs: the watermark moves on
+	b, _ := p.Cut()
+	keep(b)
+	slices.SortFunc(sessions, func(a, b rows.Session) int { return cmp.Compare(a.StartMs, b.StartMs) })
+	return sessions
 }

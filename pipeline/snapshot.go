@@ -27,6 +27,16 @@ import (
 // session counted as returning instead of new, once, at the upgrade).
 const snapshotVersion = 3
 
+// visitorVersion is the layout of the 'visitor' rows written. Version 4
+// added the day pairs (dayKeys) and the open session's first_of_day bit;
+// versions 1 and 3 are still read. Their open session is taken as the
+// first of its day for its source and medium, and their other sessions of
+// that day are not known: after the upgrade, a visitor may count twice in
+// one traffic_daily row of the upgrade's day.
+const visitorVersion = 4
+
+func knownVisitorVersion(v byte) bool { return v == 1 || v == 3 || v == visitorVersion }
+
 // Offsets are the next offsets to read per input topic; -1 means none read.
 type Offsets [2]int64
 
@@ -36,6 +46,9 @@ type Offsets [2]int64
 // batch.
 func (p *Processor) Cut() (*rows.Batch, Offsets) {
 	p.epoch++
+	if p.watermark > dayMs { // no session starts before the watermark any more
+		p.visitors.days.prune(dayOf(p.watermark - dayMs))
+	}
 	if p.forgetting() && p.Replaying() < 0 {
 		p.forgetInactive()
 	}
@@ -46,7 +59,7 @@ func (p *Processor) Cut() (*rows.Batch, Offsets) {
 	for _, vi := range p.dirty {
 		v := p.visitors.slab.at(vi)
 		v.set(dirty, false)
-		buf = p.encodeVisitor(buf, v)
+		buf = p.encodeVisitor(buf, vi, v)
 		ends = append(ends, len(buf))
 	}
 	all, start := string(buf), 0
@@ -337,11 +350,12 @@ func (p *Processor) decodeHeldCheckpoint(r *reader, ver byte) (Offsets, error) {
 	return Offsets{p.inputs[0].next, p.inputs[1].next}, r.done()
 }
 
-// encodeVisitor writes v's lifecycle and open session. (The layout is that
-// of the first version, when visitors held Go strings.)
-func (p *Processor) encodeVisitor(b []byte, v *visitor) []byte {
+// encodeVisitor writes v's lifecycle, open session and day pairs. (The
+// layout is that of the first version, when visitors held Go strings,
+// with the day pairs of version 4 at the end.)
+func (p *Processor) encodeVisitor(b []byte, vi uint32, v *visitor) []byte {
 	strs := &p.visitors.strs
-	b = append(b, snapshotVersion)
+	b = append(b, visitorVersion)
 	b = appendString(b, strs.get(v.customerID))
 	b = append(b, byte(v.stage), boolByte(v.is(churned))|boolByte(v.is(hadSession))<<1)
 	b = binary.AppendVarint(b, v.cohortDayMs())
@@ -349,10 +363,11 @@ func (p *Processor) encodeVisitor(b []byte, v *visitor) []byte {
 	b = appendString(b, strs.get(v.firstOrder))
 	b = binary.AppendVarint(b, v.lastMs)
 	if v.session == 0 {
-		return append(b, 0)
+		b = append(b, 0)
+		return p.visitors.days.appendTo(b, vi)
 	}
 	s := p.sessions.at(v.session - 1)
-	b = append(b, 1, boolByte(s.firstIsPageView)|boolByte(s.first)<<1)
+	b = append(b, 1, boolByte(s.firstIsPageView)|boolByte(s.first)<<1|boolByte(s.firstOfDay)<<2)
 	b = appendString(b, s.id[:])
 	b = appendString(b, p.urls.name(s.entry))
 	b = appendString(b, p.urls.name(s.exit))
@@ -365,7 +380,8 @@ func (p *Processor) encodeVisitor(b []byte, v *visitor) []byte {
 	b = binary.AppendUvarint(b, uint64(s.events))
 	b = binary.AppendUvarint(b, uint64(s.pageViews))
 	b = binary.AppendUvarint(b, uint64(s.orders))
-	return binary.AppendVarint(b, int64(s.revenue))
+	b = binary.AppendVarint(b, int64(s.revenue))
+	return p.visitors.days.appendTo(b, vi)
 }
 
 // restoreVisitor adds the visitor of one 'visitor' row, with its deadlines.
@@ -375,7 +391,7 @@ func (p *Processor) restoreVisitor(id string, data []byte) error {
 	}
 	r := reader{b: data}
 	ver := r.byte()
-	if ver != 1 && ver != snapshotVersion {
+	if !knownVisitorVersion(ver) {
 		return fmt.Errorf("unknown visitor state version %d", ver)
 	}
 	vi, v := p.visitors.add(id)
@@ -394,6 +410,7 @@ func (p *Processor) restoreVisitor(id string, data []byte) error {
 		sflags := r.byte()
 		s.firstIsPageView = sflags&1 != 0
 		s.first = sflags&2 != 0
+		s.firstOfDay = sflags&4 != 0 || ver < 4
 		if copy(s.id[:], r.string()) != ksuidLen && r.err == nil {
 			return errors.New("session id is not a KSUID")
 		}
@@ -410,6 +427,13 @@ func (p *Processor) restoreVisitor(id string, data []byte) error {
 		s.orders = uint32(r.uvarint())
 		s.revenue = schemas.Amount(r.varint())
 		v.session = i + 1
+	}
+	switch {
+	case ver >= 4:
+		p.visitors.days.read(&r, vi)
+	case v.session != 0: // the open session's pair, at least
+		s := p.sessions.at(v.session - 1)
+		p.visitors.days.mark(vi, dayPair(dayOf(s.startMs), p.symbols.name(s.source), p.symbols.name(s.medium)))
 	}
 	p.queueSessionClose(vi, v)
 	p.queueChurn(vi, v)

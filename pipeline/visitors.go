@@ -65,6 +65,7 @@ type visitorTable struct {
 	free  []uint32 // slots of removed visitors
 	index []uint32 // 1 + slab index, 0: empty; linear probing from home()
 	strs  stringStore
+	days  dayKeys // the pairs of each visitor's latest session day
 }
 
 // home is id's first slot in the index: its hash scaled to the index's
@@ -142,6 +143,7 @@ func (t *visitorTable) remove(i uint32) {
 		t.strs.drop(r)
 	}
 	*v = visitor{flags: freeSlot}
+	t.days.drop(i)
 	t.free = append(t.free, i)
 }
 

@@ -21,7 +21,7 @@ import (
 // It is INSERT … SELECT (18.16 hangs on INSERT … VALUES from the driver).
 var replayBatch = []string{
 	`INSERT INTO {db}.sessions (session_id, visitor_id, customer_id, start, end, start_ms, end_ms, duration_s, events, page_views,
-	entry_url, exit_url, source, medium, campaign, is_bounce, orders, revenue, cohort_day, first_session)
+	entry_url, exit_url, source, medium, campaign, is_bounce, orders, revenue, cohort_day, first_session, first_of_day)
 SELECT concat('s', toString(number)), concat('v', toString(number % 170)), '',
        toDateTime(start_ms / 1000, 'UTC'), toDateTime(end_ms / 1000, 'UTC'),
        toUInt64(1735689600000 + (number % 3) * 86400000 + number * 1000) AS start_ms,
@@ -30,7 +30,8 @@ SELECT concat('s', toString(number)), concat('v', toString(number % 170)), '',
        concat('https://shop.example/p', toString(number % 3)),
        ['google', '(direct)', 'newsletter'][number % 3 + 1], ['cpc', '', 'email'][number % 3 + 1], '',
        toUInt8(number % 4 = 0), toUInt32(number % 11 = 0), toDecimal64(0, 4),
-       toDate(if(number < 170, start_ms, 1735689600000) / 1000), toUInt8(number < 170)
+       toDate(if(number < 170, start_ms, 1735689600000) / 1000), toUInt8(number < 170),
+       1 -- a visitor's sessions n and n + 170 start on different days
 FROM system.numbers LIMIT 300`,
 	`INSERT INTO {db}.events (event_id, ts, ts_ms, type, visitor_id, session_id, url, session_start)
 SELECT concat('e', toString(number)), toDateTime(ts_ms / 1000, 'UTC'),
@@ -140,7 +141,7 @@ func TestCatalogueViewsReplaySafe(t *testing.T) {
 	}
 
 	exec("INSERT INTO {db}.sessions SELECT * FROM {db}.sessions WHERE session_id = 's1' LIMIT 1")
-	exec("INSERT INTO {db}.sessions (session_id, visitor_id, start, end, start_ms, end_ms, page_views, entry_url, exit_url, source, medium, is_bounce, cohort_day, first_session) SELECT 'new', 'v1', toDateTime(1735689600, 'UTC'), toDateTime(1735689601, 'UTC'), 1735689600000, 1735689601000, 1, 'https://shop.example/p0', 'https://shop.example/p0', 'google', 'cpc', 1, toDate('2024-12-01'), 0")
+	exec("INSERT INTO {db}.sessions (session_id, visitor_id, start, end, start_ms, end_ms, page_views, entry_url, exit_url, source, medium, is_bounce, cohort_day, first_session, first_of_day) SELECT 'new', 'v1', toDateTime(1735689600, 'UTC'), toDateTime(1735689601, 'UTC'), 1735689600000, 1735689601000, 1, 'https://shop.example/p0', 'https://shop.example/p0', 'google', 'cpc', 1, toDate('2024-12-01'), 0, 0") // v1's session 171 is on that day, from google by cpc
 	// A new customer converting in March with a first order, and a new
 	// order of v2 (who has one so far, in January).
 	exec("INSERT INTO {db}.lifecycle_transitions (visitor_id, stage, ts, ts_ms, cohort_day, source, event_id) SELECT 'v300', 'conversion', toDateTime(1741000000, 'UTC'), 1741000000000, toDate('2025-03-03'), 'google', 'new-o'")

@@ -60,11 +60,12 @@ expect('churn_monthly', 'SELECT month, active_at_start, churned, reactivated, ch
 expect('revenue_daily', 'SELECT day, currency, orders, toString(revenue), toString(refunds), toString(net_revenue), customers FROM fh.revenue_daily',
   '2025-01-06\tUSD\t1\t12.5\t2.25\t10.25\t1');
 
-// traffic_daily and pages_daily (0009) with a replayed session: v3's s3
-// (3 page views, 60 s) is written twice, s4 (2 page views, 60 s) once, on
-// another day and source than the sessions above; s3's page view twice.
-const se3 = (id, pvs) => `INSERT INTO fh.sessions (session_id, visitor_id, start, \`end\`, start_ms, end_ms, page_views, entry_url, exit_url, source, medium, is_bounce, cohort_day, first_session) SELECT '${id}', 'v3', ${day('2025-01-07')}, ${day('2025-01-07')} + 60, ${ms('2025-01-07')}, ${ms('2025-01-07')} + 60000, ${pvs}, 'https://x/a?q=1', 'https://x/b#top', 'bing', 'cpc', 0, toDate('2025-01-07'), 0`;
-run(se3('s3', 3)); run(se3('s3', 3)); run(se3('s4', 2));
+// traffic_daily (0012) and pages_daily (0009) with a replayed session:
+// v3's s3 (3 page views, 60 s, v3's first that day from bing by cpc) is
+// written twice, s4 (2 page views, 60 s) once, on another day and source
+// than the sessions above; s3's page view twice.
+const se3 = (id, pvs, firstOfDay) => `INSERT INTO fh.sessions (session_id, visitor_id, start, \`end\`, start_ms, end_ms, page_views, entry_url, exit_url, source, medium, is_bounce, cohort_day, first_session, first_of_day) SELECT '${id}', 'v3', ${day('2025-01-07')}, ${day('2025-01-07')} + 60, ${ms('2025-01-07')}, ${ms('2025-01-07')} + 60000, ${pvs}, 'https://x/a?q=1', 'https://x/b#top', 'bing', 'cpc', 0, toDate('2025-01-07'), 0, ${firstOfDay}`;
+run(se3('s3', 3, 1)); run(se3('s3', 3, 1)); run(se3('s4', 2, 0));
 const pv3 = `INSERT INTO fh.events (event_id, ts, ts_ms, type, visitor_id, session_id, session_start, url) SELECT 'pv3', ${day('2025-01-07')}, ${ms('2025-01-07')}, 'page_view', 'v3', 's3', ${day('2025-01-07')}, 'https://x/a?q=1'`;
 run(pv3); run(pv3);
 expect('traffic_daily', "SELECT day, source, medium, sessions, visitors, new_visitors, returning_visitors, page_views, pages_per_session, avg_session_duration_s, bounce_rate FROM fh.traffic_daily WHERE source = 'bing'",

@@ -212,6 +212,7 @@ type Session struct {
 	Revenue                          schemas.Amount
 	CohortDayMs                      int64 // the visitor's cohort day (traffic_daily's new visitors)
 	FirstSession                     bool  // the visitor's first session (visitor_conversion_daily)
+	FirstOfDay                       bool  // the visitor's first that UTC day with this source and medium (traffic_daily's visitors)
 }
 
 // SessionsTable describes the sessions table.
@@ -236,6 +237,7 @@ var SessionsTable = Table[Session]{Name: "sessions", rows: func(b *Batch) *Rows[
 	Col("revenue", func(r *Session) schemas.Amount { return r.Revenue }),
 	Col("cohort_day", func(r *Session) time.Time { return time.Unix(FloorDiv(r.CohortDayMs, 1000), 0).UTC() }),
 	Col("first_session", func(r *Session) uint8 { return b2u(r.FirstSession) }),
+	Col("first_of_day", func(r *Session) uint8 { return b2u(r.FirstOfDay) }),
 }}
 
 // DurationS is the session's duration in seconds.

@@ -47,7 +47,7 @@ SELECT
     is_bounce                                 AS bounce
 FROM {db}.sessions;
 
-INSERT INTO {db}.traffic_daily_sessions
+INSERT INTO {db}.traffic_daily_sessions (day, source, medium, group_key, visitor_key, session_key, new_visitor, page_views, duration_ms, bounce)
 SELECT
     toDate(start), source, medium, sipHash64(toDate(start), source, medium), sipHash64(visitor_id), sipHash64(session_id),
     toUInt8(cohort_day = toDate(start)), page_views, toUInt64(end_ms - start_ms), is_bounce
