@@ -101,7 +101,9 @@ func (d *dayKeys) mark(vi uint32, pair uint64) bool {
 	first, ok := d.first[vi]
 	if !ok || pairDay(first) != pairDay(pair) {
 		d.first[vi] = pair
-		delete(d.more, vi)
+		if len(d.more) > 0 {
+			delete(d.more, vi)
+		}
 		return true
 	}
 	if first == pair {
