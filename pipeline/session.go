@@ -109,12 +109,14 @@ func (d *dayKeys) mark(vi uint32, pair uint64) bool {
 	if first == pair {
 		return false
 	}
+	// Sorted, so that a visitor with many pairs a day (a short
+	// --session-gap and a source per session) costs a search, not a scan.
 	more := d.more[vi]
-	if slices.Contains(more, pair) {
-		return false
+	i, found := slices.BinarySearch(more, pair)
+	if !found {
+		d.more[vi] = slices.Insert(more, i, pair)
 	}
-	d.more[vi] = append(more, pair)
-	return true
+	return !found
 }
 
 // drop forgets visitor vi's pairs (its slot is freed).

@@ -209,3 +209,27 @@ func sessionsWithRestart(t *testing.T, records []benchRecord, restartAt int) []r
 	slices.SortFunc(sessions, func(a, b rows.Session) int { return cmp.Compare(a.StartMs, b.StartMs) })
 	return sessions
 }
+
+// TestDayKeysManyPairs: a visitor with many pairs in one day (a short
+// --session-gap and a source per session) is marked once per pair, in any
+// order, and a new day starts afresh.
+func TestDayKeysManyPairs(t *testing.T) {
+	var d dayKeys
+	const day = 20000
+	for i := range 3000 {
+		pair := dayPair(day, fmt.Sprintf("s%d", (i*7919)%1000), "cpc") // 1,000 pairs, each three times
+		if got, want := d.mark(1, pair), i < 1000; got != want {
+			t.Fatalf("session %d: marked %v, want %v", i, got, want)
+		}
+	}
+	if n := 1 + len(d.more[1]); n != 1000 {
+		t.Fatalf("%d pairs kept, want 1000", n)
+	}
+	if !d.mark(1, dayPair(day+1, "s0", "cpc")) || len(d.more[1]) != 0 {
+		t.Fatalf("the next day did not start afresh: %d pairs kept", 1+len(d.more[1]))
+	}
+	d.prune(day + 2)
+	if len(d.first) != 0 {
+		t.Fatalf("%d visitors kept after their day was pruned", len(d.first))
+	}
+}
