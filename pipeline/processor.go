@@ -497,6 +497,10 @@ func (p *Processor) touch(vi uint32, v *visitor) {
 
 const dayMs = 24 * 3600 * 1000
 
+// dayOf is the UTC day of ms, in days since 1970-01-01 (ts are validated
+// to 2000 and later, so it fits).
+func dayOf(ms int64) uint16 { return uint16(rows.FloorDiv(ms, dayMs)) }
+
 // processEvent applies one released event: session, lifecycle, event row.
 func (p *Processor) processEvent(h *held) {
 	if p.overflows(h) {
@@ -511,7 +515,7 @@ func (p *Processor) processEvent(h *held) {
 	if isNew {
 		vi, v = p.visitors.add(e.VisitorID)
 		v.source = p.symbols.intern(Source(e))
-		v.cohortDay = uint16(rows.FloorDiv(e.TsMs, dayMs))
+		v.cohortDay = dayOf(e.TsMs)
 	}
 	p.touch(vi, v)
 	if e.CustomerID != "" && e.CustomerID != p.visitors.strs.get(v.customerID) {

@@ -161,9 +161,6 @@ func (d *dayKeys) read(r *reader, vi uint32) {
 	}
 }
 
-// dayOf is the UTC day of ms, in days since 1970-01-01.
-func dayOf(ms int64) uint16 { return uint16(rows.FloorDiv(ms, dayMs)) }
-
 func (p *Processor) extendSession(s *session, e *schemas.Event, customerID strRef) {
 	s.endMs = e.TsMs
 	s.events++

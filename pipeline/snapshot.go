@@ -364,10 +364,16 @@ func (p *Processor) encodeVisitor(b []byte, vi uint32, v *visitor) []byte {
 	b = binary.AppendVarint(b, v.lastMs)
 	if v.session == 0 {
 		b = append(b, 0)
-		return p.visitors.days.appendTo(b, vi)
+	} else {
+		b = p.appendOpenSession(append(b, 1), p.sessions.at(v.session-1))
 	}
-	s := p.sessions.at(v.session - 1)
-	b = append(b, 1, boolByte(s.firstIsPageView)|boolByte(s.first)<<1|boolByte(s.firstOfDay)<<2)
+	return p.visitors.days.appendTo(b, vi)
+}
+
+// appendOpenSession writes the open session of a visitor row.
+func (p *Processor) appendOpenSession(b []byte, s *session) []byte {
+	strs := &p.visitors.strs
+	b = append(b, boolByte(s.firstIsPageView)|boolByte(s.first)<<1|boolByte(s.firstOfDay)<<2)
 	b = appendString(b, s.id[:])
 	b = appendString(b, p.urls.name(s.entry))
 	b = appendString(b, p.urls.name(s.exit))
@@ -380,8 +386,7 @@ func (p *Processor) encodeVisitor(b []byte, vi uint32, v *visitor) []byte {
 	b = binary.AppendUvarint(b, uint64(s.events))
 	b = binary.AppendUvarint(b, uint64(s.pageViews))
 	b = binary.AppendUvarint(b, uint64(s.orders))
-	b = binary.AppendVarint(b, int64(s.revenue))
-	return p.visitors.days.appendTo(b, vi)
+	return binary.AppendVarint(b, int64(s.revenue))
 }
 
 // restoreVisitor adds the visitor of one 'visitor' row, with its deadlines.
@@ -401,7 +406,7 @@ func (p *Processor) restoreVisitor(id string, data []byte) error {
 	flags := r.byte()
 	v.set(churned, flags&1 != 0)
 	v.set(hadSession, flags&2 != 0 || ver == 1)
-	v.cohortDay = uint16(rows.FloorDiv(r.varint(), dayMs))
+	v.cohortDay = dayOf(r.varint())
 	v.source = p.symbols.intern(r.string())
 	v.firstOrder = strs.put(r.string())
 	v.lastMs = r.varint()
