@@ -37,7 +37,7 @@ func TestForgottenVisitorsComeBackExactly(t *testing.T) {
 	for _, restartAt := range [][]int{nil, {9_000, 21_017, 40_000, 52_123}} {
 		var counts ForgetCounts
 		var prev *Processor
-		got, gotStats, last := runWithRestartsSetup(t, records, restartAt, func(p *Processor, w *written) {
+		got, gotStats, last := runWithRestartsSetup(t, records, restartAt, 256, func(p *Processor, w *written) {
 			if prev != nil {
 				counts.Add(prev.ForgetCounts())
 			}

@@ -152,7 +152,7 @@ func TestSessionFirstOfDay(t *testing.T) {
 		records = append(records, benchRecord{schemas.Clickstream, []byte(v.visitor), []byte(view)},
 			benchRecord{schemas.Transactions, []byte("z"), []byte(order)})
 	}
-	want := sessionsWithRestart(t, records, -1)
+	want := sessionsWithRestart(t, records, nil)
 	if len(want) != len(visits) {
 		t.Fatalf("%d sessions, want %d", len(want), len(visits))
 	}
@@ -162,52 +162,20 @@ func TestSessionFirstOfDay(t *testing.T) {
 		}
 	}
 	for restartAt := range records {
-		if got := sessionsWithRestart(t, records, restartAt); fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := sessionsWithRestart(t, records, []int{restartAt}); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("restarted after record %d:\n%v\nwithout:\n%v", restartAt, got, want)
 		}
 	}
 }
 
-// sessionsWithRestart processes records (offset = index), advancing after
-// each, restarts from a checkpoint after the record at restartAt (none if
-// negative), and returns the sessions rows by start.
-func sessionsWithRestart(t *testing.T, records []benchRecord, restartAt int) []rows.Session {
+// sessionsWithRestart runs records as runWithRestarts does, advancing
+// after each, and returns the sessions rows by start.
+func sessionsWithRestart(t *testing.T, records []benchRecord, restartAt []int) []rows.Session {
 	t.Helper()
-	now := func() time.Time { return benchClock }
-	w := newWritten()
-	var sessions []rows.Session
-	keep := func(b *rows.Batch) {
-		sessions = append(sessions, b.Sessions.All()...)
-		w.keep(b)
-	}
-	p := unendingProcessor("f", now)
-	from := Offsets{-1, -1}
-	for i := 0; i < len(records); i++ {
-		if r := records[i]; int64(i) >= from[r.topic] {
-			if err := p.Add(r.topic, r.key, r.value, int64(i), benchClock); err != nil {
-				t.Fatal(err)
-			}
-		}
-		p.Advance(benchClock)
-		if i == restartAt {
-			restartAt = -1
-			b, _ := p.Cut()
-			keep(b)
-			p = unendingProcessor("f", now)
-			off, err := p.Restore(w.saved())
-			if err != nil {
-				t.Fatal(err)
-			}
-			from, i = off, -1 // each input from its offset
-		}
-	}
-	p.SetEnd(schemas.Clickstream, 0)
-	p.SetEnd(schemas.Transactions, 0)
-	p.Advance(benchClock.Add(time.Hour)) // idle inputs: the watermark moves on
-	b, _ := p.Cut()
-	keep(b)
-	slices.SortFunc(sessions, func(a, b rows.Session) int { return cmp.Compare(a.StartMs, b.StartMs) })
-	return sessions
+	var w *written
+	runWithRestartsSetup(t, records, restartAt, 1, func(_ *Processor, cur *written) { w = cur })
+	slices.SortFunc(w.sessions, func(a, b rows.Session) int { return cmp.Compare(a.StartMs, b.StartMs) })
+	return w.sessions
 }
 
 // TestDayKeysManyPairs: a visitor with many pairs in one day (a short

@@ -42,13 +42,14 @@ func TestRestoreContinuesExactly(t *testing.T) {
 // every 5,000 and restarting from the state after the records at
 // restartAt; it returns every table row but the state, sorted.
 func runWithRestarts(t *testing.T, records []benchRecord, restartAt []int) ([]string, Stats) {
-	lines, stats, _ := runWithRestartsSetup(t, records, restartAt, func(*Processor, *written) {})
+	lines, stats, _ := runWithRestartsSetup(t, records, restartAt, 256, func(*Processor, *written) {})
 	return lines, stats
 }
 
-// runWithRestartsSetup is runWithRestarts with setup called on each new
-// processor, before its restore; it also returns the last processor.
-func runWithRestartsSetup(t *testing.T, records []benchRecord, restartAt []int, setup func(*Processor, *written)) ([]string, Stats, *Processor) {
+// runWithRestartsSetup is runWithRestarts advancing after every
+// advanceEvery records, with setup called on each new processor, before
+// its restore; it also returns the last processor.
+func runWithRestartsSetup(t *testing.T, records []benchRecord, restartAt []int, advanceEvery int, setup func(*Processor, *written)) ([]string, Stats, *Processor) {
 	now := func() time.Time { return benchClock }
 	w := newWritten()
 	start := func() *Processor {
@@ -64,7 +65,7 @@ func runWithRestartsSetup(t *testing.T, records []benchRecord, restartAt []int, 
 		if from[r.topic] < 0 || int64(i) >= from[r.topic] {
 			p.Add(r.topic, r.key, r.value, int64(i), benchClock)
 		}
-		if i%256 == 255 {
+		if i%advanceEvery == advanceEvery-1 {
 			p.Advance(benchClock)
 		}
 		restart := i > restarted && slices.Contains(restartAt, i)
@@ -80,7 +81,7 @@ func runWithRestartsSetup(t *testing.T, records []benchRecord, restartAt []int, 
 				t.Fatal(err)
 			}
 			from = off
-			i = int(min(off[0], off[1])) - 1 // re-read from the older input's offset
+			i = max(int(min(off[0], off[1])), 0) - 1 // re-read from the older input's offset (-1: none read)
 		}
 	}
 	p.SetEnd(schemas.Clickstream, 0)
@@ -105,6 +106,7 @@ func unendingProcessor(group string, now func() time.Time) *Processor {
 // key; the later write on a tie).
 type written struct {
 	lines             []string
+	sessions          []rows.Session // the sessions rows, as written
 	state             map[stateKey]rows.State
 	largestCheckpoint int // bytes of the largest checkpoint row
 }
@@ -114,6 +116,7 @@ func newWritten() *written { return &written{state: map[stateKey]rows.State{}} }
 func (w *written) keep(b *rows.Batch) {
 	w.lines = append(w.lines, tableLines("events", b.Events.All())...)
 	w.lines = append(w.lines, tableLines("sessions", b.Sessions.All())...)
+	w.sessions = append(w.sessions, b.Sessions.All()...)
 	w.lines = append(w.lines, tableLines("transitions", b.Transitions.All())...)
 	for _, st := range b.State.All() {
 		st.Key, st.Data = strings.Clone(st.Key), strings.Clone(st.Data)
