@@ -39,7 +39,8 @@ type LiveConfig struct {
 	// MemoryLimit is the child's --memory-limit; "" for its default.
 	MemoryLimit string
 	// ProfileDir is where each run's child writes its CPU profile
-	// (GROUP.pprof) and its largest heap (GROUP.heap.pprof); "" for none.
+	// (GROUP.pprof), its largest heap (GROUP.heap.pprof) and where it
+	// waited (GROUP.block.pprof); "" for none.
 	ProfileDir string
 	Progress   io.Writer // a line per sample
 }
@@ -148,7 +149,8 @@ func (r *liveRun) start(ctx context.Context, cs, tx, dlq string) error {
 	}
 	if r.cfg.ProfileDir != "" {
 		r.cmd.Args = append(r.cmd.Args, "--cpu-profile", filepath.Join(r.cfg.ProfileDir, group+".pprof"),
-			"--heap-profile", filepath.Join(r.cfg.ProfileDir, group+".heap.pprof"))
+			"--heap-profile", filepath.Join(r.cfg.ProfileDir, group+".heap.pprof"),
+			"--block-profile", filepath.Join(r.cfg.ProfileDir, group+".block.pprof"))
 	}
 	r.cmd.Env = childEnv(r.cfg.Endpoint)
 	r.stderr = &tailBuffer{max: 64 << 10}

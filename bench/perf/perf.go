@@ -59,7 +59,7 @@ type Config struct {
 	BatchRows      int             // --batch-rows of the measured runs
 	FlushInterval  time.Duration   // --flush-interval of the measured runs
 	MemoryLimit    string          // --memory-limit of the measured runs; "" for run's default
-	ProfileDir     string          // where each measured run writes its CPU profile (GROUP.pprof) and its heap at its largest (GROUP.heap.pprof); "" for none
+	ProfileDir     string          // where each measured run writes its CPU profile (GROUP.pprof), its heap at its largest (GROUP.heap.pprof) and where it waited (GROUP.block.pprof); "" for none
 	// Cluster, when set, is a ClickHouse cluster on which each measured run
 	// of funnelhouse is repeated (ClusterSystem), right after the one on the
 	// single server, on the same records.
@@ -293,7 +293,8 @@ func (b *bench) funnelhouse(ctx context.Context, t *target, group, cs, tx, dlq s
 	}
 	if b.cfg.ProfileDir != "" {
 		cmd.Args = append(cmd.Args, "--cpu-profile", filepath.Join(b.cfg.ProfileDir, group+".pprof"),
-			"--heap-profile", filepath.Join(b.cfg.ProfileDir, group+".heap.pprof"))
+			"--heap-profile", filepath.Join(b.cfg.ProfileDir, group+".heap.pprof"),
+			"--block-profile", filepath.Join(b.cfg.ProfileDir, group+".block.pprof"))
 	}
 	cmd.Env = childEnv(e)
 	var stderr strings.Builder

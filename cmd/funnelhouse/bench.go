@@ -51,7 +51,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.LatencyRate, "latency-rate", 20_000, "events per second of the live traffic")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "generator seed")
 	fs.IntVar(&cfg.BatchRows, "batch-rows", 100_000, "--batch-rows of the measured funnelhouse run")
-	fs.StringVar(&cfg.ProfileDir, "profile", "", "write a CPU profile of each measured funnelhouse run to this `directory` (GROUP.pprof), and its heap at its largest live size (GROUP.heap.pprof)")
+	fs.StringVar(&cfg.ProfileDir, "profile", "", "write a CPU profile of each measured funnelhouse run to this `directory` (GROUP.pprof), its heap at its largest live size (GROUP.heap.pprof) and where it waited (GROUP.block.pprof)")
 	durationVar(fs, &cfg.FlushInterval, "flush-interval", time.Second, "--flush-interval of the measured funnelhouse run")
 	fs.StringVar(&cfg.MemoryLimit, "memory-limit", "", "--memory-limit of the measured funnelhouse run (`bytes`, e.g. 512MiB; empty: run's default)")
 	var growth []string

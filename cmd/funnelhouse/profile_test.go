@@ -62,3 +62,41 @@ func TestHeapProfileAtTheLargestHeap(t *testing.T) {
 		t.Error("a heap profile in a missing directory: no error")
 	}
 }
+
+// waitForBlockProfile waits on ch under a name the block profile must show.
+//
+//go:noinline
+func waitForBlockProfile(ch chan struct{}) { <-ch }
+
+// The block profile shows where a goroutine waited while it was on.
+func TestBlockProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "block.pprof")
+	stop, err := startBlockProfile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan struct{})
+	go func() { time.Sleep(50 * time.Millisecond); close(ch) }()
+	waitForBlockProfile(ch)
+	stop()
+
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("the block profile is not a gzipped profile: %v", err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte("waitForBlockProfile")) {
+		t.Error("the block profile does not show the wait")
+	}
+	if _, err := startBlockProfile(filepath.Join(t.TempDir(), "missing", "block.pprof")); err == nil {
+		t.Error("a block profile in a missing directory: no error")
+	}
+}

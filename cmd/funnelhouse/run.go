@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	runtimepprof "runtime/pprof"
@@ -107,6 +108,8 @@ func runCmd(ctx context.Context, args []string) error {
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (see go tool pprof); --pprof serves /debug/pprof on --metrics-addr for a window")
 	heapProfile := fs.String("heap-profile", "", "write a heap profile to this `file` each time the live heap grows by a tenth past its largest (checked every second),\n"+
 		"so that it shows what the heap held at its largest, where peak RSS comes from (see go tool pprof -sample_index=inuse_space)")
+	blockProfile := fs.String("block-profile", "", "write a profile of where goroutines waited (channels, locks, selects: a wait of 10µs or more is always sampled) to this `file` at exit:\n"+
+		"where the member waits for its input, its checkpoints or ClickHouse rather than works (see go tool pprof)")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
@@ -127,7 +130,32 @@ func runCmd(ctx context.Context, args []string) error {
 		}
 		defer stop()
 	}
+	if *blockProfile != "" {
+		stop, err := startBlockProfile(*blockProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return runPipeline(ctx, &f, nil)
+}
+
+// startBlockProfile samples where goroutines wait, from now until stop,
+// which writes the profile to path. Waits of 10µs or more are all kept,
+// shorter ones in proportion: what a member's goroutines spend waiting on
+// each other shows, not each nanosecond of a busy channel.
+func startBlockProfile(path string) (stop func(), err error) {
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--block-profile: %w", err)
+	}
+	runtime.SetBlockProfileRate(int((10 * time.Microsecond).Nanoseconds()))
+	return func() {
+		runtime.SetBlockProfileRate(0)
+		if err := errors.Join(runtimepprof.Lookup("block").WriteTo(out, 0), out.Close()); err != nil {
+			slog.Warn("cannot write the block profile", "file", path, "err", err)
+		}
+	}, nil
 }
 
 // startHeapProfile writes a heap profile to path each time the live heap
