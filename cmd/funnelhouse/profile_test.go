@@ -42,20 +42,7 @@ func TestHeapProfileAtTheLargestHeap(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	stop()
 
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatalf("the heap profile is not a gzipped profile: %v", err)
-	}
-	raw, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(raw, []byte("allocateForHeapProfile")) {
+	if !bytes.Contains(readProfile(t, path), []byte("allocateForHeapProfile")) {
 		t.Error("the heap profile does not show the allocation that made the heap largest")
 	}
 	if _, err := startHeapProfile(filepath.Join(t.TempDir(), "missing", "heap.pprof"), time.Second); err == nil {
@@ -80,6 +67,18 @@ func TestBlockProfile(t *testing.T) {
 	waitForBlockProfile(ch)
 	stop()
 
+	if !bytes.Contains(readProfile(t, path), []byte("waitForBlockProfile")) {
+		t.Error("the block profile does not show the wait")
+	}
+	if _, err := startBlockProfile(filepath.Join(t.TempDir(), "missing", "block.pprof")); err == nil {
+		t.Error("a block profile in a missing directory: no error")
+	}
+}
+
+// readProfile returns the uncompressed bytes of the gzipped profile at
+// path, which hold the names of the functions it shows.
+func readProfile(t *testing.T, path string) []byte {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -87,16 +86,11 @@ func TestBlockProfile(t *testing.T) {
 	defer f.Close()
 	zr, err := gzip.NewReader(f)
 	if err != nil {
-		t.Fatalf("the block profile is not a gzipped profile: %v", err)
+		t.Fatalf("%s is not a gzipped profile: %v", path, err)
 	}
 	raw, err := io.ReadAll(zr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(raw, []byte("waitForBlockProfile")) {
-		t.Error("the block profile does not show the wait")
-	}
-	if _, err := startBlockProfile(filepath.Join(t.TempDir(), "missing", "block.pprof")); err == nil {
-		t.Error("a block profile in a missing directory: no error")
-	}
+	return raw
 }
