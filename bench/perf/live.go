@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -148,9 +147,7 @@ func (r *liveRun) start(ctx context.Context, cs, tx, dlq string) error {
 		r.cmd.Args = append(r.cmd.Args, "--memory-limit", r.cfg.MemoryLimit)
 	}
 	if r.cfg.ProfileDir != "" {
-		r.cmd.Args = append(r.cmd.Args, "--cpu-profile", filepath.Join(r.cfg.ProfileDir, group+".pprof"),
-			"--heap-profile", filepath.Join(r.cfg.ProfileDir, group+".heap.pprof"),
-			"--block-profile", filepath.Join(r.cfg.ProfileDir, group+".block.pprof"))
+		r.cmd.Args = append(r.cmd.Args, profileArgs(r.cfg.ProfileDir, group)...)
 	}
 	r.cmd.Env = childEnv(r.cfg.Endpoint)
 	r.stderr = &tailBuffer{max: 64 << 10}

@@ -263,6 +263,16 @@ func (t *target) result(runs []runMeasure, records, events, rows int64) *Result 
 	return r
 }
 
+// profileArgs are the flags with which a measured `funnelhouse run` of
+// consumer group group writes its profiles into dir: its CPU profile
+// (GROUP.pprof), its heap at its largest (GROUP.heap.pprof) and where it
+// waited (GROUP.block.pprof).
+func profileArgs(dir, group string) []string {
+	return []string{"--cpu-profile", filepath.Join(dir, group+".pprof"),
+		"--heap-profile", filepath.Join(dir, group+".heap.pprof"),
+		"--block-profile", filepath.Join(dir, group+".block.pprof")}
+}
+
 // funnelhouse runs one `funnelhouse run` child on a fresh database of t
 // until every record is committed and the tables hold the expected rows,
 // then verifies every view.
@@ -292,9 +302,7 @@ func (b *bench) funnelhouse(ctx context.Context, t *target, group, cs, tx, dlq s
 		cmd.Args = append(cmd.Args, "--memory-limit", b.cfg.MemoryLimit)
 	}
 	if b.cfg.ProfileDir != "" {
-		cmd.Args = append(cmd.Args, "--cpu-profile", filepath.Join(b.cfg.ProfileDir, group+".pprof"),
-			"--heap-profile", filepath.Join(b.cfg.ProfileDir, group+".heap.pprof"),
-			"--block-profile", filepath.Join(b.cfg.ProfileDir, group+".block.pprof"))
+		cmd.Args = append(cmd.Args, profileArgs(b.cfg.ProfileDir, group)...)
 	}
 	cmd.Env = childEnv(e)
 	var stderr strings.Builder
