@@ -36,7 +36,7 @@ var chaosFaults = []chaosFault{
 		return fmt.Sprintf("SIGKILL of member %d", i+1)
 	}},
 	{"kill-before-state", func(w *chaosWorld) string {
-		return w.killAt("after-insert:sessions", "between the rows inserts and the state insert")
+		return w.killAt("after-insert:sessions", "after the sessions insert, before the state insert")
 	}},
 	{"kill-before-commit", func(w *chaosWorld) string {
 		return w.killAt("after-insert:pipeline_state", "between the state insert and the offset commit")

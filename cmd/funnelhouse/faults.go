@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -31,11 +32,16 @@ func killHook() (func(string), error) {
 		return nil, fmt.Errorf("invalid FUNNELHOUSE_TEST_KILL=%q: want <point>:<n>, e.g. after-insert:events:2", spec)
 	}
 	point, seen := spec[:i], 0
+	var mu sync.Mutex // the sink's INSERTs of a write run at once
 	return func(p string) {
 		if p != point {
 			return
 		}
-		if seen++; seen == n {
+		mu.Lock()
+		seen++
+		now := seen == n
+		mu.Unlock()
+		if now {
 			slog.Warn("FUNNELHOUSE_TEST_KILL: killing myself", "point", p, "time", n)
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {} // the signal is on its way

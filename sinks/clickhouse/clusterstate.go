@@ -59,10 +59,10 @@ func (s *Sink) stateShard(ctx context.Context, group string, partition int32) (i
 
 // insertState inserts t's (pipeline_state's) rows of the batches into
 // their shards' current replicas.
-func (s *Sink) insertState(ctx context.Context, t rows.AnyTable, batches []*rows.Batch) error {
+func (s *Sink) insertState(ctx context.Context, t rows.AnyTable, batches []*rows.Batch, buf *rows.Buffers) error {
 	names := t.ColumnNames()
-	groups := t.Values(slices.Index(names, "consumer_group"), batches, &s.buf).([]string)
-	partitions := t.Values(slices.Index(names, "kafka_partition"), batches, &s.buf).([]int32)
+	groups := t.Values(slices.Index(names, "consumer_group"), batches, buf).([]string)
+	partitions := t.Values(slices.Index(names, "kafka_partition"), batches, buf).([]int32)
 	shards := make([]int, len(groups))
 	wait := s.cfg.BackoffMin
 	for j := range groups {
@@ -79,7 +79,7 @@ func (s *Sink) insertState(ctx context.Context, t rows.AnyTable, batches []*rows
 		}
 		shards[j] = sh
 	}
-	return s.insertDirect(ctx, t, s.split(t, batches, shards), s.router.stateLocal)
+	return s.insertDirect(ctx, t, s.split(t, batches, shards, buf), s.router.stateLocal)
 }
 
 // stateSource is where a group's partition's state is read: the server and

@@ -252,9 +252,9 @@ type shardPart struct {
 
 // visitorShards is the shard index of each of t's rows in the batches, by
 // the visitor_id column.
-func (s *Sink) visitorShards(t rows.AnyTable, batches []*rows.Batch) []int {
+func (s *Sink) visitorShards(t rows.AnyTable, batches []*rows.Batch, buf *rows.Buffers) []int {
 	col := slices.Index(t.ColumnNames(), "visitor_id")
-	visitors := t.Values(col, batches, &s.buf).([]string)
+	visitors := t.Values(col, batches, buf).([]string)
 	shards := make([]int, len(visitors))
 	for j, v := range visitors {
 		shards[j] = s.router.shardOf(ShardHash(v))
@@ -264,7 +264,7 @@ func (s *Sink) visitorShards(t rows.AnyTable, batches []*rows.Batch) []int {
 
 // split gathers t's columns from the batches and splits them by shard:
 // shards[j] is the shard index of row j.
-func (s *Sink) split(t rows.AnyTable, batches []*rows.Batch, shards []int) []*shardPart {
+func (s *Sink) split(t rows.AnyTable, batches []*rows.Batch, shards []int, buf *rows.Buffers) []*shardPart {
 	names := t.ColumnNames()
 	n := len(s.router.shards)
 	idx := make([][]int32, n)
@@ -278,7 +278,7 @@ func (s *Sink) split(t rows.AnyTable, batches []*rows.Batch, shards []int) []*sh
 		}
 	}
 	for i := range names {
-		v := t.Values(i, batches, &s.buf)
+		v := t.Values(i, batches, buf)
 		for _, p := range parts {
 			p.columns = append(p.columns, driverValues(pick(v, idx[p.shard])))
 		}

@@ -119,8 +119,8 @@ type Sink struct {
 	batchRows     *prometheus.HistogramVec
 	retries       *prometheus.CounterVec
 
-	buf   rows.Buffers // the columns of the insert in flight (Write is not concurrent)
-	spare spareColumns // the driver's column buffers of the last insert into each table
+	bufs  map[string]*rows.Buffers // each part's (Write is not concurrent, its parts are)
+	spare spareColumns             // the driver's column buffers of the last insert of each part
 }
 
 // Connect opens a native connection to the DSN's server without selecting
@@ -162,15 +162,15 @@ func Connect(ctx context.Context, e Endpoint) (driver.Conn, string, error) {
 // keepBuffersSmall bounds what the driver keeps between INSERTs, unless
 // the DSN says otherwise (max_idle_conns, max_compression_buffer). Each
 // connection keeps the largest buffer it has encoded a block into, and
-// idle connections are reused in turn, so with the driver's defaults (5
-// idle, blocks compressed in 10 MiB pieces) every one of them came to hold
-// about 12 MiB: 62 MB of a member's 342 MB heap at 5M events. Writes are
-// sequential (Sink.Write), so one idle connection serves them, and 1 MiB
-// pieces are what ClickHouse compresses its own blocks in
-// (max_compress_block_size).
+// idle connections are reused in turn, so with the driver's defaults
+// (blocks compressed in 10 MiB pieces) each came to hold about 12 MiB: 62
+// MB of a member's 342 MB heap at 5M events with 5 idle. A write runs at
+// most four INSERTs at once (two of events, sessions, transitions), so
+// four idle connections serve them, and 1 MiB pieces are what ClickHouse
+// compresses its own blocks in (max_compress_block_size).
 func keepBuffersSmall(opts *ch.Options) {
 	if opts.MaxIdleConns == 0 {
-		opts.MaxIdleConns = 1
+		opts.MaxIdleConns = eventsParts + 2
 	}
 	if opts.MaxCompressionBuffer == 0 {
 		opts.MaxCompressionBuffer = 1 << 20
@@ -280,9 +280,9 @@ func (s *Sink) Close() error {
 	return s.conn.Close()
 }
 
-// Write inserts every row of the batches, table by table in the order of
-// rows.Tables: events, sessions and lifecycle_transitions, then
-// pipeline_state last, so that a checkpoint is stored only after the rows
+// Write inserts every row of the batches: the rows of events, sessions
+// and lifecycle_transitions in INSERTs that run at once, then
+// pipeline_state, so that a checkpoint is stored only after the rows
 // derived before it. It blocks until ClickHouse acknowledged each insert,
 // retrying failed inserts with backoff until ctx ends. The tables are
 // replay-safe, so a retried insert that had in fact succeeded changes no
@@ -291,43 +291,128 @@ func (s *Sink) Write(ctx context.Context, batches []*rows.Batch) error {
 	return s.WriteTables(ctx, batches, rows.Tables)
 }
 
-// WriteTables is Write for the given tables only, in the given order. The
-// ablation (bench/ablation) uses it to measure ClickHouse's cost table by
-// table with the very inserts the pipeline sends.
+// WriteTables is Write for the given tables only. The ablation
+// (bench/ablation) uses it to measure ClickHouse's cost table by table
+// with the very inserts the pipeline sends.
 func (s *Sink) WriteTables(ctx context.Context, batches []*rows.Batch, tables []rows.AnyTable) error {
-	defer s.buf.Release()
+	defer s.releaseBuffers()
+	var parts []*part
+	var state rows.AnyTable
 	for _, t := range tables {
-		if s.router != nil && rowCount(t, batches) > 0 {
-			if t.TableName() == rows.StateTable.Name {
-				if err := s.insertState(ctx, t, batches); err != nil {
-					return err
-				}
-				continue
-			}
-			if local, ok := s.router.local[t.TableName()]; ok {
-				if err := s.insertDirect(ctx, t, s.split(t, batches, s.visitorShards(t, batches)), local); err != nil {
-					return err
-				}
-				continue
-			}
+		if t.TableName() == rows.StateTable.Name {
+			state = t
+			continue
 		}
-		if err := s.insertWithRetry(ctx, t, batches); err != nil {
-			return err
-		}
+		parts = append(parts, s.parts(t, batches)...)
 	}
-	return nil
+	if err := s.writeAtOnce(ctx, batches, parts); err != nil {
+		return err
+	}
+	if state == nil || rowCount(state, batches) == 0 {
+		return nil
+	}
+	return s.writePart(ctx, batches, s.part(state, 0, rowCount(state, batches), state.TableName()))
 }
 
-func (s *Sink) insertWithRetry(ctx context.Context, t rows.AnyTable, batches []*rows.Batch) error {
+// part is one INSERT of a write: rows from..to of t, filled through
+// buffers of its own, so that the INSERTs of a write can run at once.
+type part struct {
+	t        rows.AnyTable
+	from, to int
+	// name is t's name, with "#2" for the second part of a split table:
+	// the key of the part's buffers and spare columns.
+	name string
+	buf  *rows.Buffers
+}
+
+func (s *Sink) part(t rows.AnyTable, from, to int, name string) *part {
+	if s.bufs == nil {
+		s.bufs = map[string]*rows.Buffers{}
+	}
+	if s.bufs[name] == nil {
+		s.bufs[name] = new(rows.Buffers)
+	}
+	return &part{t: t, from: from, to: to, name: name, buf: s.bufs[name]}
+}
+
+func (s *Sink) releaseBuffers() {
+	for _, b := range s.bufs {
+		b.Release()
+	}
+}
+
+// parts are the INSERTs that carry t's rows. ClickHouse runs an INSERT,
+// and the views it feeds, on one thread, so the events of a large flush
+// (most of its rows, with four views behind them) go in eventsParts
+// INSERTs at once: 14 % more records/s end to end on 2 cores
+// (bench/RESULTS.md). Small flushes stay whole, to keep parts few; a
+// direct cluster insert is split by shard already.
+func (s *Sink) parts(t rows.AnyTable, batches []*rows.Batch) []*part {
 	n := rowCount(t, batches)
 	if n == 0 {
 		return nil
 	}
 	name := t.TableName()
+	_, direct := s.localTable(name)
+	if name != rows.EventsTable.Name || n < eventsParts*insertBlockRows || direct {
+		return []*part{s.part(t, 0, n, name)}
+	}
+	parts := make([]*part, eventsParts)
+	for i := range parts {
+		label := name
+		if i > 0 {
+			label += "#" + strconv.Itoa(i+1)
+		}
+		parts[i] = s.part(t, i*n/eventsParts, (i+1)*n/eventsParts, label)
+	}
+	return parts
+}
+
+// eventsParts is how many INSERTs a large flush's events go in: one per
+// core of the machine the project is measured on. A third showed no gain
+// where sessions and transitions were the third and fourth (RESULTS.md).
+const eventsParts = 2
+
+// localTable is the shard-local table that name's rows are inserted into
+// directly, if any.
+func (s *Sink) localTable(name string) (string, bool) {
+	if s.router == nil {
+		return "", false
+	}
+	local, ok := s.router.local[name]
+	return local, ok
+}
+
+// writeAtOnce runs the parts' INSERTs at once and waits for all of them.
+func (s *Sink) writeAtOnce(ctx context.Context, batches []*rows.Batch, parts []*part) error {
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		wg.Go(func() { errs[i] = s.writePart(ctx, batches, p) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Sink) writePart(ctx context.Context, batches []*rows.Batch, p *part) error {
+	if s.router != nil {
+		if p.t.TableName() == rows.StateTable.Name {
+			return s.insertState(ctx, p.t, batches, p.buf)
+		}
+		if local, ok := s.localTable(p.t.TableName()); ok {
+			return s.insertDirect(ctx, p.t, s.split(p.t, batches, s.visitorShards(p.t, batches, p.buf), p.buf), local)
+		}
+	}
+	return s.insertWithRetry(ctx, batches, p)
+}
+
+func (s *Sink) insertWithRetry(ctx context.Context, batches []*rows.Batch, p *part) error {
+	n := p.to - p.from
+	name := p.t.TableName()
 	start := time.Now()
 	wait := s.cfg.BackoffMin
 	for attempt := 1; ; attempt++ {
-		err := s.insert(ctx, t, batches)
+		err := s.insert(ctx, batches, p)
 		if err == nil {
 			s.healthy.Store(true)
 			s.insertSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
@@ -339,7 +424,7 @@ func (s *Sink) insertWithRetry(ctx context.Context, t rows.AnyTable, batches []*
 		}
 		s.healthy.Store(false)
 		s.retries.WithLabelValues(name).Inc()
-		s.log.Warn("insert failed, retrying", "table", name, "rows", n, "attempt", attempt, "retry_in", wait, "err", err)
+		s.log.Warn("insert failed, retrying", "table", name, "part", p.name, "rows", n, "attempt", attempt, "retry_in", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("cannot insert %d rows into %s: %w", n, name, errors.Join(ctx.Err(), err))
@@ -357,10 +442,11 @@ func rowCount(t rows.AnyTable, batches []*rows.Batch) int {
 	return n
 }
 
-func (s *Sink) insert(ctx context.Context, t rows.AnyTable, batches []*rows.Batch) error {
+func (s *Sink) insert(ctx context.Context, batches []*rows.Batch, p *part) error {
 	if s.distributed {
 		ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_distributed_sync": 1}))
 	}
+	t := p.t
 	batch, err := s.conn.PrepareBatch(ctx, insertQuery(s.db, t.TableName(), t))
 	if err != nil {
 		return err
@@ -368,21 +454,21 @@ func (s *Sink) insert(ctx context.Context, t rows.AnyTable, batches []*rows.Batc
 	defer batch.Abort()
 	cols := batch.Columns() // the same columns for every block: Flush resets them
 	texts, fixed := textColumns(cols, t), fixedColumns(cols)
-	n, block := rowCount(t, batches), insertBlockRows
+	block := insertBlockRows
 	if t.TableName() == rows.StateTable.Name {
-		block = n // all or nothing: see insertBlockRows
+		block = p.to - p.from // all or nothing: see insertBlockRows
 	} else {
 		// Not the state's columns: its inserts are a few, in one block of
 		// every row, whose buffers would be kept at their largest.
-		defer s.spare.lend(t.TableName(), cols)()
+		defer s.spare.lend(p.name, cols)()
 	}
-	for from := 0; from < n; from += block {
-		if from > 0 {
+	for from := p.from; from < p.to; from += block {
+		if from > p.from {
 			if err := batch.Flush(); err != nil {
 				return err
 			}
 		}
-		if err := fillBlock(cols, texts, fixed, t, batches, from, from+block, &s.buf); err != nil {
+		if err := fillBlock(cols, texts, fixed, t, batches, from, min(from+block, p.to), p.buf); err != nil {
 			return err
 		}
 	}
