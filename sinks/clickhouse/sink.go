@@ -164,13 +164,13 @@ func Connect(ctx context.Context, e Endpoint) (driver.Conn, string, error) {
 // connection keeps the largest buffer it has encoded a block into, and
 // idle connections are reused in turn, so with the driver's defaults
 // (blocks compressed in 10 MiB pieces) each came to hold about 12 MiB: 62
-// MB of a member's 342 MB heap at 5M events with 5 idle. A write runs at
-// most four INSERTs at once (two of events, sessions, transitions), so
-// four idle connections serve them, and 1 MiB pieces are what ClickHouse
-// compresses its own blocks in (max_compress_block_size).
+// MB of a member's 342 MB heap at 5M events with 5 idle. A write runs
+// insertsAtOnce INSERTs at once, so as many idle connections serve them,
+// and 1 MiB pieces are what ClickHouse compresses its own blocks in
+// (max_compress_block_size).
 func keepBuffersSmall(opts *ch.Options) {
 	if opts.MaxIdleConns == 0 {
-		opts.MaxIdleConns = eventsParts + 2
+		opts.MaxIdleConns = insertsAtOnce
 	}
 	if opts.MaxCompressionBuffer == 0 {
 		opts.MaxCompressionBuffer = 1 << 20
@@ -281,7 +281,7 @@ func (s *Sink) Close() error {
 }
 
 // Write inserts every row of the batches: the rows of events, sessions
-// and lifecycle_transitions in INSERTs that run at once, then
+// and lifecycle_transitions in INSERTs that run two at a time, then
 // pipeline_state, so that a checkpoint is stored only after the rows
 // derived before it. It blocks until ClickHouse acknowledged each insert,
 // retrying failed inserts with backoff until ctx ends. The tables are
@@ -344,7 +344,7 @@ func (s *Sink) releaseBuffers() {
 // parts are the INSERTs that carry t's rows. ClickHouse runs an INSERT,
 // and the views it feeds, on one thread, so the events of a large flush
 // (most of its rows, with four views behind them) go in eventsParts
-// INSERTs at once: 14 % more records/s end to end on 2 cores
+// INSERTs that run at once: 14-19 % more records/s end to end on 2 cores
 // (bench/RESULTS.md). Small flushes stay whole, to keep parts few; a
 // direct cluster insert is split by shard already.
 func (s *Sink) parts(t rows.AnyTable, batches []*rows.Batch) []*part {
@@ -369,8 +369,9 @@ func (s *Sink) parts(t rows.AnyTable, batches []*rows.Batch) []*part {
 }
 
 // eventsParts is how many INSERTs a large flush's events go in: one per
-// core of the machine the project is measured on. A third showed no gain
-// where sessions and transitions were the third and fourth (RESULTS.md).
+// core of the machine the project is measured on. Sessions and
+// transitions as INSERTs of their own beside them gained nothing
+// (RESULTS.md), so they follow the events' parts in the same lanes.
 const eventsParts = 2
 
 // localTable is the shard-local table that name's rows are inserted into
@@ -383,16 +384,29 @@ func (s *Sink) localTable(name string) (string, bool) {
 	return local, ok
 }
 
-// writeAtOnce runs the parts' INSERTs at once and waits for all of them.
+// writeAtOnce runs the parts' INSERTs insertsAtOnce at a time, each lane
+// taking every insertsAtOnce-th part in turn (a large flush's events
+// first, one part per lane), and waits for all of them.
 func (s *Sink) writeAtOnce(ctx context.Context, batches []*rows.Batch, parts []*part) error {
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
-	for i, p := range parts {
-		wg.Go(func() { errs[i] = s.writePart(ctx, batches, p) })
+	for lane := range min(insertsAtOnce, len(parts)) {
+		wg.Go(func() {
+			for i := lane; i < len(parts); i += insertsAtOnce {
+				if errs[i] = s.writePart(ctx, batches, parts[i]); errs[i] != nil {
+					return
+				}
+			}
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// insertsAtOnce is how many INSERTs of a write run at once: both of
+// ClickHouse's threads busy on the machine the project is measured on,
+// with the driver's buffers of two blocks in flight rather than four.
+const insertsAtOnce = eventsParts
 
 func (s *Sink) writePart(ctx context.Context, batches []*rows.Batch, p *part) error {
 	if s.router != nil {
