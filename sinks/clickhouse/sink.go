@@ -308,10 +308,10 @@ func (s *Sink) WriteTables(ctx context.Context, batches []*rows.Batch, tables []
 	if err := s.writeAtOnce(ctx, batches, parts); err != nil {
 		return err
 	}
-	if state == nil || rowCount(state, batches) == 0 {
+	if state == nil {
 		return nil
 	}
-	return s.writePart(ctx, batches, s.part(state, 0, rowCount(state, batches), state.TableName()))
+	return s.writeAtOnce(ctx, batches, s.parts(state, batches))
 }
 
 // part is one INSERT of a write: rows from..to of t, filled through
