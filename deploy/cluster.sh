@@ -64,29 +64,33 @@ port_free() {
 }
 
 # TAKEN holds the ports chosen in this run, so that two servers never get
-# the same one.
+# the same one. The pickers assign to a variable instead of printing: a
+# command substitution would run them in a subshell and lose TAKEN.
 TAKEN=" "
+
+# random_port VAR: a free port not chosen yet, into VAR.
 random_port() {
 	local p
 	for _ in $(seq 1 200); do
 		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
 		if [[ $TAKEN != *" $p "* ]] && port_free "$p"; then
 			TAKEN+="$p "
-			echo "$p"
+			printf -v "$1" '%s' "$p"
 			return 0
 		fi
 	done
 	die "no free TCP port found in 20000-59999"
 }
 
-# reuse_or_pick OLD: OLD when it is a free port not chosen yet, else a new one.
+# reuse_or_pick VAR OLD: OLD when it is a free port not chosen yet, else a
+# new one, into VAR.
 reuse_or_pick() {
-	local old=${1:-}
+	local old=${2:-}
 	if [[ $old =~ ^[0-9]+$ && $TAKEN != *" $old "* ]] && port_free "$old"; then
 		TAKEN+="$old "
-		echo "$old"
+		printf -v "$1" '%s' "$old"
 	else
-		random_port
+		random_port "$1"
 	fi
 }
 
@@ -134,7 +138,7 @@ zk_start() {
 	fi
 	ensure_zookeeper
 	mkdir -p "$DIR/zk/conf" "$DIR/zk/data"
-	port=$(reuse_or_pick "$(read_file "$DIR/zk/client.port" || true)")
+	reuse_or_pick port "$(read_file "$DIR/zk/client.port" || true)"
 	# admin.enableServer=false: else it binds 8080.
 	cat >"$DIR/zk/conf/zoo.cfg" <<EOF
 tickTime=2000
@@ -229,9 +233,9 @@ choose_ports() {
 	: >"$DIR/ports.new"
 	for name in $(servers); do
 		read -r old_n old_h old_i <<<"${old[$name]:-}"
-		NATIVE[$name]=$(reuse_or_pick "$old_n")
-		HTTP[$name]=$(reuse_or_pick "$old_h")
-		INTER[$name]=$(reuse_or_pick "$old_i")
+		reuse_or_pick "NATIVE[$name]" "$old_n"
+		reuse_or_pick "HTTP[$name]" "$old_h"
+		reuse_or_pick "INTER[$name]" "$old_i"
 		echo "$name ${NATIVE[$name]} ${HTTP[$name]} ${INTER[$name]}" >>"$DIR/ports.new"
 	done
 	mv "$DIR/ports.new" "$DIR/ports"

@@ -6,6 +6,7 @@ package main
 // space separated. `make test` starts a small one (2 shards x 1 replica).
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -142,14 +143,17 @@ func ownCluster(t *testing.T, db string, shards, replicas int) ([]string, string
 	clusterDSNs(t, db) // skips unless FUNNELHOUSE_TEST_CLUSTER is set
 	dir := t.TempDir()
 	script := "../../deploy/cluster.sh"
-	out, err := exec.Command("bash", script, "start", dir, "--shards", strconv.Itoa(shards), "--replicas", strconv.Itoa(replicas)).Output()
+	start := exec.Command("bash", script, "start", dir, "--shards", strconv.Itoa(shards), "--replicas", strconv.Itoa(replicas))
+	var stderr bytes.Buffer
+	start.Stderr = &stderr
+	out, err := start.Output()
 	t.Cleanup(func() {
 		if out, err := exec.Command("bash", script, "stop", dir).CombinedOutput(); err != nil {
 			t.Logf("stopping the test's cluster: %v\n%s", err, out)
 		}
 	})
 	if err != nil {
-		t.Fatalf("cluster.sh start: %v", err)
+		t.Fatalf("cluster.sh start: %v\n%s", err, stderr.String())
 	}
 	var dsns []string
 	for _, dsn := range strings.Fields(string(out)) {
