@@ -5,12 +5,13 @@
 #   make test-cluster      the cluster tests on ZooKeeper + 2 shards x 2 replicas (deploy/cluster.sh)
 #   make chaos             the fault matrix: CHAOS_RUNS (20) seeded runs with random faults
 #   make demo              run the demo against the local ClickHouse in .local/clickhouse (left running)
-#   make bench             run the benchmark against the same local ClickHouse
+#   make bench             run the benchmark against a ClickHouse of its own in .local/bench/clickhouse (left running),
+#                          its data on a journaled filesystem (bench/datadir.sh)
 #   make bench-cluster     the same beside a ClickHouse cluster (ZooKeeper + 2 shards x 1 replica, started and stopped)
 #   make ablation          ClickHouse CPU per table and view, step by step (bench/ablation.json)
 #   make bench-live        real-time traffic held for the lateness: rates x latenesses (bench/live.json)
 #   make clickhouse-start  start (or reuse) the local ClickHouse; prints its DSN
-#   make clickhouse-stop   stop it (same as make demo-stop)
+#   make clickhouse-stop   stop it and the benchmarks' (same as make demo-stop)
 #   make clickhouse-status
 #   make clean             remove bin/
 
@@ -28,9 +29,14 @@ endif
 GO ?= go
 BIN := bin/funnelhouse
 CLICKHOUSE := bash deploy/clickhouse.sh
-# Persistent local server used by demo and bench.
+# Persistent local server used by demo.
 LOCAL_CH_DIR ?= .local/clickhouse
-# Database used by demo and bench on the local server.
+# The benchmarks' own server, its data on a journaled filesystem
+# (bench/datadir.sh: on ext4 without a journal, creating files costs
+# ClickHouse a scan of the inodes deleted in the last minutes).
+BENCH_DIR ?= .local/bench
+BENCH_CH_DIR := $(BENCH_DIR)/clickhouse
+# Database used by demo on the local server.
 CH_DATABASE ?= funnelhouse
 # The fuzz step of make test runs a number of inputs, not a duration: with
 # a duration, Go 1.26's fuzzing coordinator can fail the run with a bare
@@ -116,6 +122,7 @@ clickhouse-start:
 
 clickhouse-stop:
 	@$(CLICKHOUSE) stop $(LOCAL_CH_DIR)
+	@if [[ -d $(BENCH_CH_DIR) ]]; then $(CLICKHOUSE) stop $(BENCH_CH_DIR); fi
 
 clickhouse-status:
 	@$(CLICKHOUSE) status $(LOCAL_CH_DIR)
@@ -135,14 +142,15 @@ demo: prereqs-demo build
 	exit $$rc
 
 # The benchmark of bench/RESULTS.md: funnelhouse (3 runs) and the peers on
-# 5M events, on the local ClickHouse; results also in bench/results.json.
+# 5M events, on the benchmarks' ClickHouse; results also in bench/results.json.
 BENCH_EVENTS ?= 5000000
 bench: build
-	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
+	@bash bench/datadir.sh $(BENCH_DIR); \
+	dsn=$$($(CLICKHOUSE) start $(BENCH_CH_DIR)); \
 	rc=0; \
-	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench --events $(BENCH_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/results.json"; \
-	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench" --events $(BENCH_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/results.json || rc=$$?; \
-	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop"; \
+	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench --events $(BENCH_EVENTS) --clickhouse-pid-file $(BENCH_CH_DIR)/pid --json bench/results.json"; \
+	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench" --events $(BENCH_EVENTS) --clickhouse-pid-file $(BENCH_CH_DIR)/pid --json bench/results.json || rc=$$?; \
+	echo "ClickHouse is still running in $(BENCH_CH_DIR); stop it with: make clickhouse-stop"; \
 	exit $$rc
 
 # Cost growth (bench/RESULTS.md "Growth"): the whole bench, every peer
@@ -151,12 +159,13 @@ bench: build
 # rather than in its memory: 20M records would take 6 GB of it.
 GROWTH_SIZES ?= 1M,5M,20M
 bench-growth: build
-	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
+	@bash bench/datadir.sh $(BENCH_DIR); \
+	dsn=$$($(CLICKHOUSE) start $(BENCH_CH_DIR)); \
 	rc=0; \
-	args="--growth $(GROWTH_SIZES) --runs 1 --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --broker-data-dir .local/broker --json bench/growth.json"; \
+	args="--growth $(GROWTH_SIZES) --runs 1 --clickhouse-pid-file $(BENCH_CH_DIR)/pid --broker-data-dir .local/broker --json bench/growth.json"; \
 	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench $$args"; \
 	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench" $$args || rc=$$?; \
-	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop"; \
+	echo "ClickHouse is still running in $(BENCH_CH_DIR); stop it with: make clickhouse-stop"; \
 	exit $$rc
 
 # funnelhouse on a ClickHouse cluster beside the single server (bench
@@ -176,16 +185,17 @@ BENCH_CLUSTER_DIR ?=
 BENCH_CLUSTER_JSON ?= bench/cluster.json
 BENCH_CLUSTER_ARGS ?= --peers= --latency-seconds 0
 bench-cluster: prereqs-demo build
-	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
+	@bash bench/datadir.sh $(BENCH_DIR); \
+	dsn=$$($(CLICKHOUSE) start $(BENCH_CH_DIR)); \
 	dir="$(BENCH_CLUSTER_DIR)"; rm_dir=; \
 	if [[ -z $$dir ]]; then dir=$$(mktemp -d "$${TMPDIR:-/tmp}/funnelhouse-bench-cluster.XXXXXX"); rm_dir=1; fi; \
 	trap 'bash deploy/cluster.sh stop "$$dir" || true; [[ -z $$rm_dir ]] || rm -rf "$$dir"' EXIT; \
 	dsns=$$(bash deploy/cluster.sh start "$$dir" --shards $(BENCH_CLUSTER_SHARDS) --replicas $(BENCH_CLUSTER_REPLICAS)); \
 	read -r first <<<"$$dsns"; \
-	args="--events $(BENCH_CLUSTER_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --cluster funnelhouse --cluster-clickhouse $${first}funnelhouse_bench --cluster-dir $$dir --json $(BENCH_CLUSTER_JSON) $(BENCH_CLUSTER_ARGS)"; \
+	args="--events $(BENCH_CLUSTER_EVENTS) --clickhouse-pid-file $(BENCH_CH_DIR)/pid --cluster funnelhouse --cluster-clickhouse $${first}funnelhouse_bench --cluster-dir $$dir --json $(BENCH_CLUSTER_JSON) $(BENCH_CLUSTER_ARGS)"; \
 	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench $$args"; \
 	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench" $$args; \
-	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop (the cluster is stopped)"
+	echo "ClickHouse is still running in $(BENCH_CH_DIR); stop it with: make clickhouse-stop (the cluster is stopped)"
 
 # Where ClickHouse's CPU goes (bench/RESULTS.md): the pipeline's rows for
 # ABLATION_EVENTS generated events inserted step by step (events, +
@@ -193,13 +203,14 @@ bench-cluster: prereqs-demo build
 # times, and the Kafka engine's raw tables as a reference.
 ABLATION_EVENTS ?= 2000000
 ablation: build
-	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
-	http=http://127.0.0.1:$$(cat $(LOCAL_CH_DIR)/http.port); \
+	@bash bench/datadir.sh $(BENCH_DIR); \
+	dsn=$$($(CLICKHOUSE) start $(BENCH_CH_DIR)); \
+	http=http://127.0.0.1:$$(cat $(BENCH_CH_DIR)/http.port); \
 	rc=0; \
-	args="--events $(ABLATION_EVENTS) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --clickhouse-http $$http --json bench/ablation.json"; \
+	args="--events $(ABLATION_EVENTS) --clickhouse-pid-file $(BENCH_CH_DIR)/pid --clickhouse-http $$http --json bench/ablation.json"; \
 	echo "+ $(BIN) ablation --clickhouse $${dsn}funnelhouse_ablation $$args"; \
 	$(BIN) ablation --clickhouse "$${dsn}funnelhouse_ablation" $$args || rc=$$?; \
-	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop"; \
+	echo "ClickHouse is still running in $(BENCH_CH_DIR); stop it with: make clickhouse-stop"; \
 	exit $$rc
 
 # Real-time traffic (`bench --live`): each rate x lateness for LIVE_DURATION
@@ -209,12 +220,13 @@ LIVE_RATES ?= 10000,20000
 LIVE_LATENESSES ?= 2m,10m
 LIVE_DURATION ?= 10m
 bench-live: build
-	@dsn=$$($(CLICKHOUSE) start $(LOCAL_CH_DIR)); \
+	@bash bench/datadir.sh $(BENCH_DIR); \
+	dsn=$$($(CLICKHOUSE) start $(BENCH_CH_DIR)); \
 	rc=0; \
-	args="--live --live-rates $(LIVE_RATES) --live-latenesses $(LIVE_LATENESSES) --live-duration $(LIVE_DURATION) --clickhouse-pid-file $(LOCAL_CH_DIR)/pid --json bench/live.json"; \
+	args="--live --live-rates $(LIVE_RATES) --live-latenesses $(LIVE_LATENESSES) --live-duration $(LIVE_DURATION) --clickhouse-pid-file $(BENCH_CH_DIR)/pid --json bench/live.json"; \
 	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench_live $$args"; \
 	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench_live" $$args || rc=$$?; \
-	echo "ClickHouse is still running in $(LOCAL_CH_DIR); stop it with: make clickhouse-stop"; \
+	echo "ClickHouse is still running in $(BENCH_CH_DIR); stop it with: make clickhouse-stop"; \
 	exit $$rc
 
 # Go benchmarks next to the code (one core, as the targets are per core).

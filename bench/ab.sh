@@ -10,21 +10,26 @@
 #      go build -o /tmp/fh-after ./cmd/funnelhouse
 #      bench/ab.sh /tmp/ab 4 2000000 /tmp/fh-before /tmp/fh-after
 #
+# The servers' data go under AB_CLICKHOUSE_PARENT (default .local/bench,
+# on a journaled filesystem: bench/datadir.sh).
+#
 # OUTDIR/summary gets a line per run (the bench's funnelhouse row and the
 # load average at its end); OUTDIR/NAME-ROUND.{log,json} the whole output.
 set -euo pipefail
 if [[ $# -lt 4 ]]; then
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 fi
 out=$1 rounds=$2 events=$3
 shift 3
 repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
+parent=${AB_CLICKHOUSE_PARENT:-$repo/.local/bench}
+bash "$repo/bench/datadir.sh" "$parent"
 for round in $(seq 1 "$rounds"); do
 	for bin in "$@"; do
 		name=$(basename "$bin")
-		dir=$(mktemp -d /tmp/ab-clickhouse.XXXXXX)
+		dir=$(mktemp -d "$parent/ab-clickhouse.XXXXXX")
 		dsn=$(bash "$repo/deploy/clickhouse.sh" start "$dir" 2>/dev/null | tail -1)
 		rc=0
 		"$bin" bench --clickhouse "${dsn}fh_ab" --events "$events" --runs 1 --peers '' --latency-seconds 0 \

@@ -10,17 +10,21 @@ import (
 
 // Result is one measured system in a bench run.
 type Result struct {
-	System         string    `json:"system"`
-	Runs           int       `json:"runs"`
-	Records        int64     `json:"records"`
-	Rows           int64     `json:"rows_per_run"`
-	Seconds        []float64 `json:"seconds"`
-	MedianSeconds  float64   `json:"median_seconds"`
-	RecordsPerSec  float64   `json:"records_per_s"`
-	EventsPerSec   float64   `json:"events_per_s,omitempty"`
-	PeakRSSMiB     float64   `json:"peak_rss_mib,omitempty"`
-	CPUSecPerMEv   float64   `json:"cpu_s_per_million_records,omitempty"`
-	CHCPUSecPerMEv float64   `json:"clickhouse_cpu_s_per_million_records,omitempty"`
+	System  string    `json:"system"`
+	Runs    int       `json:"runs"`
+	Records int64     `json:"records"`
+	Rows    int64     `json:"rows_per_run"`
+	Seconds []float64 `json:"seconds"`
+	// PerRun is each run's own numbers, in the order run: the medians
+	// below hide a trend from run to run (a server that slows as runs
+	// follow each other).
+	PerRun         []RunNumbers `json:"per_run,omitempty"`
+	MedianSeconds  float64      `json:"median_seconds"`
+	RecordsPerSec  float64      `json:"records_per_s"`
+	EventsPerSec   float64      `json:"events_per_s,omitempty"`
+	PeakRSSMiB     float64      `json:"peak_rss_mib,omitempty"`
+	CPUSecPerMEv   float64      `json:"cpu_s_per_million_records,omitempty"`
+	CHCPUSecPerMEv float64      `json:"clickhouse_cpu_s_per_million_records,omitempty"`
 	// The broker's CPU while the system ran (`funnelhouse broker`, a
 	// process of its own), and the bench process's: the harness polling
 	// for the end, which is not the measured system's and not in the total.
@@ -56,6 +60,16 @@ type Result struct {
 	StateBytesPerVisitor float64           `json:"state_bytes_per_visitor,omitempty"`
 	ViewRows             map[string]uint64 `json:"view_rows,omitempty"`
 	ViewQueryLoad1       float64           `json:"view_query_load_avg_1m,omitempty"`
+}
+
+// RunNumbers are one run's records/s, CPU-s per million records of the
+// measured process, ClickHouse and the broker, and peak RSS.
+type RunNumbers struct {
+	RecordsPerSec float64 `json:"records_per_s"`
+	CPU           float64 `json:"cpu_s_per_million_records"`
+	ClickHouseCPU float64 `json:"clickhouse_cpu_s_per_million_records"`
+	BrokerCPU     float64 `json:"broker_cpu_s_per_million_records"`
+	PeakRSSMiB    float64 `json:"peak_rss_mib"`
 }
 
 // Report is a whole bench run, as bench/results.json keeps it.
