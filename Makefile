@@ -36,6 +36,8 @@ LOCAL_CH_DIR ?= .local/clickhouse
 # ClickHouse a scan of the inodes deleted in the last minutes).
 BENCH_DIR ?= .local/bench
 BENCH_CH_DIR := $(BENCH_DIR)/clickhouse
+# Starts (or reuses) the benchmarks' server and prints its DSN.
+BENCH_CH_START := bash bench/datadir.sh $(BENCH_DIR) && $(CLICKHOUSE) start $(BENCH_CH_DIR)
 # Database used by demo on the local server.
 CH_DATABASE ?= funnelhouse
 # The fuzz step of make test runs a number of inputs, not a duration: with
@@ -145,8 +147,7 @@ demo: prereqs-demo build
 # 5M events, on the benchmarks' ClickHouse; results also in bench/results.json.
 BENCH_EVENTS ?= 5000000
 bench: build
-	@bash bench/datadir.sh $(BENCH_DIR); \
-	dsn=$$($(CLICKHOUSE) start $(BENCH_CH_DIR)); \
+	@dsn=$$($(BENCH_CH_START)); \
 	rc=0; \
 	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench --events $(BENCH_EVENTS) --clickhouse-pid-file $(BENCH_CH_DIR)/pid --json bench/results.json"; \
 	$(BIN) bench --clickhouse "$${dsn}funnelhouse_bench" --events $(BENCH_EVENTS) --clickhouse-pid-file $(BENCH_CH_DIR)/pid --json bench/results.json || rc=$$?; \
@@ -159,8 +160,7 @@ bench: build
 # rather than in its memory: 20M records would take 6 GB of it.
 GROWTH_SIZES ?= 1M,5M,20M
 bench-growth: build
-	@bash bench/datadir.sh $(BENCH_DIR); \
-	dsn=$$($(CLICKHOUSE) start $(BENCH_CH_DIR)); \
+	@dsn=$$($(BENCH_CH_START)); \
 	rc=0; \
 	args="--growth $(GROWTH_SIZES) --runs 1 --clickhouse-pid-file $(BENCH_CH_DIR)/pid --broker-data-dir .local/broker --json bench/growth.json"; \
 	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench $$args"; \
@@ -185,8 +185,7 @@ BENCH_CLUSTER_DIR ?=
 BENCH_CLUSTER_JSON ?= bench/cluster.json
 BENCH_CLUSTER_ARGS ?= --peers= --latency-seconds 0
 bench-cluster: prereqs-demo build
-	@bash bench/datadir.sh $(BENCH_DIR); \
-	dsn=$$($(CLICKHOUSE) start $(BENCH_CH_DIR)); \
+	@dsn=$$($(BENCH_CH_START)); \
 	dir="$(BENCH_CLUSTER_DIR)"; rm_dir=; \
 	if [[ -z $$dir ]]; then dir=$$(mktemp -d "$${TMPDIR:-/tmp}/funnelhouse-bench-cluster.XXXXXX"); rm_dir=1; fi; \
 	trap 'bash deploy/cluster.sh stop "$$dir" || true; [[ -z $$rm_dir ]] || rm -rf "$$dir"' EXIT; \
@@ -203,8 +202,7 @@ bench-cluster: prereqs-demo build
 # times, and the Kafka engine's raw tables as a reference.
 ABLATION_EVENTS ?= 2000000
 ablation: build
-	@bash bench/datadir.sh $(BENCH_DIR); \
-	dsn=$$($(CLICKHOUSE) start $(BENCH_CH_DIR)); \
+	@dsn=$$($(BENCH_CH_START)); \
 	http=http://127.0.0.1:$$(cat $(BENCH_CH_DIR)/http.port); \
 	rc=0; \
 	args="--events $(ABLATION_EVENTS) --clickhouse-pid-file $(BENCH_CH_DIR)/pid --clickhouse-http $$http --json bench/ablation.json"; \
@@ -220,8 +218,7 @@ LIVE_RATES ?= 10000,20000
 LIVE_LATENESSES ?= 2m,10m
 LIVE_DURATION ?= 10m
 bench-live: build
-	@bash bench/datadir.sh $(BENCH_DIR); \
-	dsn=$$($(CLICKHOUSE) start $(BENCH_CH_DIR)); \
+	@dsn=$$($(BENCH_CH_START)); \
 	rc=0; \
 	args="--live --live-rates $(LIVE_RATES) --live-latenesses $(LIVE_LATENESSES) --live-duration $(LIVE_DURATION) --clickhouse-pid-file $(BENCH_CH_DIR)/pid --json bench/live.json"; \
 	echo "+ $(BIN) bench --clickhouse $${dsn}funnelhouse_bench_live $$args"; \

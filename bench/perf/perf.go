@@ -152,9 +152,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				return rep, fmt.Errorf("%s run %d: %w", t.system, i+1, err)
 			}
 			measured[j] = append(measured[j], run)
+			n := run.numbers(expect.Records)
 			fmt.Fprintf(os.Stderr, "%s run %d/%d: %.2f s, %.0f events/s, CPU-s per million records %.2f (ClickHouse %.2f), peak RSS %.0f MiB, verified\n",
-				t.system, i+1, cfg.Runs, run.seconds, float64(len(expect.Events))/run.seconds,
-				perMillion(run.cpu, expect.Records), perMillion(run.used.clickhouse, expect.Records), run.rssMiB)
+				t.system, i+1, cfg.Runs, run.seconds, float64(len(expect.Events))/run.seconds, n.CPU, n.ClickHouseCPU, n.PeakRSSMiB)
 		}
 	}
 	rep.Verified = true
@@ -232,6 +232,13 @@ type runMeasure struct {
 	used                 cpuMark // of the target's servers and of the bench process
 }
 
+// numbers are the run's own records/s, CPU per million of its records and
+// peak RSS.
+func (m runMeasure) numbers(records int64) RunNumbers {
+	return RunNumbers{RecordsPerSec: float64(records) / m.seconds, CPU: perMillion(m.cpu, records),
+		ClickHouseCPU: perMillion(m.used.clickhouse, records), BrokerCPU: perMillion(m.used.broker, records), PeakRSSMiB: m.rssMiB}
+}
+
 // result sums up a target's measured runs: the median run time and the
 // median CPU of each process.
 func (t *target) result(runs []runMeasure, records, events, rows int64) *Result {
@@ -240,8 +247,7 @@ func (t *target) result(runs []runMeasure, records, events, rows int64) *Result 
 	perServer := make([][]float64, len(t.servers.names))
 	for _, m := range runs {
 		r.Seconds = append(r.Seconds, m.seconds)
-		r.PerRun = append(r.PerRun, RunNumbers{RecordsPerSec: float64(records) / m.seconds, CPU: perMillion(m.cpu, records),
-			ClickHouseCPU: perMillion(m.used.clickhouse, records), BrokerCPU: perMillion(m.used.broker, records), PeakRSSMiB: m.rssMiB})
+		r.PerRun = append(r.PerRun, m.numbers(records))
 		rss, cpu = append(rss, m.rssMiB), append(cpu, m.cpu)
 		chCPU, zkCPU = append(chCPU, m.used.clickhouse), append(zkCPU, m.used.zookeeper)
 		brokerCPU, benchCPU = append(brokerCPU, m.used.broker), append(benchCPU, m.used.self)
