@@ -68,18 +68,25 @@ port_free() {
 # command substitution would run them in a subshell and lose TAKEN.
 TAKEN=" "
 
-# random_port VAR: a free port not chosen yet, into VAR.
+# random_port VAR: a free port not chosen yet, into VAR. Below the
+# kernel's ephemeral range when it leaves room (32768 by default): a port
+# in it can be taken by any outgoing connection between the check and the
+# bind, as ZooKeeper's once was in CI (BindException).
 random_port() {
-	local p
+	local p lo span=40000
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=0
+	if ((lo - 20000 >= 1000)); then
+		span=$((lo - 20000))
+	fi
 	for _ in $(seq 1 200); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % span))
 		if [[ $TAKEN != *" $p "* ]] && port_free "$p"; then
 			TAKEN+="$p "
 			printf -v "$1" '%s' "$p"
 			return 0
 		fi
 	done
-	die "no free TCP port found in 20000-59999"
+	die "no free TCP port found in 20000-$((20000 + span - 1))"
 }
 
 # reuse_or_pick VAR OLD: OLD when it is a free port not chosen yet, else a
