@@ -147,6 +147,9 @@ FROM
             arrayFilter((n, k) -> k = 1, orders_so_far, marks_sorted),
             arrayFilter((n, k) -> k = 0, orders_so_far, marks_sorted))  AS session_orders
     FROM {db}.visitor_timelines
+    -- No clickstream event, no session; and the shifted arrays above
+    -- (arrayPushBack of an empty array) would not match in length.
+    WHERE has(topic_arr, 0)
 )
 ARRAY JOIN
     starts         AS start_ms,
